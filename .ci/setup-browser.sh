@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install what the Pyodide (Node) and browser (Chromium) tests need, on a
+# Debian machine, as root. Idempotent: installs only what is missing, and
+# touches no network at all when everything is already there.
+#   node + npm : Pyodide under Node, and `npm pack pyodide@…` for the sites
+#   chromium   : Debian's build, driven by Playwright from PyPI
+#                (never `playwright install`: it downloads its own browser)
+# Python packages (jupyterlite-*, playwright) come from the project's
+# extras; Pyodide and wheels are fetched into the download cache by the
+# tests themselves (ipy_lazycache.offline_pyodide).
+set -euo pipefail
+
+CHROMIUM=/usr/lib/chromium/chromium
+missing=()
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+[ -x "$CHROMIUM" ] || missing+=(chromium)
+
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "setup-browser: need root to install: ${missing[*]}" >&2
+        exit 1
+    fi
+    echo "setup-browser: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 18 ]; then
+    echo "setup-browser: Pyodide needs Node >= 18, found $(node --version)" >&2
+    exit 1
+fi
+echo "setup-browser: node $(node --version), npm $(npm --version), $("$CHROMIUM" --version)"
