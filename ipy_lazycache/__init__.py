@@ -1,0 +1,30 @@
+"""ipy_lazycache: ``%%lazycache`` restores a cell's variables and outputs
+when its code and the content of everything it reads are unchanged."""
+
+__version__ = "0.1.0"
+
+_magics = None
+
+
+def load_ipython_extension(ipython):
+    global _magics
+    from .magics import LazyCache
+
+    if _magics is not None and _magics.shell is ipython:
+        return
+    _magics = LazyCache(shell=ipython)
+    ipython.register_magics(_magics)
+    ipython.events.register("pre_run_cell", _magics.pre_run_cell)
+
+
+def unload_ipython_extension(ipython):
+    global _magics
+    if _magics is None:
+        return
+    try:
+        ipython.events.unregister("pre_run_cell", _magics.pre_run_cell)
+    except ValueError:
+        pass
+    ipython.magics_manager.magics["cell"].pop("lazycache", None)
+    ipython.magics_manager.magics["line"].pop("lazycache", None)
+    _magics = None

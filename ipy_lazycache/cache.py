@@ -1,0 +1,585 @@
+"""Lookup, run bookkeeping, store and restore: the cache without IPython.
+
+Everything here takes a plain dict as the namespace, so it can be driven and
+tested without a kernel. :mod:`.magics` adds parsing, output capture and
+printing on top.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import types
+from dataclasses import dataclass, field
+
+import xxhash
+
+from . import codecs, manifest as mf
+from .analysis import Analysis, analyze, is_ipython_name
+from .hashing import Unhashable, cell_key, code_hash, value_hash
+from .manifest import CorruptEntry
+from .stores.base import chunks
+from .tripwire import Tripwire
+
+
+class Uncacheable(Exception):
+    """The cell cannot be keyed; it runs uncached and one line says why."""
+
+
+_MISSING = object()
+
+
+@dataclass
+class Plan:
+    """A keyed cell, ready to restore or to run and store."""
+
+    key: str
+    source: str
+    analysis: Analysis
+    refs: dict  # name -> content hash before the run
+    hidden: dict = field(default_factory=dict)  # defs moved aside for the run
+    unassigned: set = field(default_factory=set)  # hidden defs the run left alone
+
+
+class Memo:
+    """Content hashes of values whose hash is already known.
+
+    A hash stays valid only while no user code runs: a restore runs none, so a
+    chain of cached cells never re-hashes its data. Any other execution (a
+    plain cell, or a cached cell's body) clears it, because code can mutate a
+    value through an alias without naming it.
+    """
+
+    def __init__(self):
+        self._known: dict[str, tuple[object, str]] = {}
+
+    def get(self, name, obj):
+        hit = self._known.get(name)
+        return hit[1] if hit is not None and hit[0] is obj else None
+
+    def record(self, name, obj, content_hash):
+        if content_hash:
+            self._known[name] = (obj, content_hash)
+
+    def clear(self):
+        self._known.clear()
+
+
+def digest_chunks(parts) -> str:
+    h = xxhash.xxh3_128()
+    for part in parts:
+        h.update(part)
+    return h.hexdigest()
+
+
+def file_hash(path) -> str:
+    h = xxhash.xxh3_128()
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(1 << 22):
+                h.update(block)
+    except FileNotFoundError:
+        return "missing"
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------
+# Keying
+
+
+def plan(source: str, ns: dict, memo: Memo | None = None, deps=(), files=()) -> Plan:
+    """Analyze and key a (transformed) cell against ``ns``.
+
+    Raises :class:`Uncacheable` naming the ref that cannot be hashed, and
+    ``SyntaxError`` for code that does not parse.
+    """
+    tree = ast.parse(source)
+    analysis = analyze(tree)
+    names = set(analysis.refs(ns))
+    for name in deps:
+        if name not in ns:
+            raise Uncacheable(f"--deps names {name!r}, which is not defined")
+        names.add(name)
+    if analysis.has_dynamic:
+        # eval/exec/globals() can read defs that already exist; key them too.
+        names |= {n for n in analysis.defs if n in ns and not is_ipython_name(n)}
+    refs = {}
+    for name in sorted(names):
+        obj = ns[name]
+        known = memo.get(name, obj) if memo else None
+        if known is None:
+            try:
+                known = value_hash(obj)
+            except Unhashable as exc:
+                raise Uncacheable(f"variable {name!r} cannot be hashed: {exc}") from None
+            except RecursionError:
+                raise Uncacheable(f"variable {name!r} is nested too deeply to hash") from None
+        refs[name] = known
+    options = {}
+    if files:
+        options["files"] = "\n".join(f"{p}\t{file_hash(p)}" for p in sorted(files))
+    key = cell_key(code_hash(tree), refs, options)
+    return Plan(key=key, source=source, analysis=analysis, refs=refs)
+
+
+# ----------------------------------------------------------------------------
+# Running
+
+
+def hide_defs(plan: Plan, ns: dict):
+    """Move aside the names the cell only binds, before running its body.
+
+    The body never reads them (they are not refs), so it cannot notice. After
+    the run, a name that is back was assigned by the cell; one that is not
+    was left alone and gets its old value back. Without this, ``x = 5`` and a
+    skipped ``if False: x = 1`` would look the same afterwards.
+    """
+    if plan.analysis.has_dynamic:
+        return
+    for name in plan.analysis.defs - plan.analysis.reads - plan.analysis.deletes:
+        if name in ns and not is_ipython_name(name):
+            plan.hidden[name] = ns.pop(name)
+
+
+def unhide_defs(plan: Plan, ns: dict):
+    """Put back hidden names the run did not assign (also after an error)."""
+    for name, value in plan.hidden.items():
+        if name not in ns:
+            ns[name] = value
+            plan.unassigned.add(name)
+
+
+# ----------------------------------------------------------------------------
+# Storing
+
+
+@dataclass
+class Outcome:
+    """What a cell run produced, in the namespace and on screen."""
+
+    outputs: list  # nbformat-like output dicts
+    result: dict | None  # the last expression's mime bundle, or None
+    result_name: str | None = None  # when the last expression was a def
+    duration: float = 0.0
+
+
+def changed_names(plan: Plan, ns: dict, before_ids: dict):
+    """Defs bound and refs mutated by the run, and names it deleted."""
+    a = plan.analysis
+    values, deleted, mutated = {}, [], []
+    for name in sorted(a.defs | a.deletes):
+        if is_ipython_name(name):
+            continue
+        if name in ns:
+            if name in plan.unassigned:
+                continue  # not assigned by the run; unhide_defs put it back
+            values[name] = ns[name]
+        elif before_ids.get(name, _MISSING) is not _MISSING:
+            deleted.append(name)
+    fresh = {}
+    for name, before in plan.refs.items():
+        if name in values or name not in ns:
+            continue
+        try:
+            now = value_hash(ns[name])
+        except Unhashable:
+            now = None
+        if now != before:
+            values[name] = ns[name]
+            mutated.append(name)
+        else:
+            fresh[name] = now
+    return values, deleted, mutated, fresh
+
+
+def save(store, plan: Plan, ns: dict, outcome: Outcome, before_ids: dict, memo: Memo | None = None):
+    """Write one entry: blobs first, the manifest last as the commit marker.
+
+    Returns ``(manifest, total_bytes)``. Store errors propagate: the caller
+    reports them, and the values stay in the namespace either way.
+    """
+    values, deleted, mutated, fresh = changed_names(plan, ns, before_ids)
+    m = mf.new(plan.key, plan.source)
+    m["duration"] = outcome.duration
+    m["outputs"] = outcome.outputs
+    m["result"] = outcome.result
+    m["result_name"] = outcome.result_name
+    m["deleted"] = deleted
+    m["mutated"] = mutated
+
+    # Which objects may be written as references instead of copies.
+    pids = {}
+    for name in plan.refs:
+        if name not in values and name in ns:
+            pids[id(ns[name])] = (("ref", name), ns[name])
+    for name, value in values.items():
+        pids[id(value)] = (("def", name), value)
+
+    blobs = _encode(values, pids)
+    total = 0
+    for blob_name, blob in blobs.items():
+        parts = blob.pop("parts")
+        blob["size"] = sum(memoryview(p).nbytes for p in parts)
+        blob["digest"] = digest_chunks(parts)
+        total += blob["size"]
+        # The digest in the name keeps concurrent writers of one key from
+        # replacing each other's blobs: whichever manifest lands last is whole.
+        stem, ext = blob_name.split(".", 1)
+        blob_name = f"{stem}.{blob['digest'][:12]}.{ext}"
+        store.put(f"{plan.key}/{blob_name}", parts)
+        m["blobs"][blob_name] = blob
+    for name, value in values.items():
+        entry = m["defs"].setdefault(name, {})
+        try:
+            entry["hash"] = value_hash(value)
+        except (Unhashable, RecursionError):
+            entry["hash"] = None
+        entry["type"] = f"{type(value).__module__}.{type(value).__qualname__}"
+    data = mf.dumps(m)
+    store.put(mf.manifest_key(plan.key), data)
+    if memo is not None:
+        memo.clear()
+        for name, h in fresh.items():
+            memo.record(name, ns[name], h)
+        for name, value in values.items():
+            memo.record(name, value, m["defs"][name]["hash"])
+    return m, total + len(data)
+
+
+def _blob_stem(name: str, index: int) -> str:
+    return name if name.isascii() and name.isidentifier() else f"def{index}"
+
+
+def _encode(values: dict, pids: dict) -> dict:
+    """Encode defs into blobs: one per def, except that defs which reference
+    each other in a cycle share one pickle (so their identities survive)."""
+    blobs = {}
+    pickled = {}  # first name -> (bytes, used pids, modules)
+    # Names bound to one object share one blob, so they stay one object.
+    aliases: dict[int, list] = {}
+    for name, value in values.items():
+        aliases.setdefault(id(value), []).append(name)
+    for index, names in enumerate(aliases.values()):
+        name, value = names[0], values[names[0]]
+        stem = _blob_stem(name, index)
+        if isinstance(value, types.ModuleType) and _importable(value):
+            blobs[f"{stem}.module"] = _blob("module", names, value.__name__.encode(), modules=[])
+            continue
+        codec = codecs.codec_for(value)
+        if codec is not None:
+            try:
+                parts = codec.encode(value)
+            except Exception:
+                codec = None
+            else:
+                blobs[f"{stem}.{codec.ext}"] = _blob(codec.name, names, parts, modules=list(codec.modules))
+                continue
+        try:
+            pickled[name] = codecs.dumps(value, pids, root_ids=[id(value)])
+        except Exception as exc:
+            blobs[f"{stem}.tripwire"] = _blob("tripwire", names, _unserializable(name, value, exc).encode())
+    owners = {n: names[0] for names in aliases.values() for n in names}
+    same = {names[0]: names for names in aliases.values()}
+
+    # Strongly connected groups of pickled defs (defs referencing each other).
+    deps = {
+        n: {owners[pid[1]] for pid in used if pid[0] == "def" and owners.get(pid[1]) in pickled}
+        for n, (_, used, _) in pickled.items()
+    }
+    for group in _cycles(deps):
+        members = sorted(group)
+        group_value = {n: values[n] for n in members}
+        data, used, modules = codecs.dumps(group_value, pids, root_ids=[id(values[n]) for n in members])
+        stem = "group-" + "-".join(_blob_stem(n, i) for i, n in enumerate(members))[:80]
+        blobs[f"{stem}.pkl"] = _blob("pickle-group", [a for n in members for a in same[n]], data, used=used, modules=modules)
+        blobs[f"{stem}.pkl"]["aliases"] = {n: same[n] for n in members if len(same[n]) > 1}
+        for n in members:
+            del pickled[n]
+    for index, (name, (data, used, modules)) in enumerate(pickled.items()):
+        stem = _blob_stem(name, index)
+        blobs[f"{stem}.pkl"] = _blob("pickle", same[name], data, used=used, modules=modules)
+    return blobs
+
+
+def _blob(codec, names, parts, used=(), modules=()):
+    return {
+        "codec": codec,
+        "defs": list(names),
+        "parts": chunks(parts) if isinstance(parts, (list, tuple)) else [parts],
+        "needs": sorted([list(p) for p in used]),
+        "modules": sorted(modules),
+    }
+
+
+def _unserializable(name, value, exc) -> str:
+    return f"{type(value).__name__} could not be stored ({type(exc).__name__}: {exc})"[:300]
+
+
+def _importable(module) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module.__name__) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _cycles(deps: dict) -> list[set]:
+    """Groups of two or more names that reach each other (Tarjan's SCCs)."""
+    index, low, on, stack, out, counter = {}, {}, set(), [], [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in deps.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = set()
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.add(w)
+                if w == v:
+                    break
+            if len(group) > 1 or v in deps.get(v, ()):
+                out.append(group)
+
+    for v in sorted(deps):
+        if v not in index:
+            visit(v)
+    return out
+
+
+# ----------------------------------------------------------------------------
+# Restoring
+
+
+@dataclass
+class Restored:
+    manifest: dict
+    values: dict  # name -> value (tripwires included)
+    tripwires: list
+    nbytes: int
+
+
+def load_manifest(store, key: str) -> dict | None:
+    data = store.get(mf.manifest_key(key))
+    if data is None:
+        return None
+    return mf.loads(data, key)
+
+
+def restore(store, key: str, ns: dict, m: dict | None = None) -> Restored | None:
+    """Load an entry's values without touching ``ns`` (refs are read from it).
+
+    Returns None for a miss; raises :class:`CorruptEntry` for an entry that
+    must be evicted. Blobs are checked against their digests before any
+    unpickling; memory-mapped ``.npy`` files are not read at all (they are
+    never unpickled, and reading them would make the restore O(size)).
+    """
+    if m is None:
+        m = load_manifest(store, key)
+        if m is None:
+            return None
+    blobs = m["blobs"]
+    # A blob that needs a module missing here (pandas in a browser) is not
+    # fetched: its defs, and those that reference them, become tripwires.
+    skipped = {}
+    for name, blob in blobs.items():
+        missing = codecs.missing_modules(blob.get("modules", ()))
+        if missing:
+            skipped[name] = f"module {', '.join(missing)} is not available here"
+    owner = {d: b for b, blob in blobs.items() for d in blob["defs"]}
+    changed = True
+    while changed:  # propagate to blobs that reference skipped ones
+        changed = False
+        for name, blob in blobs.items():
+            if name in skipped:
+                continue
+            for kind, ref in blob.get("needs", ()):
+                if kind == "def" and owner.get(ref) in skipped:
+                    skipped[name] = f"it references {ref!r}, which could not be restored"
+                    changed = True
+                    break
+
+    wanted, local = [], {}
+    for name, blob in blobs.items():
+        if name in skipped:
+            continue
+        codec = codecs.codec_named(blob["codec"])
+        path = store.local_path(f"{key}/{name}") if codec is not None and codec.name == "npy" else None
+        if path is not None:
+            local[name] = path
+        else:
+            wanted.append(f"{key}/{name}")
+    fetched = store.get_many(wanted) if wanted else {}
+    datas = {}
+    nbytes = 0
+    for full, data in fetched.items():
+        name = full.split("/", 1)[1]
+        blob = blobs[name]
+        if data is None:
+            raise CorruptEntry(f"blob {name} is missing")
+        if len(data) != blob["size"] or digest_chunks([data]) != blob["digest"]:
+            raise CorruptEntry(f"blob {name} does not match its digest")
+        datas[name] = data
+        nbytes += len(data)
+    for name, path in local.items():
+        size = os.path.getsize(path)
+        if size != blobs[name]["size"]:
+            raise CorruptEntry(f"blob {name} has the wrong size")
+        nbytes += size
+
+    values, tripwires = {}, []
+    hashes = {n: d.get("hash") for n, d in m["defs"].items()}
+
+    def resolve(pid):
+        kind, name = pid
+        if kind == "ref":
+            if name not in ns:
+                raise CorruptEntry(f"entry refers to {name!r}, which is not defined")
+            return ns[name]
+        if name not in values:
+            load_blob(owner[name])
+        return values[name]
+
+    loading = set()
+
+    def load_blob(bname):
+        if bname in loading:
+            raise CorruptEntry(f"blob {bname} references itself")
+        loading.add(bname)
+        blob = blobs[bname]
+        kind = blob["codec"]
+        if bname in skipped:
+            for d in blob["defs"]:
+                values[d] = Tripwire(d, skipped[bname], hashes.get(d))
+                tripwires.append(d)
+            return
+        if kind == "tripwire":
+            reason = datas[bname].decode("utf-8", "replace")
+            for d in blob["defs"]:
+                values[d] = Tripwire(d, reason, hashes.get(d))
+                tripwires.append(d)
+            return
+        if kind == "module":
+            import importlib
+
+            module = importlib.import_module(datas[bname].decode())
+            values.update((d, module) for d in blob["defs"])
+            return
+        if kind in ("pickle", "pickle-group"):
+            try:
+                obj = codecs.loads(datas[bname], resolve)
+            except CorruptEntry:
+                raise
+            except Exception as exc:
+                # Verified bytes that do not load here (another Python's code
+                # objects, a missing class): a tripwire, not a crash.
+                reason = f"it could not be loaded here ({type(exc).__name__}: {exc})"[:300]
+                for d in blob["defs"]:
+                    values[d] = Tripwire(d, reason, hashes.get(d))
+                    tripwires.append(d)
+                return
+            if kind == "pickle-group":
+                for d, v in obj.items():
+                    v = _rebind(v, ns)
+                    for alias in blob.get("aliases", {}).get(d, [d]):
+                        values[alias] = v
+            else:
+                obj = _rebind(obj, ns)
+                for d in blob["defs"]:
+                    values[d] = obj
+            return
+        codec = codecs.codec_named(kind)
+        if codec is None:
+            raise CorruptEntry(f"unknown codec {kind!r}")
+        value = codec.decode(datas.get(bname), local.get(bname))
+        values.update((d, value) for d in blob["defs"])
+
+    for bname in blobs:
+        if not all(d in values for d in blobs[bname]["defs"]):
+            load_blob(bname)
+    return Restored(manifest=m, values=values, tripwires=tripwires, nbytes=nbytes)
+
+
+def _rebind(value, ns):
+    """Give notebook functions restored by value the notebook's globals.
+
+    cloudpickle gives an unpickled function a private globals dict; a function
+    defined by the cell must instead see later changes to notebook globals,
+    exactly as it would after a real run.
+    """
+    if isinstance(value, types.FunctionType) and value.__module__ == "__main__":
+        fn = types.FunctionType(value.__code__, ns, value.__name__, value.__defaults__, value.__closure__)
+        fn.__dict__.update(value.__dict__)
+        fn.__qualname__ = value.__qualname__
+        fn.__kwdefaults__ = value.__kwdefaults__
+        fn.__annotations__ = value.__annotations__
+        fn.__doc__ = value.__doc__
+        fn.__module__ = "__main__"
+        return fn
+    if isinstance(value, type) and value.__module__ == "__main__":
+        for attr, member in list(vars(value).items()):
+            wrapper = type(member) if isinstance(member, (staticmethod, classmethod)) else None
+            inner = member.__func__ if wrapper else member
+            if isinstance(inner, types.FunctionType) and inner.__module__ == "__main__":
+                rebound = _rebind(inner, ns)
+                setattr(value, attr, wrapper(rebound) if wrapper else rebound)
+    return value
+
+
+def apply(restored: Restored, ns: dict, memo: Memo | None = None):
+    """Bind restored values into ``ns`` and replay deletions.
+
+    A mutated ref is updated in place where its type allows it, so other
+    names bound to the same object see the change, as after a real run.
+    """
+    m = restored.manifest
+    for name, value in restored.values.items():
+        if name in m.get("mutated", ()) and name in ns and _update_in_place(ns[name], value):
+            value = ns[name]
+        else:
+            ns[name] = value
+        if memo is not None and not isinstance(value, Tripwire):
+            memo.record(name, value, m["defs"].get(name, {}).get("hash"))
+    for name in m["deleted"]:
+        ns.pop(name, None)
+
+
+def _update_in_place(target, value) -> bool:
+    if type(target) is not type(value):
+        return False
+    try:
+        if isinstance(target, list):
+            target[:] = value
+        elif isinstance(target, (dict, set)):
+            target.clear()
+            target.update(value)
+        elif isinstance(target, bytearray):
+            target[:] = value
+        elif type(target).__module__ == "numpy" and type(target).__name__ == "ndarray":
+            if target.shape != value.shape or target.dtype != value.dtype or not target.flags.writeable:
+                return False
+            target[...] = value
+        elif hasattr(target, "__dict__") and type(target).__module__ == "__main__":
+            target.__dict__.clear()
+            target.__dict__.update(value.__dict__)
+        else:
+            return False
+    except Exception:
+        return False
+    return True
+
+
+def evict(store, key: str):
+    """Remove an entry: the manifest first, so it stops being a hit at once."""
+    store.delete(mf.manifest_key(key))
+    for name in list(store.keys(f"{key}/")):
+        store.delete(name)

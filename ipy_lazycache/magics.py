@@ -1,0 +1,296 @@
+"""IPython glue: the ``%%lazycache`` cell magic, output capture and messages.
+
+Only this module touches IPython; the cache itself is in :mod:`.cache`.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+import time
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Int, Unicode
+
+from . import cache, platform
+from .manifest import CorruptEntry
+from .tripwire import Tripwire
+
+PREFIX = "lazycache:"
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def _secs(s: float) -> str:
+    return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.1f} s"
+
+
+class _Tee:
+    """A stream that writes through and records, so a slow cell's output is
+    seen live and is also stored."""
+
+    def __init__(self, stream, name, events):
+        self._stream, self._name, self._events = stream, name, events
+
+    def write(self, text):
+        events = self._events
+        if events and events[-1].get("name") == self._name:
+            events[-1]["text"] += text
+        else:
+            events.append({"output_type": "stream", "name": self._name, "text": text})
+        return self._stream.write(text)
+
+    def __getattr__(self, attr):
+        return getattr(self._stream, attr)
+
+
+class _Capture:
+    """Record stdout, stderr and rich displays while passing them through."""
+
+    def __init__(self, shell):
+        self.shell = shell
+        self.events: list[dict] = []
+
+    def __enter__(self):
+        self._out, self._err = sys.stdout, sys.stderr
+        sys.stdout = _Tee(sys.stdout, "stdout", self.events)
+        sys.stderr = _Tee(sys.stderr, "stderr", self.events)
+        pub = self.shell.display_pub
+        self._pub = pub
+        self._publish, self._clear = pub.publish, pub.clear_output
+        events = self.events
+
+        def publish(data, metadata=None, *args, **kwargs):
+            if not kwargs.get("update"):
+                events.append({"output_type": "display_data", "data": _jsonable(data), "metadata": _jsonable(metadata or {})})
+            return self._publish(data, metadata, *args, **kwargs)
+
+        def clear_output(wait=False):
+            events.append({"output_type": "clear_output", "wait": bool(wait)})
+            return self._clear(wait)
+
+        pub.publish, pub.clear_output = publish, clear_output
+        return self
+
+    def __exit__(self, *exc):
+        sys.stdout, sys.stderr = self._out, self._err
+        del self._pub.publish, self._pub.clear_output  # back to the class methods
+
+
+def _jsonable(bundle: dict) -> dict:
+    """Mime bundles as nbformat stores them: bytes (PNG) as base64 text."""
+    import base64
+    import json
+
+    out = {}
+    for k, v in bundle.items():
+        if isinstance(v, bytes):
+            v = base64.b64encode(v).decode()
+        try:
+            json.dumps(v)
+        except (TypeError, ValueError):
+            v = str(v)
+        out[k] = v
+    return out
+
+
+class _Replay:
+    """The last expression's value on a hit, displayed from its stored bundle."""
+
+    def __init__(self, result):
+        self._result = result
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return self._result.get("data", {}), self._result.get("metadata", {})
+
+    def __repr__(self):
+        return str(self._result.get("data", {}).get("text/plain", ""))
+
+
+def _flush_inline_figures():
+    """Show pending matplotlib-inline figures inside the capture, so plots are
+    stored; IPython would otherwise draw them after the cell, uncaptured."""
+    backend = sys.modules.get("matplotlib_inline.backend_inline")
+    if backend is not None:
+        backend.flush_figures()
+
+
+@magics_class
+class LazyCache(Magics):
+    """Configurable as ``%config LazyCache.dir = "..."``."""
+
+    dir = Unicode("", help="Cache folder (default: $IPY_LAZYCACHE_DIR or __lazycache__)").tag(config=True)
+    verbose = Int(1, help="0: only warnings; 1: one line per hit or store").tag(config=True)
+
+    def __init__(self, shell=None, **kwargs):
+        super().__init__(shell=shell, **kwargs)
+        self.memo = cache.Memo()
+        self.stats = {"hits": 0, "misses": 0, "bytes_restored": 0, "time_saved": 0.0}
+        self._warned: set[str] = set()
+
+    # -- events ------------------------------------------------------------------
+    def pre_run_cell(self, info):
+        """Any code that runs may mutate a value; forget known hashes."""
+        raw = (getattr(info, "raw_cell", "") or "").lstrip()
+        if not raw.startswith("%%lazycache"):
+            self.memo.clear()
+
+    # -- the magic ---------------------------------------------------------------
+    @magic_arguments()
+    @argument("--force", action="store_true", help="run the cell and overwrite its entry")
+    @argument("--dir", default=None, help="cache folder for this cell")
+    @argument("--deps", nargs="+", default=[], metavar="NAME", help="extra variable names to hash")
+    @argument("--files", nargs="+", default=[], metavar="PATH", help="files whose content is part of the key")
+    @argument("--quiet", action="store_true", help="print nothing on a hit or store")
+    @cell_magic
+    def lazycache(self, line, cell):
+        """Cache this cell: restore its variables and outputs when its code and
+        the content of everything it reads are unchanged; otherwise run it."""
+        __tracebackhide__ = True
+        args = parse_argstring(self.lazycache, line)
+        for name in args.deps:
+            if not name.isidentifier():
+                raise UsageError(f"--deps takes variable names; {name!r} is not one")
+        quiet = args.quiet or self.verbose == 0
+        shell = self.shell
+        ns = shell.user_ns
+        source = shell.transform_cell(cell)
+        store = platform.store_for(platform.cache_dir(args.dir or self.dir or None))
+
+        try:
+            plan = cache.plan(source, ns, self.memo, deps=args.deps, files=args.files)
+        except cache.Uncacheable as exc:
+            self._say(f"{PREFIX} not cached: {exc}; running the cell normally.", force=True)
+            return self._execute(source, cell)
+        except SyntaxError:
+            return self._execute(source, cell)  # shows the error as usual
+
+        if not args.force:
+            started = time.perf_counter()
+            restored = self._lookup(store, plan, ns)
+            if restored is not None:
+                return self._replay(restored, started, quiet)
+
+        self.memo.clear()
+        self.stats["misses"] += 1
+        before = {name: ns.get(name, cache._MISSING) for name in plan.analysis.defs | plan.analysis.deletes}
+        cache.hide_defs(plan, ns)
+        capture = _Capture(shell)
+        started = time.perf_counter()
+        try:
+            with capture:
+                value, result_name = self._execute(source, cell, capture=True)
+        finally:
+            cache.unhide_defs(plan, ns)
+        duration = time.perf_counter() - started
+        result = None
+        if value is not None:
+            data, metadata = shell.display_formatter.format(value)
+            result = {"data": _jsonable(data), "metadata": _jsonable(metadata)}
+        outcome = cache.Outcome(capture.events, result, result_name, duration)
+        try:
+            t0 = time.perf_counter()
+            m, nbytes = cache.save(store, plan, ns, outcome, before, self.memo)
+        except Exception as exc:  # a full disk or read-only folder loses the cache, not the results
+            self._say(f"{PREFIX} not stored ({type(exc).__name__}: {exc}); the results are in the namespace.", force=True)
+            return value
+        names = ", ".join(sorted(m["defs"])) or "no variables"
+        self._say(
+            f"{PREFIX} stored {names} as {plan.key[:10]} ({_size(nbytes)}) in {_secs(time.perf_counter() - t0)}; "
+            f"the cell ran {_secs(duration)}.",
+            quiet=quiet,
+        )
+        return value
+
+    def _lookup(self, store, plan, ns):
+        try:
+            restored = cache.restore(store, plan.key, ns)
+        except CorruptEntry as exc:
+            self._say(f"{PREFIX} entry {plan.key[:10]} is damaged ({exc}); evicting it and re-running the cell.", force=True)
+            try:
+                cache.evict(store, plan.key)
+            except Exception:
+                pass
+            return None
+        except Exception as exc:
+            self._say(f"{PREFIX} could not read the cache ({type(exc).__name__}: {exc}); running the cell.", force=True)
+            return None
+        return restored
+
+    def _replay(self, restored, started, quiet):
+        __tracebackhide__ = True
+        m = restored.manifest
+        cache.apply(restored, self.shell.user_ns, self.memo)
+        for out in m["outputs"]:
+            kind = out.get("output_type")
+            if kind == "stream":
+                (sys.stderr if out.get("name") == "stderr" else sys.stdout).write(out.get("text", ""))
+            elif kind == "display_data":
+                self.shell.display_pub.publish(data=out.get("data", {}), metadata=out.get("metadata", {}))
+            elif kind == "clear_output":
+                self.shell.display_pub.clear_output(out.get("wait", False))
+        elapsed = time.perf_counter() - started
+        saved = max((m.get("duration") or 0.0) - elapsed, 0.0)
+        self.stats["hits"] += 1
+        self.stats["bytes_restored"] += restored.nbytes
+        self.stats["time_saved"] += saved
+        names = ", ".join(sorted(restored.values)) or "no variables"
+        self._say(
+            f"{PREFIX} restored {names} from {m['key'][:10]} ({_size(restored.nbytes)}) in {_secs(elapsed)}, "
+            f"saving {_secs(saved)}.",
+            quiet=quiet,
+        )
+        for name in restored.tripwires:
+            self._say(f"{PREFIX} {restored.values[name]!r}", force=True)
+        sys.stdout.flush()
+        name = m.get("result_name")
+        if name and name in self.shell.user_ns and not isinstance(self.shell.user_ns[name], Tripwire):
+            return self.shell.user_ns[name]
+        return _Replay(m["result"]) if m.get("result") else None
+
+    def _execute(self, source, raw, capture=False):
+        """Run transformed code in the user namespace; return the last
+        expression's value like a cell would. Errors propagate unchanged."""
+        __tracebackhide__ = True
+        shell = self.shell
+        filename = shell.compile.cache(source, shell.execution_count, raw_code=raw)
+        tree = shell.compile.ast_parse(source, filename=filename)
+        tree = shell.transform_ast(tree)
+        last = tree.body[-1] if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        body = tree.body[:-1] if last is not None else tree.body
+        ns = shell.user_ns
+        exec(shell.compile(ast.Module(body=body, type_ignores=[]), filename, "exec"), shell.user_global_ns, ns)
+        value = None
+        if last is not None:
+            value = eval(shell.compile(ast.Expression(body=last.value), filename, "eval"), shell.user_global_ns, ns)
+        if capture:
+            _flush_inline_figures()
+            name = last.value.id if last is not None and isinstance(last.value, ast.Name) else None
+            return value, name
+        return value
+
+    def _say(self, text, quiet=False, force=False):
+        if force or not quiet:
+            print(text)
+
+    # -- management ----------------------------------------------------------------
+    @line_magic("lazycache")
+    def lazycache_line(self, line):
+        """``%lazycache stats``: hits, misses and time saved this session."""
+        words = line.split()
+        if not words or words[0] == "stats":
+            s = self.stats
+            print(
+                f"{PREFIX} {s['hits']} hits, {s['misses']} misses, {_size(s['bytes_restored'])} restored, "
+                f"{_secs(s['time_saved'])} saved this session."
+            )
+            return
+        raise UsageError(f"%lazycache: unknown command {words[0]!r} (try: stats)")
