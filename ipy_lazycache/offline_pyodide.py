@@ -132,7 +132,7 @@ def _pip_download(req: str, flags: list[str], wheels: Path) -> Path | None:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps",
            "--disable-pip-version-check", "-d", str(wheels), *flags, req]
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    found = re.findall(r"^(?:Saved|File was already downloaded) (.+\.whl)$",
+    found = re.findall(r"^\s*(?:Saved|File was already downloaded) (.+\.whl)\s*$",
                        proc.stdout, re.M)
     return Path(found[-1]).resolve() if proc.returncode == 0 and found else None
 

@@ -74,7 +74,7 @@ def node_pyodide(cache: Path | None = None) -> Path:
 def pyodide_lock(packages=DEFAULT_PACKAGES, cache: Path | None = None) -> Path:
     """A self-contained lock (plus wheels) for ``packages``; reused if present."""
     cache = Path(cache or op.cache_dir())
-    key = "-".join(sorted(op.normalize(p) for p in packages))
+    key = "-".join([op.PYODIDE_VERSION, *sorted(op.normalize(p) for p in packages)])
     dest = cache / "node-packages" / key
     lock = dest / "pyodide-lock.json"
     if not lock.exists():
