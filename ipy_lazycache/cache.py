@@ -174,8 +174,8 @@ def changed_names(plan: Plan, ns: dict, before_ids: dict):
             if name in plan.unassigned:
                 continue  # not assigned by the run; unhide_defs put it back
             values[name] = ns[name]
-        elif before_ids.get(name, _MISSING) is not _MISSING:
-            deleted.append(name)
+        elif name in a.deletes:
+            deleted.append(name)  # replayed on a hit, whether or not it exists then
     fresh = {}
     for name, before in plan.refs.items():
         if name in values or name not in ns:
@@ -192,12 +192,43 @@ def changed_names(plan: Plan, ns: dict, before_ids: dict):
     return values, deleted, mutated, fresh
 
 
-def save(store, plan: Plan, ns: dict, outcome: Outcome, before_ids: dict, memo: Memo | None = None):
+def save(store, plan: Plan, ns: dict, outcome: Outcome, before_ids: dict, memo: Memo | None = None, signer=None):
     """Write one entry: blobs first, the manifest last as the commit marker.
 
     Returns ``(manifest, total_bytes)``. Store errors propagate: the caller
-    reports them, and the values stay in the namespace either way.
+    reports them, and the values stay in the namespace either way. Blobs this
+    call wrote are removed again when it fails, so no orphan set is left.
+    With a signing key (``signer``), blobs get SHA-256 digests and the
+    manifest an HMAC.
     """
+    written = []
+    try:
+        return _save(store, plan, ns, outcome, before_ids, memo, signer, written)
+    except BaseException:
+        _discard(store, plan.key, written)
+        raise
+
+
+def _discard(store, key, written):
+    """Delete blobs a failed save wrote, unless a (concurrent) manifest uses them."""
+    try:
+        current = load_manifest(store, key)
+    except Exception:
+        current = None
+    keep = set(current["blobs"]) if current else set()
+    for name in written:
+        if name.split("/", 1)[1] not in keep:
+            try:
+                store.delete(name)
+            except Exception:
+                pass
+
+
+def _save(store, plan, ns, outcome, before_ids, memo, signer, written):
+    if signer is None:
+        from . import signing
+
+        signer = signing.from_config()
     values, deleted, mutated, fresh = changed_names(plan, ns, before_ids)
     m = mf.new(plan.key, plan.source)
     m["duration"] = outcome.duration
@@ -221,11 +252,16 @@ def save(store, plan: Plan, ns: dict, outcome: Outcome, before_ids: dict, memo: 
         parts = blob.pop("parts")
         blob["size"] = sum(memoryview(p).nbytes for p in parts)
         blob["digest"] = digest_chunks(parts)
+        if signer.key:
+            from .signing import sha256_chunks
+
+            blob["sha256"] = sha256_chunks(parts)
         total += blob["size"]
         # The digest in the name keeps concurrent writers of one key from
         # replacing each other's blobs: whichever manifest lands last is whole.
         stem, ext = blob_name.split(".", 1)
         blob_name = f"{stem}.{blob['digest'][:12]}.{ext}"
+        written.append(f"{plan.key}/{blob_name}")
         store.put(f"{plan.key}/{blob_name}", parts)
         m["blobs"][blob_name] = blob
     for name, value in values.items():
@@ -235,6 +271,7 @@ def save(store, plan: Plan, ns: dict, outcome: Outcome, before_ids: dict, memo: 
         except (Unhashable, RecursionError):
             entry["hash"] = None
         entry["type"] = f"{type(value).__module__}.{type(value).__qualname__}"
+    signer.sign(m)
     data = mf.dumps(m)
     store.put(mf.manifest_key(plan.key), data)
     if memo is not None:
@@ -375,7 +412,7 @@ def load_manifest(store, key: str) -> dict | None:
     return mf.loads(data, key)
 
 
-def restore(store, key: str, ns: dict, m: dict | None = None) -> Restored | None:
+def restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> Restored | None:
     """Load an entry's values without touching ``ns`` (refs are read from it).
 
     Returns None for a miss; raises :class:`CorruptEntry` for an entry that
@@ -387,6 +424,12 @@ def restore(store, key: str, ns: dict, m: dict | None = None) -> Restored | None
         m = load_manifest(store, key)
         if m is None:
             return None
+    if signer is None:
+        from . import signing
+
+        signer = signing.from_config()
+    # Before anything is fetched or unpickled (raises signing.Unverified).
+    signer.check(m)
     blobs = m["blobs"]
     # A blob that needs a module missing here (pandas in a browser) is not
     # fetched: its defs, and those that reference them, become tripwires.
@@ -428,12 +471,22 @@ def restore(store, key: str, ns: dict, m: dict | None = None) -> Restored | None
             raise CorruptEntry(f"blob {name} is missing")
         if len(data) != blob["size"] or digest_chunks([data]) != blob["digest"]:
             raise CorruptEntry(f"blob {name} does not match its digest")
+        if signer.checks:
+            from .signing import sha256_chunks
+
+            if sha256_chunks([data]) != blob["sha256"]:
+                raise CorruptEntry(f"blob {name} does not match its signed SHA-256 digest")
         datas[name] = data
         nbytes += len(data)
     for name, path in local.items():
         size = os.path.getsize(path)
         if size != blobs[name]["size"]:
             raise CorruptEntry(f"blob {name} has the wrong size")
+        if signer.checks:  # signed entries give up O(1) restore: data is checked too
+            from .signing import sha256_file
+
+            if sha256_file(path) != blobs[name]["sha256"]:
+                raise CorruptEntry(f"blob {name} does not match its signed SHA-256 digest")
         nbytes += size
 
     values, tripwires = {}, []

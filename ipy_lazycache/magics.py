@@ -37,12 +37,14 @@ class _Tee:
     """A stream that writes through and records, so a slow cell's output is
     seen live and is also stored."""
 
-    def __init__(self, stream, name, events):
-        self._stream, self._name, self._events = stream, name, events
+    def __init__(self, stream, name, capture):
+        self._stream, self._name, self._capture = stream, name, capture
 
     def write(self, text):
-        events = self._events
-        if events and events[-1].get("name") == self._name:
+        events = self._capture.events
+        if self._capture.publishing:
+            pass  # a terminal's display publisher prints; the display is recorded already
+        elif events and events[-1].get("name") == self._name:
             events[-1]["text"] += text
         else:
             events.append({"output_type": "stream", "name": self._name, "text": text})
@@ -58,11 +60,12 @@ class _Capture:
     def __init__(self, shell):
         self.shell = shell
         self.events: list[dict] = []
+        self.publishing = False
 
     def __enter__(self):
         self._out, self._err = sys.stdout, sys.stderr
-        sys.stdout = _Tee(sys.stdout, "stdout", self.events)
-        sys.stderr = _Tee(sys.stderr, "stderr", self.events)
+        sys.stdout = _Tee(sys.stdout, "stdout", self)
+        sys.stderr = _Tee(sys.stderr, "stderr", self)
         pub = self.shell.display_pub
         self._pub = pub
         self._publish, self._clear = pub.publish, pub.clear_output
@@ -71,7 +74,11 @@ class _Capture:
         def publish(data, metadata=None, *args, **kwargs):
             if not kwargs.get("update"):
                 events.append({"output_type": "display_data", "data": _jsonable(data), "metadata": _jsonable(metadata or {})})
-            return self._publish(data, metadata, *args, **kwargs)
+            self.publishing = True
+            try:
+                return self._publish(data, metadata, *args, **kwargs)
+            finally:
+                self.publishing = False
 
         def clear_output(wait=False):
             events.append({"output_type": "clear_output", "wait": bool(wait)})

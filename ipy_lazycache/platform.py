@@ -27,9 +27,12 @@ def cache_dir(configured: str | None = None) -> str:
 
 def store_for(directory: str) -> Store:
     """The store for a cache folder, one per folder per session."""
-    if directory not in _stores:
-        _stores[directory] = _wasm_store(directory) if IS_WASM else FileStore(os.path.abspath(directory))
-    return _stores[directory]
+    # Natively the folder is resolved against the current directory, which a
+    # notebook may change; under Pyodide the in-memory tier must persist.
+    where = directory if IS_WASM else os.path.abspath(directory)
+    if where not in _stores:
+        _stores[where] = _wasm_store(directory) if IS_WASM else FileStore(where)
+    return _stores[where]
 
 
 def _wasm_store(directory: str) -> Store:

@@ -1,0 +1,63 @@
+import os
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from tests._lite import lite_browser  # noqa: F401
+from tests._pyodide import project_wheel, run_in_pyodide  # noqa: F401
+
+
+@pytest.fixture
+def shell(tmp_path, monkeypatch):
+    """A real InteractiveShell with the extension loaded, in a fresh folder.
+
+    IPython keeps one shell per process; each test gets it with an empty user
+    namespace and a fresh extension (new memo and statistics).
+    """
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("IPY_LAZYCACHE_DIR", raising=False)
+    monkeypatch.delenv("IPY_LAZYCACHE_KEY", raising=False)
+    sh = InteractiveShell.instance()
+    sh.config.pop("LazyCache", None)  # %config in an earlier test
+    sh.reset(new_session=False)
+    sh.run_cell("%reload_ext ipy_lazycache", store_history=False)
+    yield sh
+    sh.run_cell("%unload_ext ipy_lazycache", store_history=False)
+    sh.reset(new_session=False)
+
+
+class Cell:
+    """Runs cells and captures what the user would see."""
+
+    def __init__(self, shell, capfd):
+        self.shell, self.capfd = shell, capfd
+
+    def __call__(self, code):
+        self.capfd.readouterr()
+        result = self.shell.run_cell(code)
+        out, err = self.capfd.readouterr()
+        result.out, result.err = out, err
+        return result
+
+
+@pytest.fixture
+def run(shell, capfd):
+    return Cell(shell, capfd)
+
+
+def runs_of(path="runs.txt"):
+    """How many times a body ran: each run appends one line to a file."""
+    try:
+        with open(path) as f:
+            return len(f.read().splitlines())
+    except FileNotFoundError:
+        return 0
+
+
+@pytest.fixture
+def runs():
+    return runs_of
+
+
+def pytest_collection_modifyitems(config, items):
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
