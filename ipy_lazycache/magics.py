@@ -12,9 +12,9 @@ import time
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Int, Unicode
+from traitlets import Enum, Int, TraitError, Unicode, validate
 
-from . import cache, platform
+from . import cache, manage, platform, signing
 from .manifest import CorruptEntry
 from .tripwire import Tripwire
 
@@ -136,6 +136,43 @@ class LazyCache(Magics):
 
     dir = Unicode("", help="Cache folder (default: $IPY_LAZYCACHE_DIR or __lazycache__)").tag(config=True)
     verbose = Int(1, help="0: only warnings; 1: one line per hit or store").tag(config=True)
+    signing_key = Unicode("", help="HMAC key for signed manifests (default: $IPY_LAZYCACHE_KEY)").tag(config=True)
+    signing = Enum(["", "off", "on", "strict"], "", help="off | on (unverified entry = miss) | strict (error); "
+                   "default: $IPY_LAZYCACHE_SIGNING, else on with a key, off without").tag(config=True)
+    max_size = Unicode("", help="prune the cache to this size after each store, e.g. 2G (default: no limit)").tag(config=True)
+
+    @validate("max_size")
+    def _check_max_size(self, proposal):
+        if proposal["value"]:
+            try:
+                manage.parse_size(proposal["value"])
+            except manage.BadInput as exc:
+                raise TraitError(f"LazyCache.max_size: {exc}") from None
+        return proposal["value"]
+
+    def _signer(self):
+        try:
+            return signing.from_config(self.signing_key or None, self.signing or None)
+        except signing.SigningError as exc:
+            raise UsageError(f"lazycache: {exc}") from None
+
+    def _open(self, directory):
+        """The store for a folder; a file is bad input. Leftover temp files of
+        killed writers are cleaned once per folder per session."""
+        import os
+
+        where = platform.cache_dir(directory)
+        if os.path.exists(where) and not os.path.isdir(where) and "://" not in where:
+            raise UsageError(f"lazycache: --dir {where} is a file, not a folder")
+        store = platform.store_for(where)
+        opened = self.__dict__.setdefault("_opened", set())
+        if id(store) not in opened:
+            opened.add(id(store))
+            try:
+                store.remove_stale_temps()
+            except Exception:
+                pass  # not a FileStore, or unreadable: nothing to clean
+        return store
 
     def __init__(self, shell=None, **kwargs):
         super().__init__(shell=shell, **kwargs)
@@ -170,7 +207,13 @@ class LazyCache(Magics):
         shell = self.shell
         ns = shell.user_ns
         source = shell.transform_cell(cell)
-        store = platform.store_for(platform.cache_dir(args.dir or self.dir or None))
+        store = self._open(args.dir or self.dir or None)
+        for path in args.files:
+            import os
+
+            if os.path.isdir(path):
+                raise UsageError(f"lazycache: --files takes files; {path} is a folder")
+        signer = self._signer()
 
         try:
             plan = cache.plan(source, ns, self.memo, deps=args.deps, files=args.files)
@@ -182,7 +225,7 @@ class LazyCache(Magics):
 
         if not args.force:
             started = time.perf_counter()
-            restored = self._lookup(store, plan, ns)
+            restored = self._lookup(store, plan, ns, signer)
             if restored is not None:
                 return self._replay(restored, started, quiet)
 
@@ -205,7 +248,7 @@ class LazyCache(Magics):
         outcome = cache.Outcome(capture.events, result, result_name, duration)
         try:
             t0 = time.perf_counter()
-            m, nbytes = cache.save(store, plan, ns, outcome, before, self.memo)
+            m, nbytes = cache.save(store, plan, ns, outcome, before, self.memo, signer=signer)
         except Exception as exc:  # a full disk or read-only folder loses the cache, not the results
             self._say(f"{PREFIX} not stored ({type(exc).__name__}: {exc}); the results are in the namespace.", force=True)
             return value
@@ -215,11 +258,24 @@ class LazyCache(Magics):
             f"the cell ran {_secs(duration)}.",
             quiet=quiet,
         )
+        if self.max_size:
+            try:
+                manage.prune(store, max_size=manage.parse_size(self.max_size), keep={plan.key})
+            except Exception as exc:
+                self._say(f"{PREFIX} could not prune the cache ({type(exc).__name__}: {exc}).", force=True)
         return value
 
-    def _lookup(self, store, plan, ns):
+    def _lookup(self, store, plan, ns, signer=None):
         try:
-            restored = cache.restore(store, plan.key, ns)
+            restored = cache.restore(store, plan.key, ns, signer=signer)
+        except signing.UntrustedEntry as exc:
+            raise UsageError(
+                f"lazycache: {exc}; refusing to load it (signing is strict). "
+                "Run with --force to recompute, or `ipy-lazycache verify --fix`."
+            ) from None
+        except signing.Unverified as exc:
+            self._say(f"{PREFIX} {exc}; running the cell.", force=True)
+            return None
         except CorruptEntry as exc:
             self._say(f"{PREFIX} entry {plan.key[:10]} is damaged ({exc}); evicting it and re-running the cell.", force=True)
             try:
@@ -230,6 +286,8 @@ class LazyCache(Magics):
         except Exception as exc:
             self._say(f"{PREFIX} could not read the cache ({type(exc).__name__}: {exc}); running the cell.", force=True)
             return None
+        if restored is not None:
+            manage.mark_used(store, plan.key)
         return restored
 
     def _replay(self, restored, started, quiet):
@@ -291,13 +349,35 @@ class LazyCache(Magics):
     # -- management ----------------------------------------------------------------
     @line_magic("lazycache")
     def lazycache_line(self, line):
-        """``%lazycache stats``: hits, misses and time saved this session."""
-        words = line.split()
-        if not words or words[0] == "stats":
-            s = self.stats
-            print(
-                f"{PREFIX} {s['hits']} hits, {s['misses']} misses, {_size(s['bytes_restored'])} restored, "
-                f"{_secs(s['time_saved'])} saved this session."
-            )
-            return
-        raise UsageError(f"%lazycache: unknown command {words[0]!r} (try: stats)")
+        """``%lazycache stats|info|ls|du|prune|clear|verify [--dir D] ...``:
+        this session's statistics, and the ``ipy-lazycache`` commands on the
+        cache folder (see ``ipy-lazycache --help``)."""
+        import shlex
+
+        from IPython.display import display
+
+        from . import cli
+
+        try:
+            try:
+                words = shlex.split(line)
+            except ValueError as exc:
+                raise manage.BadInput(f"%lazycache: {exc}") from None
+            args = cli.parse(words or ["stats"], prog="%lazycache", extra=[("stats", "this session's hits and misses")])
+            if args.command == "stats":
+                s = self.stats
+                text = (
+                    f"{PREFIX} {s['hits']} hits, {s['misses']} misses, {_size(s['bytes_restored'])} restored, "
+                    f"{_secs(s['time_saved'])} saved this session."
+                )
+                display({"text/plain": text, "text/html": manage.stats_report(s).html()}, raw=True)
+                return
+            if getattr(args, "dir", None):
+                self._open(args.dir)  # a file is a UsageError
+            args.default_dir = self.dir or None
+            if args.command == "verify":
+                args.signer = self._signer()
+            report, _code = cli.run(args)
+        except manage.BadInput as exc:
+            raise UsageError(str(exc)) from None
+        display(report.bundle(), raw=True)

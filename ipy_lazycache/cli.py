@@ -1,0 +1,161 @@
+"""``ipy-lazycache``: manage a cache folder from the shell.
+
+Subcommands are registered in :data:`COMMANDS` by :func:`command`; adding
+one is a function plus a decorator. The same parser serves the
+``%lazycache`` line magic (see :func:`parse`).
+
+Exit codes: 0 ok, 1 ``verify`` found bad entries, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import manage
+from .manage import BadInput
+
+#: name -> (configure(subparser), run(args) -> (Report, exit code), help, aliases)
+COMMANDS: dict = {}
+
+
+def command(name, help, aliases=()):
+    def wrap(configure):
+        def register(run):
+            COMMANDS[name] = (configure, run, help, tuple(aliases))
+            return run
+
+        return register
+
+    return wrap
+
+
+class _Parser(argparse.ArgumentParser):
+    """Errors are one line, raised as :class:`BadInput` (no usage dump, no exit)."""
+
+    def error(self, message):
+        raise BadInput(f"{self.prog}: {message}")
+
+    def exit(self, status=0, message=None):  # --help
+        if message:
+            sys.stderr.write(message)
+        raise SystemExit(status)
+
+
+def _size(text):
+    try:
+        return manage.parse_size(text)
+    except BadInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _age(text):
+    try:
+        return manage.parse_age(text)
+    except BadInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_dir(p):
+    p.add_argument("--dir", default=None, help="cache folder (default: $IPY_LAZYCACHE_DIR or __lazycache__)")
+
+
+def _no_args(p):
+    _add_dir(p)
+
+
+def _store(args):
+    from .platform import cache_dir
+
+    return manage.open_store(cache_dir(getattr(args, "dir", None) or getattr(args, "default_dir", None) or None))
+
+
+@command("info", "list entries: size, age, last hit, defs, first line", aliases=("ls",))(_no_args)
+def _info(args):
+    return manage.info_report(_store(args)), 0
+
+
+@command("du", "total size of the cache")(_no_args)
+def _du(args):
+    return manage.du_report(_store(args)), 0
+
+
+def _prune_args(p):
+    _add_dir(p)
+    p.add_argument("--max-size", type=_size, default=None, metavar="SIZE", help="shrink to this size, least recently used first (e.g. 2G)")
+    p.add_argument("--older-than", type=_age, default=None, metavar="AGE", help="remove entries not used for this long (e.g. 30d)")
+
+
+@command("prune", "remove least recently used entries and leftovers")(_prune_args)
+def _prune(args):
+    store = _store(args)
+    return manage.removed_report("pruned", manage.prune(store, args.max_size, args.older_than), store), 0
+
+
+@command("clear", "remove every entry")(_no_args)
+def _clear(args):
+    store = _store(args)
+    return manage.removed_report("removed", manage.clear(store), store), 0
+
+
+def _verify_args(p):
+    _add_dir(p)
+    p.add_argument("--fix", action="store_true", help="remove the bad entries")
+
+
+@command("verify", "check every digest and signature")(_verify_args)
+def _verify(args):
+    from . import signing
+
+    store = _store(args)
+    signer = getattr(args, "signer", None)
+    if signer is None:
+        try:
+            signer = signing.from_config()
+        except signing.SigningError as exc:
+            raise BadInput(str(exc)) from None
+    bad = manage.verify(store, fix=args.fix, signer=signer)
+    return manage.verify_report(bad, args.fix, store), (1 if bad and not args.fix else 0)
+
+
+def build_parser(prog="ipy-lazycache", extra=()) -> argparse.ArgumentParser:
+    """The parser; ``extra`` names more subcommands (e.g. the magic's ``stats``)."""
+    parser = _Parser(prog=prog, description="Manage an ipy_lazycache cache folder.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name, (configure, run, help_, aliases) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, aliases=list(aliases))
+        configure(p)
+        p.set_defaults(run=run)
+    for name, help_ in extra:
+        sub.add_parser(name, help=help_).set_defaults(run=None)
+    return parser
+
+
+def parse(argv, prog="ipy-lazycache", extra=()) -> argparse.Namespace:
+    """Parse arguments; raises :class:`BadInput` with one line on bad input."""
+    return build_parser(prog, extra).parse_args(argv)
+
+
+def run(args) -> tuple:
+    """Run parsed arguments: ``(Report, exit code)``; raises BadInput."""
+    return args.run(args)
+
+
+def main(argv=None) -> int:
+    try:
+        args = parse(sys.argv[1:] if argv is None else list(argv))
+        report, code = run(args)
+    except BadInput as exc:
+        msg = str(exc)
+        print(msg if msg.startswith("ipy-lazycache") else f"ipy-lazycache: {msg}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"ipy-lazycache: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 1
+    print(report.text())
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
