@@ -559,7 +559,28 @@ def restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> Re
     for bname in blobs:
         if not all(d in values for d in blobs[bname]["defs"]):
             load_blob(bname)
+    _register_source(values.values(), m.get("source", ""))
     return Restored(manifest=m, values=values, tripwires=tripwires, nbytes=nbytes)
+
+
+def _register_source(values, source: str):
+    """Make the cell's source findable for functions it defined.
+
+    Hashing a notebook function reads its source (``inspect.getsource``),
+    which for a function restored in a new session would be gone: its code
+    names a cell "file" that only the original kernel had in ``linecache``.
+    """
+    import linecache
+
+    lines = source.splitlines(True)
+    for value in values:
+        functions = [value] if isinstance(value, types.FunctionType) else []
+        if isinstance(value, type) and value.__module__ == "__main__":
+            functions += [getattr(v, "__func__", v) for v in vars(value).values()]
+        for fn in functions:
+            code = getattr(fn, "__code__", None)
+            if code is not None and fn.__module__ == "__main__" and code.co_filename not in linecache.cache:
+                linecache.cache[code.co_filename] = (len(source), None, lines, code.co_filename)
 
 
 def _rebind(value, ns):

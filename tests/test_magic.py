@@ -345,3 +345,24 @@ def test_stats_line_magic(run, runs):
     run(lazy("x = 1"))
     r = run("%lazycache stats")
     assert "1 hits" in r.out and "1 misses" in r.out
+
+
+def test_restored_functions_can_be_hashed_in_a_new_session(run, shell, runs):
+    """A function restored after a restart keeps its source, so later cached
+    cells that call it (through another function) can still be keyed."""
+    cell = lazy("def base(x):\n    return x + 1\nclass K:\n    def go(self):\n        return base(1)")
+    run(cell)
+    shell.reset(new_session=False)
+    import linecache
+
+    for name in [n for n in linecache.cache if n.startswith("<ipython-input")]:
+        del linecache.cache[name]  # what a new kernel process would have
+    run("%reload_ext ipy_lazycache")
+    run(cell)
+    assert runs() == 1
+    run("def wrapper(x):\n    return base(x) * K().go()")
+    downstream = lazy("y = wrapper(3)")
+    first = run(downstream)
+    assert "not cached" not in first.out
+    run(downstream)
+    assert runs() == 2 and shell.user_ns["y"] == 8
