@@ -114,6 +114,9 @@ def _feed_function(h, fn, hasher):
     if not _is_notebook(fn) or not isinstance(fn, types.FunctionType):
         _tag(h, b"f", f"{getattr(fn, '__module__', '')}:{getattr(fn, '__qualname__', repr(fn))}".encode())
         _tag(h, b"v", module_version(getattr(fn, "__module__", "") or "").encode())
+        owner = getattr(fn, "__self__", None)  # ``lst.append`` depends on lst
+        if owner is not None and not isinstance(owner, types.ModuleType):
+            hasher(h, owner)
         return
     source = function_source(fn)
     if source is None:
@@ -136,6 +139,9 @@ def _feed_function(h, fn, hasher):
         if name in g and name != fn.__name__:
             _tag(h, b"g", name.encode())
             hasher(h, g[name])
+    # Defaults were evaluated when the function was defined; their names in
+    # the source may since point elsewhere.
+    hasher(h, (fn.__defaults__, fn.__kwdefaults__))
     if fn.__closure__:
         for name, cell in zip(fn.__code__.co_freevars, fn.__closure__):
             _tag(h, b"c", name.encode())

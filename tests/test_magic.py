@@ -366,3 +366,15 @@ def test_restored_functions_can_be_hashed_in_a_new_session(run, shell, runs):
     assert "not cached" not in first.out
     run(downstream)
     assert runs() == 2 and shell.user_ns["y"] == 8
+
+
+def test_function_defaults_and_bound_builtins_are_part_of_the_key(run, shell, runs):
+    run("a = 1\ndef f(x=a):\n    return x\nlst = [1]\npush = lst.append")
+    cell = lazy("y = f()\nz = push.__self__[-1]")
+    run(cell)
+    run("a = 2\ndef f(x=a):\n    return x")  # same source, different default value
+    run(cell)
+    assert runs() == 2 and shell.user_ns["y"] == 2
+    run("lst.append(5)")  # the bound method's owner changed
+    run(cell)
+    assert runs() == 3 and shell.user_ns["z"] == 5
