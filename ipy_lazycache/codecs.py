@@ -25,6 +25,8 @@ class Codec:
     name = ""
     ext = ""
     modules: tuple[str, ...] = ()
+    #: Whether ``decode`` may be given a local file path to memory-map.
+    mmap = False
 
     def accepts(self, value) -> bool:
         raise NotImplementedError
@@ -43,6 +45,7 @@ class NumpyCodec(Codec):
     restore is O(1) in size and the user can still write to the array."""
 
     name, ext, modules = "npy", "npy", ("numpy",)
+    mmap = True
 
     def accepts(self, value):
         return _type_path(value) == "numpy.ndarray" and not value.dtype.hasobject
@@ -180,3 +183,8 @@ def missing_modules(modules) -> list[str]:
         except (ImportError, ValueError):
             out.append(name)
     return sorted(out)
+
+
+# Arrow IPC for pandas/pyarrow/polars frames (imports none of them until a
+# value is one of theirs).
+from . import codecs_arrow  # noqa: E402,F401  (registers itself)
