@@ -183,6 +183,7 @@ class LazyCache(Magics):
     # -- events ------------------------------------------------------------------
     def pre_run_cell(self, info):
         """Any code that runs may mutate a value; forget known hashes."""
+        self._cell_info = info  # the cell's id (or source), for the export list
         raw = (getattr(info, "raw_cell", "") or "").lstrip()
         if not raw.startswith("%%lazycache"):
             self.memo.clear()
@@ -227,7 +228,9 @@ class LazyCache(Magics):
             started = time.perf_counter()
             restored = self._lookup(store, plan, ns, signer)
             if restored is not None:
-                return self._replay(restored, started, quiet)
+                value = self._replay(restored, started, quiet)
+                self._record_export(store, plan.key)
+                return value
 
         self.memo.clear()
         self.stats["misses"] += 1
@@ -258,12 +261,25 @@ class LazyCache(Magics):
             f"the cell ran {_secs(duration)}.",
             quiet=quiet,
         )
+        self._record_export(store, plan.key)
         if self.max_size:
             try:
                 manage.prune(store, max_size=manage.parse_size(self.max_size), keep={plan.key})
             except Exception as exc:
                 self._say(f"{PREFIX} could not prune the cache ({type(exc).__name__}: {exc}).", force=True)
         return value
+
+    def _record_export(self, store, key):
+        """Note in the cache folder's export list that this cell uses ``key``."""
+        try:
+            from . import export
+
+            cell = export.cell_identity(getattr(self, "_cell_info", None))
+            export.record(store, key, cell, export.notebook_path(self.shell))
+        except Exception as exc:
+            if "export" not in self._warned:
+                self._warned.add("export")
+                self._say(f"{PREFIX} could not update the export list ({type(exc).__name__}: {exc}).", force=True)
 
     def _lookup(self, store, plan, ns, signer=None):
         try:

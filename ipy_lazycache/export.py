@@ -1,0 +1,398 @@
+"""Export lists and bundling: which entries a notebook uses, and copying them.
+
+A native session records, in each cache folder it uses, the key of every
+``%%lazycache`` cell it hit or stored, in a small JSON file per notebook::
+
+    __lazycache__/exports/<notebook file name>.json     (or session-<...>.json)
+    {"format": 1, "notebook": "...", "updated": ..., "cells": {"<cell>": {"key": ..., "time": ...}}}
+
+One record per *cell*, so a cell whose key changes (new code, new inputs)
+replaces its old key: entries the notebook no longer uses drop out. A cell is
+identified by its notebook cell id (``id:<id>``, sent by Jupyter front-ends)
+or, where the client sends none (nbclient, a terminal), by a hash of its
+source (``src:<hash>``). Readers that know the notebook keep only records
+whose cell is still in it, by either identity (:func:`notebook_cells`).
+
+The file is rewritten with a temp file and ``os.replace`` after each cell,
+so a killed kernel leaves the previous or the new list, never a torn one.
+
+:func:`export` copies listed entries (or all of them) from one cache folder
+to another, checking every blob's size and digest on the way; nothing here
+imports IPython.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import xxhash
+
+from . import manifest as mf
+from .manifest import CorruptEntry
+from .stores.base import validate_key
+from .stores.file import FileStore
+
+EXPORTS = "exports"
+FORMAT = 1
+_KEY_RE = re.compile(r"^[0-9a-f]{32}$")
+_SESSION = f"session-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+
+
+# ----------------------------------------------------------------------------
+# Identities
+
+
+def source_id(source: str) -> str:
+    """A cell's identity from its source, for clients that send no cell id."""
+    return "src:" + xxhash.xxh3_64_hexdigest(source.encode("utf-8", "surrogatepass"))
+
+
+def cell_identity(info) -> str | None:
+    """The identity of the running cell from IPython's ``ExecutionInfo``."""
+    if info is None:
+        return None
+    cell_id = getattr(info, "cell_id", None)
+    if cell_id:
+        return f"id:{cell_id}"
+    raw = getattr(info, "raw_cell", None)
+    return source_id(raw) if raw is not None else None
+
+
+def notebook_path(shell=None) -> str | None:
+    """The running notebook's path, where the kernel knows it.
+
+    ipykernel puts the Jupyter session's path (``JPY_SESSION_NAME``, set by
+    jupyter_server) into ``__session__``; VS Code sets ``__vsc_ipynb_file__``.
+    """
+    ns = getattr(shell, "user_ns", None) or {}
+    for value in (ns.get("__session__"), ns.get("__vsc_ipynb_file__"), os.environ.get("JPY_SESSION_NAME")):
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def list_name(notebook: str | None) -> str:
+    """The export list's file name for a notebook (or this session)."""
+    if not notebook:
+        return f"{_SESSION}.json"
+    base = re.sub(r"[^A-Za-z0-9_.\-]", "_", os.path.basename(notebook.rstrip("/\\"))) or "notebook"
+    return f"{base}.json"
+
+
+# ----------------------------------------------------------------------------
+# Recording (native sessions)
+
+
+def record(store, key: str, cell: str | None, notebook: str | None = None) -> Path | None:
+    """Record that ``cell`` of ``notebook`` uses ``key`` in ``store``'s folder.
+
+    Only file stores (native sessions) keep lists. Returns the list's path,
+    or None when nothing was recorded. A no-op when the record is unchanged,
+    so a hit costs one small read.
+    """
+    if not isinstance(store, FileStore) or not cell:
+        return None
+    path = store.root / EXPORTS / list_name(notebook)
+    data = read_list(path) or {"format": FORMAT, "notebook": notebook, "cells": {}}
+    if data.get("cells", {}).get(cell, {}).get("key") == key:
+        return path
+    now = time.time()
+    data["format"], data["notebook"], data["updated"] = FORMAT, notebook, now
+    data.setdefault("cells", {})[cell] = {"key": key, "time": now}
+    write_atomic(path, json.dumps(data, indent=1, sort_keys=True).encode())
+    return path
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``path`` through a temp file and ``os.replace``: whole or absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def read_list(path) -> dict | None:
+    """One export list, or None when it is absent or unreadable."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), dict):
+        return None
+    return data
+
+
+# ----------------------------------------------------------------------------
+# Reading lists
+
+
+def notebook_cells(ipynb) -> set[str]:
+    """Every identity a cell of this notebook can have been recorded under."""
+    nb = json.loads(Path(ipynb).read_text(encoding="utf-8"))
+    ids = set()
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        if cell.get("id"):
+            ids.add(f"id:{cell['id']}")
+        source = cell.get("source", "")
+        ids.add(source_id("".join(source) if isinstance(source, list) else source))
+    return ids
+
+
+def lists_in(cache_dir) -> dict[str, dict]:
+    """``{file name: list}`` of every export list in a cache folder."""
+    folder = Path(cache_dir) / EXPORTS
+    out = {}
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.json")):
+            data = read_list(path)
+            if data is not None:
+                out[path.name] = data
+    return out
+
+
+def listed_keys(cache_dir, notebook=None) -> set[str]:
+    """The keys listed in ``cache_dir``'s export lists.
+
+    With ``notebook`` (a path to an ``.ipynb``), only that notebook's list,
+    and only records of cells still in the notebook. When no list names the
+    notebook, lists of sessions that did not know their notebook are used.
+    """
+    lists = lists_in(cache_dir)
+    if notebook is not None:
+        mine = lists.get(list_name(str(notebook)))
+        chosen = [mine] if mine else [d for d in lists.values() if not d.get("notebook")]
+        cells = notebook_cells(notebook) if Path(notebook).exists() else None
+    else:
+        chosen, cells = list(lists.values()), None
+    keys = set()
+    for data in chosen:
+        for cell, rec in data["cells"].items():
+            key = rec.get("key") if isinstance(rec, dict) else None
+            if isinstance(key, str) and _KEY_RE.match(key) and (cells is None or cell in cells):
+                keys.add(key)
+    return keys
+
+
+def reset_list(cache_dir, notebook) -> None:
+    """Forget a notebook's list (before a full run rebuilds it)."""
+    try:
+        (Path(cache_dir) / EXPORTS / list_name(str(notebook))).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def all_keys(cache_dir) -> set[str]:
+    """Every committed entry (a key folder with a manifest) in a cache folder."""
+    root = Path(cache_dir)
+    if not root.is_dir():
+        return set()
+    return {p.name for p in root.iterdir() if _KEY_RE.match(p.name) and (p / mf.MANIFEST).is_file()}
+
+
+# ----------------------------------------------------------------------------
+# Verifying and copying
+
+
+def entry_files(store, key: str) -> tuple[dict, list[str]]:
+    """An entry's manifest and the names of the files that make it up
+    (blobs first, ``manifest.json`` last). Raises :class:`CorruptEntry`."""
+    validate_key(key)
+    data = store.get(mf.manifest_key(key))
+    if data is None:
+        raise CorruptEntry("it has no manifest")
+    m = mf.loads(data, key)
+    for name in m["blobs"]:
+        validate_key(f"{key}/{name}")
+    return m, [*m["blobs"], mf.MANIFEST]
+
+
+def check_blob(name: str, blob: dict, data: bytes | None) -> None:
+    """Raise :class:`CorruptEntry` unless ``data`` is the blob the manifest lists."""
+    if data is None:
+        raise CorruptEntry(f"blob {name} is missing")
+    if len(data) != blob.get("size"):
+        raise CorruptEntry(f"blob {name} has {len(data)} bytes, the manifest says {blob.get('size')}")
+    if xxhash.xxh3_128_hexdigest(data) != blob.get("digest"):
+        raise CorruptEntry(f"blob {name} does not match its digest")
+    if blob.get("sha256") is not None:
+        import hashlib
+
+        if hashlib.sha256(data).hexdigest() != blob["sha256"]:
+            raise CorruptEntry(f"blob {name} does not match its SHA-256 digest")
+
+
+def verify_entry(store, key: str) -> int:
+    """Check every blob of an entry; its size in bytes. Raises :class:`CorruptEntry`."""
+    m, names = entry_files(store, key)
+    total = 0
+    for name, blob in m["blobs"].items():
+        data = store.get(f"{key}/{name}")
+        check_blob(name, blob, data)
+        total += len(data)
+    return total + len(store.get(mf.manifest_key(key)) or b"")
+
+
+@dataclass
+class Exported:
+    """What :func:`export` did."""
+
+    copied: list = field(default_factory=list)  # keys
+    nbytes: int = 0
+    bad: list = field(default_factory=list)  # (key, reason)
+    missing: list = field(default_factory=list)  # listed keys not in the source
+
+    @property
+    def ok(self) -> bool:
+        return not self.bad and not self.missing
+
+    def lines(self) -> list[str]:
+        out = [f"export: {key[:10]} is damaged ({why}); not copied" for key, why in self.bad]
+        out += [f"export: {key[:10]} is listed but not in the cache folder; not copied" for key in self.missing]
+        out.append(f"export: copied {len(self.copied)} entries ({human(self.nbytes)})"
+                   + (f"; {len(self.bad) + len(self.missing)} failed" if not self.ok else ""))
+        return out
+
+
+def human(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def export(src, dest, keys=None, progress: bool | None = None) -> Exported:
+    """Copy entries from cache folder ``src`` to ``dest``, verified.
+
+    ``keys`` defaults to every committed entry. Each blob is read, checked
+    against the manifest (size, xxh3, SHA-256 when signed) and written
+    atomically; the manifest goes last, so a failed entry leaves nothing that
+    reads as an entry. Only the manifest and its blobs are copied (no export
+    lists, no recency files). A progress bar (tqdm, if installed) appears
+    when copying takes more than a second.
+    """
+    src_store, dest_store = FileStore(src), FileStore(dest)
+    keys = sorted(all_keys(src) if keys is None else keys)
+    result = Exported()
+    plan = []
+    for key in keys:
+        try:
+            m, names = entry_files(src_store, key)
+        except CorruptEntry as exc:
+            if not (Path(src) / key).exists():
+                result.missing.append(key)
+            else:
+                result.bad.append((key, str(exc)))
+            continue
+        except Exception as exc:
+            result.bad.append((key, f"{type(exc).__name__}: {exc}"))
+            continue
+        size = sum(int(b.get("size") or 0) for b in m["blobs"].values())
+        plan.append((key, m, size))
+    bar = _bar(sum(s for _, _, s in plan), progress)
+    try:
+        for key, m, _size in plan:
+            written = []
+            try:
+                for name, blob in m["blobs"].items():
+                    data = src_store.get(f"{key}/{name}")
+                    check_blob(name, blob, data)
+                    dest_store.put(f"{key}/{name}", data)
+                    written.append(f"{key}/{name}")
+                    result.nbytes += len(data)
+                    if bar is not None:
+                        bar.update(len(data))
+                data = src_store.get(mf.manifest_key(key))
+                mf.loads(data, key)
+                dest_store.put(mf.manifest_key(key), data)
+                result.nbytes += len(data)
+                result.copied.append(key)
+            except CorruptEntry as exc:
+                result.bad.append((key, str(exc)))
+                for name in written:
+                    dest_store.delete(name)
+    finally:
+        if bar is not None:
+            bar.close()
+    return result
+
+
+def _bar(total: int, progress):
+    if progress is False:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="B", unit_scale=True, desc="export", delay=1.0, file=sys.stderr,
+                disable=None if progress is None else not progress)
+
+
+# ----------------------------------------------------------------------------
+# Command line: ``ipy-lazycache export``
+
+
+def add_parser(subparsers):
+    """Add ``export`` to an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "export",
+        help="copy the entries notebooks use (their export lists) to another folder, verified",
+        description="Copy the entries listed in SRC's export lists (or all entries, with --all) "
+        "to DEST, checking every blob's digest. Exit status 1 if an entry is damaged or missing.",
+    )
+    p.add_argument("src", help="cache folder to export from (e.g. notebooks/__lazycache__)")
+    p.add_argument("dest", help="cache folder to create or update (e.g. site/notebooks/__lazycache__)")
+    p.add_argument("--all", action="store_true", help="export every entry, not only the listed ones")
+    p.add_argument("--notebook", metavar="IPYNB",
+                   help="only this notebook's list, and only cells still in it")
+    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    p.set_defaults(func=run_cli)
+    return p
+
+
+def run_cli(args) -> int:
+    src = Path(args.src)
+    if not src.is_dir():
+        print(f"export: no cache folder at {src}", file=sys.stderr)
+        return 2
+    if args.all:
+        keys = None
+    else:
+        keys = listed_keys(src, args.notebook)
+        if not keys:
+            print(f"export: {src} has no export list{' for ' + args.notebook if args.notebook else ''}; "
+                  "run the notebook (natively) first, or pass --all", file=sys.stderr)
+            return 1
+    result = export(src, Path(args.dest), keys, progress=False if args.no_progress else None)
+    *problems, summary = result.lines()
+    for line in problems:
+        print(line, file=sys.stderr)
+    print(summary, file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 1
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="ipy-lazycache")
+    add_parser(ap.add_subparsers(dest="command", required=True))
+    args = ap.parse_args(argv)
+    return args.func(args)
