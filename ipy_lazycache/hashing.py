@@ -296,23 +296,9 @@ def _feed_object(h, obj, hasher, stack):
         if isinstance(obj, types.MethodType):
             hasher(h, obj.__self__)
             obj = obj.__func__
-        if id(obj) in stack:
-            _tag(h, b"@", obj.__qualname__.encode())
-            return
-        stack.add(id(obj))
-        try:
-            _feed_function(h, obj, hasher)
-        finally:
-            stack.discard(id(obj))
+        _once_on_stack(h, obj, stack, _feed_function, hasher)
     elif isinstance(obj, type):
-        if id(obj) in stack:
-            _tag(h, b"@", obj.__qualname__.encode())
-            return
-        stack.add(id(obj))
-        try:
-            _feed_class(h, obj, hasher)
-        finally:
-            stack.discard(id(obj))
+        _once_on_stack(h, obj, stack, _feed_class, hasher)
     elif mod == "numpy" and hasattr(obj, "dtype") and hasattr(obj, "shape"):
         import numpy as np
 
@@ -331,6 +317,19 @@ def _feed_object(h, obj, hasher, stack):
         hasher(h, dict(sorted(vars(obj).items())))
     else:
         _feed_pickled(h, obj)
+
+
+def _once_on_stack(h, obj, stack, feed, hasher):
+    """Feed a function or class, or only its name if it is already being fed
+    (recursion, or classes and functions that refer to each other)."""
+    if id(obj) in stack:
+        _tag(h, b"@", obj.__qualname__.encode())
+        return
+    stack.add(id(obj))
+    try:
+        feed(h, obj, hasher)
+    finally:
+        stack.discard(id(obj))
 
 
 def _feed_pickled(h, obj):
