@@ -118,6 +118,33 @@ def _verify(args):
     return manage.verify_report(bad, args.fix, store), (1 if bad and not args.fix else 0)
 
 
+def _export_args(p):
+    from .export import configure
+
+    configure(p)
+
+
+@command("export", "copy the entries notebooks use (their export lists) to another folder, verified")(_export_args)
+def _export(args):
+    from .export import run_command
+
+    return run_command(args)
+
+
+def _lite_pyodide_args(p):
+    p.add_argument("lite_dir", help="JupyterLite lite dir to make self-contained (local Pyodide, no CDN)")
+    p.add_argument("--wheel", action="append", default=[], help="local wheel for the piplite index (repeatable)")
+    p.add_argument("--package", action="append", default=None, help="extra Pyodide package, NAME or NAME==VER")
+
+
+@command("lite-pyodide", "make a JupyterLite lite dir self-contained (Pyodide from npm, wheels from PyPI)")(_lite_pyodide_args)
+def _lite_pyodide(args):
+    from . import offline_pyodide as op
+
+    op.prepare(args.lite_dir, args.wheel, args.package or op.DEFAULT_PACKAGES)
+    return manage.Report(f"prepared {args.lite_dir} (Pyodide {op.PYODIDE_VERSION}, no CDN)"), 0
+
+
 def build_parser(prog="ipy-lazycache", extra=()) -> argparse.ArgumentParser:
     """The parser; ``extra`` names more subcommands (e.g. the magic's ``stats``)."""
     parser = _Parser(prog=prog, description="Manage an ipy_lazycache cache folder.")

@@ -347,52 +347,35 @@ def _bar(total: int, progress):
 
 
 # ----------------------------------------------------------------------------
-# Command line: ``ipy-lazycache export``
+# Command line: ``ipy-lazycache export`` (registered in :mod:`.cli`)
 
 
-def add_parser(subparsers):
-    """Add ``export`` to an argparse subparsers object."""
-    p = subparsers.add_parser(
-        "export",
-        help="copy the entries notebooks use (their export lists) to another folder, verified",
-        description="Copy the entries listed in SRC's export lists (or all entries, with --all) "
-        "to DEST, checking every blob's digest. Exit status 1 if an entry is damaged or missing.",
-    )
+def configure(p):
+    """Arguments of ``ipy-lazycache export``."""
+    p.description = ("Copy the entries listed in SRC's export lists (or every entry, with --all) "
+                     "to DEST, checking every blob's digest. Exit status 1 if an entry is damaged or missing.")
     p.add_argument("src", help="cache folder to export from (e.g. notebooks/__lazycache__)")
     p.add_argument("dest", help="cache folder to create or update (e.g. site/notebooks/__lazycache__)")
     p.add_argument("--all", action="store_true", help="export every entry, not only the listed ones")
-    p.add_argument("--notebook", metavar="IPYNB",
-                   help="only this notebook's list, and only cells still in it")
+    p.add_argument("--notebook", metavar="IPYNB", help="only this notebook's list, and only cells still in it")
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
-    p.set_defaults(func=run_cli)
-    return p
 
 
-def run_cli(args) -> int:
+def run_command(args):
+    """``(Report, exit code)`` for parsed ``export`` arguments."""
+    from .manage import BadInput, Report
+
     src = Path(args.src)
     if not src.is_dir():
-        print(f"export: no cache folder at {src}", file=sys.stderr)
-        return 2
-    if args.all:
-        keys = None
-    else:
+        raise BadInput(f"export: no cache folder at {src}")
+    if args.notebook and not Path(args.notebook).is_file():
+        raise BadInput(f"export: no notebook at {args.notebook}")
+    keys = None
+    if not args.all:
         keys = listed_keys(src, args.notebook)
         if not keys:
-            print(f"export: {src} has no export list{' for ' + args.notebook if args.notebook else ''}; "
-                  "run the notebook (natively) first, or pass --all", file=sys.stderr)
-            return 1
+            where = f" for {args.notebook}" if args.notebook else ""
+            return Report(f"export: {src} has no export list{where}; run the notebook natively first, "
+                          "or pass --all"), 1
     result = export(src, Path(args.dest), keys, progress=False if args.no_progress else None)
-    *problems, summary = result.lines()
-    for line in problems:
-        print(line, file=sys.stderr)
-    print(summary, file=sys.stdout if result.ok else sys.stderr)
-    return 0 if result.ok else 1
-
-
-def main(argv=None) -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="ipy-lazycache")
-    add_parser(ap.add_subparsers(dest="command", required=True))
-    args = ap.parse_args(argv)
-    return args.func(args)
+    return Report("\n".join(result.lines())), 0 if result.ok else 1
