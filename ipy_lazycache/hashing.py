@@ -183,6 +183,11 @@ def _feed_numpy(h, arr):
         raise TypeError("object array")  # falls back to pickling
     dtype = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
     _tag(h, b"A", dtype.str.replace("=", "<").replace("|", "<").encode())
+    if dtype.fields is not None or dtype.subdtype is not None:
+        # '|V8' alone would not tell [('a','<i4'),('b','<i4')] from ('<f8').
+        _tag(h, b"V", repr(dtype.newbyteorder("<").descr).encode())
+        if dtype.fields is not None and arr.dtype.byteorder != ">":
+            dtype = dtype.newbyteorder("<")
     _tag(h, b"S", b"".join(_int_bytes(n) + b"," for n in arr.shape))
     if dtype != arr.dtype:
         arr = arr.astype(dtype)
@@ -194,30 +199,9 @@ def _feed_numpy(h, arr):
 
 
 def _feed_pandas(h, obj, hasher):
-    import pandas as pd
+    from .hashing_frames import feed_pandas
 
-    if isinstance(obj, pd.Series):
-        obj = obj.to_frame(name=obj.name)
-        _tag(h, b"PS")
-    else:
-        _tag(h, b"PD")
-    hasher(h, [str(c) for c in obj.columns])
-    hasher(h, [type(c).__name__ for c in obj.columns])
-    hasher(h, [str(t) for t in obj.dtypes])
-    _feed_series_values(h, obj.index, hasher)
-    for i in range(obj.shape[1]):
-        _feed_series_values(h, obj.iloc[:, i], hasher)
-    hasher(h, dict(obj.attrs))
-
-
-def _feed_series_values(h, values, hasher):
-    import numpy as np
-
-    arr = values.to_numpy() if hasattr(values, "to_numpy") else np.asarray(values)
-    if arr.dtype.hasobject:
-        hasher(h, arr.tolist())
-    else:
-        _feed_numpy(h, arr)
+    feed_pandas(h, obj, hasher, _tag, _feed_numpy)
 
 
 def value_hash(obj) -> str:
@@ -309,6 +293,14 @@ def _feed_object(h, obj, hasher, stack):
             _feed_pickled(h, obj)
     elif mod.startswith("pandas") and t.__name__ in ("DataFrame", "Series"):
         _feed_pandas(h, obj, hasher)
+    elif mod == "pyarrow.lib" and t.__name__ == "Table":
+        from .hashing_frames import feed_arrow_table
+
+        feed_arrow_table(h, obj, hasher, _tag, _feed_numpy)
+    elif mod == "polars.dataframe.frame" and t.__name__ == "DataFrame":
+        from .hashing_frames import feed_polars
+
+        feed_polars(h, obj, hasher, _tag, _feed_numpy)
     elif _is_notebook(t) and hasattr(obj, "__dict__") and not hasattr(t, "__slots__"):
         # Instances of notebook classes: the class by its code, then the state.
         # cloudpickle bytes would embed bytecode, which differs per Python.
