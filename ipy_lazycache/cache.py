@@ -192,18 +192,21 @@ def changed_names(plan: Plan, ns: dict, before_ids: dict):
     return values, deleted, mutated, fresh
 
 
-def save(store, plan: Plan, ns: dict, outcome: Outcome, before_ids: dict, memo: Memo | None = None, signer=None):
+def save(
+    store, plan: Plan, ns: dict, outcome: Outcome, before_ids: dict, memo: Memo | None = None, signer=None, progress=None
+):
     """Write one entry: blobs first, the manifest last as the commit marker.
 
     Returns ``(manifest, total_bytes)``. Store errors propagate: the caller
     reports them, and the values stay in the namespace either way. Blobs this
     call wrote are removed again when it fails, so no orphan set is left.
     With a signing key (``signer``), blobs get SHA-256 digests and the
-    manifest an HMAC.
+    manifest an HMAC. ``progress`` (a :class:`.progress.Progress`) counts
+    the bytes written.
     """
     written = []
     try:
-        return _save(store, plan, ns, outcome, before_ids, memo, signer, written)
+        return _save(store, plan, ns, outcome, before_ids, memo, signer, written, progress)
     except BaseException:
         _discard(store, plan.key, written)
         raise
@@ -224,7 +227,7 @@ def _discard(store, key, written):
                 pass
 
 
-def _save(store, plan, ns, outcome, before_ids, memo, signer, written):
+def _save(store, plan, ns, outcome, before_ids, memo, signer, written, progress=None):
     if signer is None:
         from . import signing
 
@@ -247,6 +250,8 @@ def _save(store, plan, ns, outcome, before_ids, memo, signer, written):
         pids[id(value)] = (("def", name), value)
 
     blobs = _encode(values, pids)
+    if progress is not None:
+        progress.total(sum(memoryview(p).nbytes for b in blobs.values() for p in b["parts"]))
     total = 0
     for blob_name, blob in blobs.items():
         parts = blob.pop("parts")
@@ -262,7 +267,7 @@ def _save(store, plan, ns, outcome, before_ids, memo, signer, written):
         stem, ext = blob_name.split(".", 1)
         blob_name = f"{stem}.{blob['digest'][:12]}.{ext}"
         written.append(f"{plan.key}/{blob_name}")
-        store.put(f"{plan.key}/{blob_name}", parts)
+        store.put(f"{plan.key}/{blob_name}", parts if progress is None else progress.wrap(parts))
         m["blobs"][blob_name] = blob
     for name, value in values.items():
         entry = m["defs"].setdefault(name, {})

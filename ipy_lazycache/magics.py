@@ -16,6 +16,7 @@ from traitlets import Enum, Int, TraitError, Unicode, validate
 
 from . import cache, manage, platform, signing
 from .manifest import CorruptEntry
+from .progress import Progress
 from .tripwire import Tripwire
 
 PREFIX = "lazycache:"
@@ -251,7 +252,8 @@ class LazyCache(Magics):
         outcome = cache.Outcome(capture.events, result, result_name, duration)
         try:
             t0 = time.perf_counter()
-            m, nbytes = cache.save(store, plan, ns, outcome, before, self.memo, signer=signer)
+            with Progress(f"{PREFIX} storing") as progress:  # a bar only after 2 s
+                m, nbytes = cache.save(store, plan, ns, outcome, before, self.memo, signer=signer, progress=progress)
         except Exception as exc:  # a full disk or read-only folder loses the cache, not the results
             self._say(f"{PREFIX} not stored ({type(exc).__name__}: {exc}); the results are in the namespace.", force=True)
             return value

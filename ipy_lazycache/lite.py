@@ -1,0 +1,372 @@
+"""A ``jupyter lite build`` addon that ships each notebook's cache with the site.
+
+Registered on the ``jupyterlite.addon.v0`` entry point as ``ipy-lazycache``,
+so it runs in every ``jupyter lite build`` once ipy_lazycache is installed.
+For every notebook in the site's contents it:
+
+* (``pre_build``, only with ``execute``) runs the notebook natively with
+  nbclient, so the cache folder and its export list are filled; a failing
+  cell fails the build with that cell's error;
+* keeps the contents step from copying cache folders (``__lazycache__``) at
+  all, then (``build``) copies into ``_output/files/<notebook dir>/__lazycache__/``
+  exactly the entries the notebook's export list names (see :mod:`.export`),
+  checking every digest on the way, so the contents index lists them;
+* (``build``) puts an ``ipy_lazycache`` wheel into the site's piplite index
+  (``pypi/``), so ``%pip install ipy_lazycache`` works in the browser; its
+  requirements (ipython, cloudpickle, xxhash, pyodide-http) are in Pyodide's
+  own package lock, so they come from wherever that Pyodide comes from;
+* (``post_build``) writes ``IPY_LAZYCACHE_URL`` into the Pyodide kernel's
+  ``loadPyodideOptions.env``, which becomes ``os.environ`` in the kernel.
+
+``check`` re-verifies every shipped entry's digests; ``status`` lists what
+would ship. Where Pyodide itself comes from (the CDN, by default) is not
+this addon's business: :mod:`.offline_pyodide` makes a lite dir self-contained
+when that is wanted.
+
+Configuration (``jupyter_lite_config.json`` or the command line)::
+
+    {"LazyCacheAddon": {"execute": true, "ship_all": false}}
+    jupyter lite build --LazyCacheAddon.execute=True   (or --lazycache-execute)
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import time
+import zipfile
+from pathlib import Path
+
+from jupyterlite_core.addons.base import BaseAddon
+from jupyterlite_core.constants import JUPYTERLITE_JSON
+from traitlets import Bool, Int, Unicode
+
+from . import export
+from .platform import DEFAULT_DIR
+from .stores.file import FileStore
+
+KERNEL_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
+URL_ENV = "IPY_LAZYCACHE_URL"
+PREFIX = "[lite] [ipy-lazycache]"
+
+
+def _fail(message):
+    from doit.exceptions import TaskFailed
+
+    return TaskFailed(message)
+
+
+class LazyCacheAddon(BaseAddon):
+    """Ship the ``%%lazycache`` entries each notebook uses, and ipy_lazycache itself."""
+
+    __all__ = ["status", "pre_build", "build", "post_build", "check"]
+
+    cache_dir = Unicode(DEFAULT_DIR, help="Name of the cache folder beside each notebook").tag(config=True)
+    ship_all = Bool(False, help="Ship every entry of each cache folder, not only the listed ones").tag(config=True)
+    execute = Bool(False, help="Run the notebooks natively (nbclient) before shipping their caches").tag(config=True)
+    execute_timeout = Int(3600, help="Seconds a cell may run when executing notebooks").tag(config=True)
+    kernel_name = Unicode("python3", help="Native kernel used to execute notebooks").tag(config=True)
+    cache_url = Unicode(
+        "files/", help=f"{URL_ENV} for the kernel: the files root, absolute or relative to the site"
+    ).tag(config=True)
+    ship_wheel = Bool(True, help="Put an ipy_lazycache wheel into the site's piplite index").tag(config=True)
+    wheel_dir = Unicode("", help="Folder holding a prebuilt ipy_lazycache-*.whl to ship instead").tag(config=True)
+
+    flags = {
+        "lazycache-execute": (
+            {"LazyCacheAddon": {"execute": True}},
+            "run notebooks natively before shipping their %%lazycache entries",
+        ),
+        "lazycache-all": (
+            {"LazyCacheAddon": {"ship_all": True}},
+            "ship every %%lazycache entry, not only those the notebooks use",
+        ),
+    }
+
+    def __init__(self, manager, *args, **kwargs):
+        super().__init__(manager, *args, **kwargs)
+        # The contents step copies folders whole; cache folders are ours.
+        pattern = rf"/{re.escape(self.cache_dir)}(/|$)"
+        if pattern not in manager.extra_ignore_contents:
+            manager.extra_ignore_contents = (*manager.extra_ignore_contents, pattern)
+
+    # -------------------------------------------------------------- finding --
+    @property
+    def output_files_dir(self) -> Path:
+        return self.manager.output_dir / "files"
+
+    def _ignored(self, rel_posix: str) -> bool:
+        patterns = [*self.manager.ignore_contents, *self.manager.extra_ignore_contents]
+        return any(re.findall(p, rel_posix) for p in patterns)
+
+    def notebooks(self):
+        """``(notebook path, folder relative to files/)`` for every notebook shipped."""
+        seen = set()
+        for content in self.manager.contents:
+            root = Path(content)
+            if root.is_file():
+                found = [(root, Path("."))] if root.suffix == ".ipynb" else []
+            elif root.is_dir():
+                found = []
+                for nb in sorted(root.rglob("*.ipynb")):
+                    rel = nb.relative_to(root)
+                    if not self._ignored("/" + rel.as_posix()):
+                        found.append((nb, rel.parent))
+            else:
+                found = []
+            for nb, rel in found:
+                if nb.resolve() not in seen:
+                    seen.add(nb.resolve())
+                    yield nb.resolve(), rel
+
+    def plan(self):
+        """``{destination folder: (source folder, keys, [notebooks])}``."""
+        out = {}
+        for nb, rel in self.notebooks():
+            src = nb.parent / self.cache_dir
+            dest = self.output_files_dir / rel / self.cache_dir
+            keys = export.all_keys(src) if self.ship_all else export.listed_keys(src, nb)
+            _, old, nbs = out.get(dest, (src, set(), []))
+            out[dest] = (src, old | keys, [*nbs, nb])
+        return out
+
+    # --------------------------------------------------------------- hooks --
+    def status(self, manager):
+        def report():
+            plan = self.plan()
+            n = sum(len(k) for _, k, _ in plan.values())
+            print(f"    ipy-lazycache: {n} entries for {sum(len(v[2]) for v in plan.values())} notebooks"
+                  f" ({'all entries' if self.ship_all else 'export lists'}), execute={self.execute}")
+
+        yield self.task(name="lazycache", actions=[report])
+
+    def pre_build(self, manager):
+        if not self.execute:
+            return
+        for nb, _rel in self.notebooks():
+            yield self.task(
+                name=f"execute:{nb.name}",
+                doc=f"run {nb} natively to fill its cache",
+                actions=[(self.execute_one, [nb])],
+            )
+
+    def execute_one(self, nb: Path):
+        """Run one notebook natively; a failing cell fails the build."""
+        t0 = time.perf_counter()
+        try:
+            execute_notebook(nb, self.cache_dir, kernel_name=self.kernel_name, timeout=self.execute_timeout)
+        except Exception as exc:
+            return _fail(f"{PREFIX} {nb} failed while executing:\n{exc}")
+        print(f"{PREFIX} executed {nb.name} in {time.perf_counter() - t0:.1f} s")
+        return True
+
+    def build(self, manager):
+        for dest, (src, keys, nbs) in sorted(self.plan().items()):
+            rel = dest.relative_to(self.output_files_dir)
+            yield self.task(
+                name=f"copy:{rel}",
+                doc=f"copy the entries {', '.join(n.name for n in nbs)} use into {rel}",
+                actions=[(self.copy_entries, [src, dest, sorted(keys), nbs])],
+            )
+        if self.ship_wheel:
+            yield self.task(name="wheel", doc="put ipy_lazycache into the piplite index", actions=[self.put_wheel])
+
+    def copy_entries(self, src: Path, dest: Path, keys, nbs):
+        if dest.exists():
+            shutil.rmtree(dest)  # a clean set: nothing left from an earlier build
+        if not keys:
+            if export.all_keys(src):
+                self.log.warning(f"{PREFIX} {src} has entries but no export list for "
+                                 f"{', '.join(n.name for n in nbs)}: nothing shipped (run the notebook "
+                                 "natively first, or set LazyCacheAddon.execute or ship_all)")
+            return True
+        result = export.export(src, dest, keys, progress=False)
+        for line in result.lines():
+            print(f"{PREFIX} {dest.relative_to(self.manager.output_dir)}: {line}")
+        if not result.ok:
+            return _fail(f"{PREFIX} could not ship the cache of {', '.join(n.name for n in nbs)}:\n"
+                         + "\n".join(result.lines()[:-1]))
+        self.maybe_timestamp(dest)
+        return True
+
+    def put_wheel(self):
+        pypi = self.manager.output_dir / "pypi"
+        pypi.mkdir(parents=True, exist_ok=True)
+        if any(pypi.glob("ipy_lazycache-*.whl")):
+            return True  # the lite dir's own pypi/ brought one
+        if self.wheel_dir:
+            found = sorted(Path(self.wheel_dir).glob("ipy_lazycache-*.whl"), key=lambda p: p.stat().st_mtime)
+            if not found:
+                return _fail(f"{PREFIX} no ipy_lazycache-*.whl in {self.wheel_dir}")
+            shutil.copy2(found[-1], pypi / found[-1].name)
+        else:
+            whl = make_wheel(pypi)
+            self.log.info(f"{PREFIX} wrote {whl.name}")
+        return True
+
+    def post_build(self, manager):
+        yield self.task(
+            name="settings",
+            doc=f"write {URL_ENV} into the Pyodide kernel settings",
+            actions=[self.write_settings],
+        )
+
+    def write_settings(self):
+        root = self.manager.output_dir / JUPYTERLITE_JSON
+        paths = [root] + [p for p in self.get_output_config_paths()
+                          if p != root and p.exists() and self.get_lite_plugin_settings(p, KERNEL_PLUGIN)]
+        for path in paths:
+            if not path.exists():
+                path.write_text(json.dumps({"jupyter-lite-schema-version": 0, "jupyter-config-data": {}}))
+            settings = self.get_lite_plugin_settings(path, KERNEL_PLUGIN)
+            env = settings.setdefault("loadPyodideOptions", {}).setdefault("env", {})
+            env[URL_ENV] = self.cache_url
+            self.set_lite_plugin_settings(path, KERNEL_PLUGIN, settings)
+        return True
+
+    def check(self, manager):
+        for folder in self.shipped_folders():
+            yield self.task(
+                name=f"verify:{folder.relative_to(self.output_files_dir)}",
+                doc=f"verify every entry in {folder}",
+                actions=[(self.verify_folder, [folder])],
+            )
+
+    def shipped_folders(self):
+        files = self.output_files_dir
+        return sorted(p for p in files.rglob(self.cache_dir) if p.is_dir()) if files.is_dir() else []
+
+    def verify_folder(self, folder: Path):
+        store = FileStore(folder)
+        problems = []
+        for child in sorted(folder.iterdir()):
+            key = child.name
+            if not (child.is_dir() and re.fullmatch(r"[0-9a-f]{32}", key)):
+                problems.append(f"{key}: not an entry")
+                continue
+            try:
+                _, names = export.entry_files(store, key)
+                export.verify_entry(store, key)
+            except Exception as exc:
+                problems.append(f"{key[:10]}: {exc}")
+                continue
+            extra = sorted(p.name for p in child.iterdir() if p.name not in names)
+            if extra:
+                problems.append(f"{key[:10]}: files not in its manifest: {', '.join(extra)}")
+        if problems:
+            rel = folder.relative_to(self.manager.output_dir)
+            return _fail(f"{PREFIX} {rel} has bad entries:\n" + "\n".join(problems))
+        return True
+
+
+# ---------------------------------------------------------------- execute --
+def execute_notebook(nb, cache_dir=DEFAULT_DIR, kernel_name="python3", timeout=3600):
+    """Run a notebook natively in its own folder, as a whole, to fill its cache.
+
+    Its export list is rebuilt from this run (the old one is removed first),
+    so it names exactly the entries the notebook uses now. The notebook file
+    is not changed. Raises nbclient's ``CellExecutionError`` on a failing cell.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = Path(nb).resolve()
+    export.reset_list(nb.parent / cache_dir, nb)
+    doc = nbformat.read(nb, as_version=4)
+    client = NotebookClient(doc, timeout=timeout, kernel_name=kernel_name,
+                            resources={"metadata": {"path": str(nb.parent)}})
+    # ipykernel puts JPY_SESSION_NAME into __session__: the list is named after it.
+    with _environ(JPY_SESSION_NAME=str(nb), IPY_LAZYCACHE_DIR=cache_dir):
+        client.execute()
+    return doc
+
+
+@contextlib.contextmanager
+def _environ(**values):
+    old = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+# ------------------------------------------------------------------ wheel --
+def make_wheel(dest) -> Path:
+    """A pure ``py3-none-any`` wheel of the installed ipy_lazycache, made
+    without a build backend or network (works for editable installs too).
+
+    Metadata comes from the source tree's ``pyproject.toml`` when there is
+    one, else from the installed distribution. Timestamps are fixed, so the
+    same sources give the same bytes.
+    """
+    import ipy_lazycache
+
+    pkg = Path(ipy_lazycache.__file__).parent
+    name, version = "ipy_lazycache", ipy_lazycache.__version__
+    metadata = _metadata(pkg, version)
+    files = {}
+    for path in sorted(pkg.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo"):
+            files[f"{name}/{path.relative_to(pkg).as_posix()}"] = path.read_bytes()
+    info = f"{name}-{version}.dist-info"
+    files[f"{info}/METADATA"] = metadata.encode()
+    files[f"{info}/WHEEL"] = (b"Wheel-Version: 1.0\nGenerator: ipy_lazycache.lite\n"
+                              b"Root-Is-Purelib: true\nTag: py3-none-any\n")
+    record = []
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    record.append(f"{info}/RECORD,,")
+    files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    whl = dest / f"{name}-{version}-py3-none-any.whl"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path, data in files.items():
+            zi = zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0))
+            zi.external_attr = 0o644 << 16
+            zi.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(zi, data)
+    whl.write_bytes(buf.getvalue())
+    return whl
+
+
+def _metadata(pkg: Path, version: str) -> str:
+    pyproject = pkg.parent / "pyproject.toml"
+    project = None
+    if pyproject.is_file():
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            tomllib = None
+        if tomllib is not None:
+            project = tomllib.loads(pyproject.read_text()).get("project")
+    if project and project.get("name", "").replace("-", "_") == "ipy_lazycache":
+        lines = ["Metadata-Version: 2.1", f"Name: {project['name']}", f"Version: {version}"]
+        if project.get("description"):
+            lines.append(f"Summary: {project['description']}")
+        if project.get("requires-python"):
+            lines.append(f"Requires-Python: {project['requires-python']}")
+        lines += [f"Requires-Dist: {d}" for d in project.get("dependencies", [])]
+        return "\n".join(lines) + "\n"
+    from importlib.metadata import distribution
+
+    dist = distribution("ipy_lazycache")
+    return dist.read_text("METADATA") or dist.read_text("PKG-INFO") or (
+        f"Metadata-Version: 2.1\nName: ipy_lazycache\nVersion: {version}\n")
