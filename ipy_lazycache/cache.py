@@ -278,7 +278,17 @@ def _save(store, plan, ns, outcome, before_ids, memo, signer, written, progress=
         entry["type"] = f"{type(value).__module__}.{type(value).__qualname__}"
     signer.sign(m)
     data = mf.dumps(m)
+    try:  # the entry this one replaces (--force), whose blobs become garbage
+        previous = load_manifest(store, plan.key)
+    except Exception:
+        previous = None
     store.put(mf.manifest_key(plan.key), data)
+    del written[:]  # committed: nothing to discard from here on
+    for name in set(previous["blobs"]) - set(m["blobs"]) if previous else ():
+        try:  # a reader still on the old manifest retries (BlobGone)
+            store.delete(f"{plan.key}/{name}")
+        except Exception:
+            pass
     if memo is not None:
         memo.clear()
         for name, h in fresh.items():
@@ -305,7 +315,9 @@ def _encode(values: dict, pids: dict) -> dict:
         name, value = names[0], values[names[0]]
         stem = _blob_stem(name, index)
         if isinstance(value, types.ModuleType) and _importable(value):
-            blobs[f"{stem}.module"] = _blob("module", names, value.__name__.encode(), modules=[])
+            # its top-level package as "modules": where that is missing (pandas
+            # in a browser) the def is a tripwire and the blob is not fetched
+            blobs[f"{stem}.module"] = _blob("module", names, value.__name__.encode(), modules=[value.__name__.split(".")[0]])
             continue
         codec = codecs.codec_for(value)
         if codec is not None:
@@ -417,7 +429,33 @@ def load_manifest(store, key: str) -> dict | None:
     return mf.loads(data, key)
 
 
+class BlobGone(CorruptEntry):
+    """A listed blob is missing: damage, or a newer manifest replaced it."""
+
+    def __init__(self, message, manifest):
+        super().__init__(message)
+        self.manifest = manifest
+
+
 def restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> Restored | None:
+    """Load an entry (see :func:`_restore`). A blob that vanished because a
+    concurrent writer replaced the entry is retried with the new manifest."""
+    for _attempt in range(3):
+        try:
+            return _restore(store, key, ns, m, signer)
+        except BlobGone as exc:
+            if m is not None:
+                raise
+            try:
+                now = load_manifest(store, key)
+            except CorruptEntry:
+                now = None
+            if now is None or now == exc.manifest:
+                raise  # not replaced: really damaged
+    return None  # replaced three times while reading: a miss
+
+
+def _restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> Restored | None:
     """Load an entry's values without touching ``ns`` (refs are read from it).
 
     Returns None for a miss; raises :class:`CorruptEntry` for an entry that
@@ -456,7 +494,7 @@ def restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> Re
                     changed = True
                     break
 
-    wanted, local = [], {}
+    wanted, local, streamed = [], {}, set()
     for name, blob in blobs.items():
         if name in skipped:
             continue
@@ -466,6 +504,14 @@ def restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> Re
             local[name] = path
         else:
             wanted.append(f"{key}/{name}")
+    # Mappable blobs held only by a slower tier (a shared remote) are streamed
+    # into the local folder, never whole in memory, then mapped and checked.
+    fetch_paths = getattr(store, "fetch_paths", None)
+    mappable = [k for k in wanted if getattr(codecs.codec_named(blobs[k.split("/", 1)[1]]["codec"]), "mmap", False)]
+    for full, path in (fetch_paths(mappable) if fetch_paths is not None and mappable else {}).items():
+        wanted.remove(full)
+        local[full.split("/", 1)[1]] = path
+        streamed.add(full.split("/", 1)[1])
     fetched = store.get_many(wanted) if wanted else {}
     datas = {}
     nbytes = 0
@@ -473,7 +519,7 @@ def restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> Re
         name = full.split("/", 1)[1]
         blob = blobs[name]
         if data is None:
-            raise CorruptEntry(f"blob {name} is missing")
+            raise BlobGone(f"blob {name} is missing", m)
         if len(data) != blob["size"] or digest_chunks([data]) != blob["digest"]:
             raise CorruptEntry(f"blob {name} does not match its digest")
         if signer.checks:
@@ -484,10 +530,13 @@ def restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> Re
         datas[name] = data
         nbytes += len(data)
     for name, path in local.items():
-        size = os.path.getsize(path)
+        try:
+            size = os.path.getsize(path)
+        except FileNotFoundError:
+            raise BlobGone(f"blob {name} is missing", m) from None
         if size != blobs[name]["size"]:
             raise CorruptEntry(f"blob {name} has the wrong size")
-        if blobs[name]["codec"] != "npy" and file_hash(path) != blobs[name]["digest"]:
+        if (blobs[name]["codec"] != "npy" or name in streamed) and file_hash(path) != blobs[name]["digest"]:
             # Mapped Arrow files carry a pickle (labels, dtypes): checked like
             # fetched blobs. Only .npy (never unpickled) skips the read.
             raise CorruptEntry(f"blob {name} does not match its digest")
@@ -533,7 +582,13 @@ def restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> Re
         if kind == "module":
             import importlib
 
-            module = importlib.import_module(datas[bname].decode())
+            try:
+                module = importlib.import_module(datas[bname].decode())
+            except ImportError as exc:  # entries written before "modules" was set
+                for d in blob["defs"]:
+                    values[d] = Tripwire(d, f"module {exc.name or datas[bname].decode()} is not available here", hashes.get(d))
+                    tripwires.append(d)
+                return
             values.update((d, module) for d in blob["defs"])
             return
         if kind in ("pickle", "pickle-group"):
@@ -569,6 +624,9 @@ def restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> Re
         if not all(d in values for d in blobs[bname]["defs"]):
             load_blob(bname)
     _register_source(values.values(), m.get("source", ""))
+    settle = getattr(store, "settle", None)
+    if settle is not None:  # the entry is whole here: commit its manifest to faster tiers
+        settle(mf.manifest_key(key))
     return Restored(manifest=m, values=values, tripwires=tripwires, nbytes=nbytes)
 
 

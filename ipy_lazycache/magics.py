@@ -209,6 +209,7 @@ class LazyCache(Magics):
         shell = self.shell
         ns = shell.user_ns
         source = shell.transform_cell(cell)
+        platform.ensure_imports(source)  # Pyodide: load the packages the body imports
         store = self._open(args.dir or self.dir or None)
         for path in args.files:
             import os

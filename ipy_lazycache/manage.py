@@ -251,6 +251,10 @@ def prune(store, max_size=None, older_than=None, keep=(), now=None) -> Removed:
             out.keys.append(e.key)
             out.bytes += e.size
         else:
+            if e.complete and isinstance(store, FileStore):
+                freed = _drop_unreferenced(store, e, now)
+                e.size -= freed
+                out.bytes += freed
             live.append(e)
     if max_size is not None:
         total = sum(e.size for e in live)
@@ -264,6 +268,25 @@ def prune(store, max_size=None, older_than=None, keep=(), now=None) -> Removed:
             out.bytes += e.size
             total -= e.size
     return out
+
+
+def _drop_unreferenced(store: FileStore, e: Entry, now: float) -> int:
+    """Blobs no manifest lists (left by a writer whose manifest was replaced
+    by a concurrent one) once older than the grace period."""
+    listed = set(e.manifest["blobs"]) | {mf.MANIFEST, USED}
+    freed = 0
+    folder = store._path(e.key)
+    for path in folder.iterdir():
+        if path.name in listed or path.name.startswith(".tmp-") or not path.is_file():
+            continue
+        try:
+            st = path.stat()
+            if now - st.st_mtime > INCOMPLETE_GRACE_SECONDS:
+                path.unlink()
+                freed += st.st_size
+        except OSError:
+            pass
+    return freed
 
 
 def clear(store) -> Removed:

@@ -27,18 +27,66 @@ def cache_dir(configured: str | None = None) -> str:
 
 def store_for(directory: str) -> Store:
     """The store for a cache folder, one per folder per session."""
-    # Natively the folder is resolved against the current directory, which a
-    # notebook may change; under Pyodide the in-memory tier must persist.
-    where = directory if IS_WASM else os.path.abspath(directory)
+    # A folder is keyed by where it resolves: natively against the current
+    # directory, which a notebook may change; under Pyodide to its URL. Every
+    # folder under Pyodide, and an http(s):// folder natively too, is a
+    # read-only HTTP cache behind an in-memory tier for this session's entries.
+    over_http = IS_WASM or _is_url(directory)
+    where = _remote_place(directory) if over_http else os.path.abspath(directory)
     if where not in _stores:
-        _stores[where] = _wasm_store(directory) if IS_WASM else FileStore(where)
+        _stores[where] = _wasm_store(where) if over_http else FileStore(where)
     return _stores[where]
 
 
-def _wasm_store(directory: str) -> Store:
-    from .stores.http import HttpStore
+def _wasm_store(place: str) -> Store:
+    from .stores.http import HttpStore, PyodideTransport
 
-    return TieredStore([MemoryStore(), HttpStore(site_cache_url(directory))])
+    tiers: list[Store] = [MemoryStore()]
+    if _is_url(place):  # Pyodide's transport under Pyodide; urllib natively
+        tiers.append(HttpStore(place, transport=PyodideTransport() if IS_WASM else None))
+    return TieredStore(tiers)
+
+
+def _remote_place(directory: str) -> str:
+    """The cache's URL; ``memory:DIR`` for Pyodide outside a site (Node)."""
+    try:
+        return site_cache_url(directory)
+    except (ImportError, AttributeError):  # no js.location
+        return f"memory:{directory}"
+
+
+def _is_url(directory: str) -> bool:
+    return directory.startswith(("http://", "https://"))
+
+
+def ensure_imports(source: str) -> None:
+    """Load the Pyodide packages that a cell imports; nothing natively.
+
+    The Pyodide kernel loads packages for a cell's imports before running
+    it, but a ``%%lazycache`` cell does not parse as Python, so it finds
+    none. Only imports that cannot be found are looked up. Where the runtime
+    cannot block on a promise (no JSPI), or a package is not on the site,
+    nothing is loaded: the import then fails as in a plain cell, and a
+    restored def that needs it becomes a tripwire.
+    """
+    if not IS_WASM:
+        return
+    import importlib.util
+
+    try:
+        from pyodide.code import find_imports
+
+        missing = [n for n in find_imports(source) if n not in sys.modules and importlib.util.find_spec(n) is None]
+        if not missing:
+            return
+        import pyodide_js  # type: ignore[import-not-found]
+        from pyodide.ffi import can_run_sync, run_sync
+
+        if can_run_sync():
+            run_sync(pyodide_js.loadPackagesFromImports(source))
+    except Exception:
+        pass  # best effort: never stop the cell
+
 
 
 def site_cache_url(directory: str) -> str:
@@ -59,8 +107,9 @@ def site_cache_url(directory: str) -> str:
     if not root.startswith(("http://", "https://")):
         root = urljoin(site_base(), root)
     cwd = os.getcwd()
-    folder = posixpath.relpath(cwd, "/drive") if cwd == "/drive" or cwd.startswith("/drive/") else "."
-    path = posixpath.normpath(posixpath.join(folder, directory))
+    folder = cwd if cwd == "/drive" or cwd.startswith("/drive/") else "/drive"
+    # joined as absolute paths, so that an absolute --dir under /drive works
+    path = posixpath.relpath(posixpath.normpath(posixpath.join(folder, directory)), "/drive")
     return urljoin(root.rstrip("/") + "/", quote(path) + "/")
 
 
