@@ -12,11 +12,12 @@ import time
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Enum, Int, TraitError, Unicode, validate
+from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, validate
 
 from . import cache, manage, platform, signing
 from .manifest import CorruptEntry
 from .progress import Progress
+from .stores.base import StoreUnavailable
 from .tripwire import Tripwire
 
 PREFIX = "lazycache:"
@@ -141,6 +142,10 @@ class LazyCache(Magics):
     signing = Enum(["", "off", "on", "strict"], "", help="off | on (unverified entry = miss) | strict (error); "
                    "default: $IPY_LAZYCACHE_SIGNING, else on with a key, off without").tag(config=True)
     max_size = Unicode("", help="prune the cache to this size after each store, e.g. 2G (default: no limit)").tag(config=True)
+    store = Unicode("", help="shared cache URL tiered after the folder, e.g. s3://bucket/prefix (default: $IPY_LAZYCACHE_STORE)").tag(config=True)
+    store_readonly = Bool(False, help="read the shared store but never write it (default: $IPY_LAZYCACHE_STORE_READONLY)").tag(config=True)
+    store_options = Dict(help="fsspec storage options for the shared store (default: $IPY_LAZYCACHE_STORE_OPTIONS, JSON)").tag(config=True)
+    store_timeout = Float(0.0, help="seconds before the shared store counts as down (default: $IPY_LAZYCACHE_STORE_TIMEOUT or 10)").tag(config=True)
 
     @validate("max_size")
     def _check_max_size(self, proposal):
@@ -157,7 +162,7 @@ class LazyCache(Magics):
         except signing.SigningError as exc:
             raise UsageError(f"lazycache: {exc}") from None
 
-    def _open(self, directory):
+    def _open(self, directory, remote=None, remote_readonly=False):
         """The store for a folder; a file is bad input. Leftover temp files of
         killed writers are cleaned once per folder per session."""
         import os
@@ -165,12 +170,15 @@ class LazyCache(Magics):
         where = platform.cache_dir(directory)
         if os.path.exists(where) and not os.path.isdir(where) and "://" not in where:
             raise UsageError(f"lazycache: --dir {where} is a file, not a folder")
-        store = platform.store_for(where)
+        store = platform.store_for(
+            where, remote or self.store or None, remote_readonly or self.store_readonly or None,
+            self.store_options or None, self.store_timeout or None,
+        )
         opened = self.__dict__.setdefault("_opened", set())
         if id(store) not in opened:
             opened.add(id(store))
             try:
-                store.remove_stale_temps()
+                getattr(store, "tiers", [store])[0].remove_stale_temps()
             except Exception:
                 pass  # not a FileStore, or unreadable: nothing to clean
         return store
@@ -196,6 +204,8 @@ class LazyCache(Magics):
     @argument("--deps", nargs="+", default=[], metavar="NAME", help="extra variable names to hash")
     @argument("--files", nargs="+", default=[], metavar="PATH", help="files whose content is part of the key")
     @argument("--quiet", action="store_true", help="print nothing on a hit or store")
+    @argument("--store", default=None, metavar="URL", help="shared cache (s3://..., gs://...) tiered after the folder")
+    @argument("--store-readonly", action="store_true", help="read the shared cache, never write it")
     @cell_magic
     def lazycache(self, line, cell):
         """Cache this cell: restore its variables and outputs when its code and
@@ -210,7 +220,7 @@ class LazyCache(Magics):
         ns = shell.user_ns
         source = shell.transform_cell(cell)
         platform.ensure_imports(source)  # Pyodide: load the packages the body imports
-        store = self._open(args.dir or self.dir or None)
+        store = self._open(args.dir or self.dir or None, args.store, args.store_readonly)
         for path in args.files:
             import os
 
@@ -278,7 +288,7 @@ class LazyCache(Magics):
             from . import export
 
             cell = export.cell_identity(getattr(self, "_cell_info", None))
-            export.record(store, key, cell, export.notebook_path(self.shell))
+            export.record(getattr(store, "tiers", [store])[0], key, cell, export.notebook_path(self.shell))
         except Exception as exc:
             if "export" not in self._warned:
                 self._warned.add("export")
@@ -302,11 +312,13 @@ class LazyCache(Magics):
             except Exception:
                 pass
             return None
+        except StoreUnavailable:
+            return None  # the shared store went away mid-read and has said so once
         except Exception as exc:
             self._say(f"{PREFIX} could not read the cache ({type(exc).__name__}: {exc}); running the cell.", force=True)
             return None
         if restored is not None:
-            manage.mark_used(store, plan.key)
+            manage.mark_used(getattr(store, "tiers", [store])[0], plan.key)  # local: a hit writes nothing remote
         return restored
 
     def _replay(self, restored, started, quiet):

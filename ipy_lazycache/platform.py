@@ -25,8 +25,16 @@ def cache_dir(configured: str | None = None) -> str:
     return configured or os.environ.get("IPY_LAZYCACHE_DIR") or DEFAULT_DIR
 
 
-def store_for(directory: str) -> Store:
-    """The store for a cache folder, one per folder per session."""
+def store_for(directory: str, remote=None, remote_readonly=None, remote_options=None, timeout=None) -> Store:
+    """The store for a cache folder, one per folder per session.
+
+    With a shared remote (``remote`` URL, else ``$IPY_LAZYCACHE_STORE``) it is
+    tiered after the folder: hits back-fill the folder; misses write to both,
+    or to the folder only when the remote is read-only. See
+    :mod:`.stores.fsspec_store`.
+    """
+    from .stores.fsspec_store import remote_tier, settings
+
     # A folder is keyed by where it resolves: natively against the current
     # directory, which a notebook may change; under Pyodide to its URL. Every
     # folder under Pyodide, and an http(s):// folder natively too, is a
@@ -35,7 +43,17 @@ def store_for(directory: str) -> Store:
     where = _remote_place(directory) if over_http else os.path.abspath(directory)
     if where not in _stores:
         _stores[where] = _wasm_store(where) if over_http else FileStore(where)
-    return _stores[where]
+    shared = settings(remote, remote_readonly, remote_options, timeout)
+    if shared is None:
+        return _stores[where]
+    tiered = (where, *(repr(sorted(v.items())) if isinstance(v, dict) else v for v in shared.values()))
+    if tiered not in _stores:
+        from .manifest import MANIFEST
+
+        is_manifest = lambda key: key.endswith("/" + MANIFEST)  # noqa: E731 - the entry's commit marker
+        remote_store = remote_tier(**shared)
+        _stores[tiered] = TieredStore([_stores[where], remote_store], write_through=not shared["readonly"], hold=is_manifest)
+    return _stores[tiered]
 
 
 def _wasm_store(place: str) -> Store:
@@ -86,7 +104,6 @@ def ensure_imports(source: str) -> None:
             run_sync(pyodide_js.loadPackagesFromImports(source))
     except Exception:
         pass  # best effort: never stop the cell
-
 
 
 def site_cache_url(directory: str) -> str:

@@ -13,6 +13,11 @@ class InvalidKey(ValueError):
     """A key that could escape the store's root or is otherwise unsafe."""
 
 
+class StoreUnavailable(Exception):
+    """A store that cannot answer now (a remote that is down). The store has
+    already told the user; callers treat the lookup as a plain miss."""
+
+
 def validate_key(key: str) -> str:
     """Refuse keys that are not plain relative POSIX paths of safe parts."""
     if not isinstance(key, str) or not key:

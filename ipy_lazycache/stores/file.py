@@ -50,6 +50,32 @@ class FileStore(Store):
                 pass
             raise
 
+    def fill(self, keys, fetch) -> dict:
+        """Write files for ``keys`` through ``fetch({key: temp path}) -> keys
+        written`` (e.g. a remote streaming into them), then commit each one
+        atomically like :meth:`put`. Returns ``{key: path}`` of those written."""
+        temps, out = {}, {}
+        try:
+            for key in keys:
+                path = self._path(key)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, temps[key] = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+                os.close(fd)
+            for key in fetch(dict(temps)):
+                tmp = temps.pop(key)
+                with open(tmp, "rb+") as f:
+                    os.fsync(f.fileno())
+                os.chmod(tmp, 0o666 & ~_UMASK)
+                os.replace(tmp, self._path(key))
+                out[key] = self._path(key)
+        finally:
+            for tmp in temps.values():
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+        return out
+
     def has(self, key):
         return self._path(key).is_file()
 

@@ -1,5 +1,11 @@
 """Stores composed fastest first: reads fall through and back-fill the faster
-tiers; writes go to the first tier."""
+tiers; writes go to the first tier (or to every writable tier, fastest
+first, with ``write_through=True``).
+
+``hold`` names keys (manifests) that are commit markers: one found in a
+slower tier is not back-filled when read, but by :meth:`settle`, once the
+caller has the rest of the entry; so a faster tier never holds a manifest
+whose blobs it lacks."""
 
 from __future__ import annotations
 
@@ -7,10 +13,13 @@ from .base import Store
 
 
 class TieredStore(Store):
-    def __init__(self, tiers):
+    def __init__(self, tiers, write_through=False, hold=None):
         if not tiers:
             raise ValueError("TieredStore needs at least one tier")
         self.tiers = list(tiers)
+        self.write_through = write_through
+        self._hold = hold
+        self._held: dict = {}  # key -> (tier index, data) awaiting settle()
 
     @property
     def writable(self):
@@ -20,9 +29,33 @@ class TieredStore(Store):
         for i, tier in enumerate(self.tiers):
             data = tier.get(key)
             if data is not None:
-                self._backfill(i, key, data)
+                if i and self._hold is not None and self._hold(key):
+                    self._held[key] = (i, data)
+                else:
+                    self._backfill(i, key, data)
                 return data
         return None
+
+    def settle(self, key):
+        """Back-fill a held key (see ``hold``) now that its entry is complete."""
+        held = self._held.pop(key, None)
+        if held is not None:
+            self._backfill(held[0], key, held[1])
+
+    def fetch_paths(self, keys) -> dict:
+        """Stream keys from slower tiers into the first tier's files, with no
+        copy in memory, where the first tier can ``fill`` and a slower tier can
+        ``download``. Returns ``{key: local path}`` for the keys fetched."""
+        fill = getattr(self.tiers[0], "fill", None)
+        out: dict = {}
+        missing = list(keys)
+        for tier in self.tiers[1:] if fill is not None else ():
+            download = getattr(tier, "download", None)
+            if download is None or not missing:
+                continue
+            out.update(fill(missing, download))
+            missing = [k for k in missing if k not in out]
+        return out
 
     def get_many(self, keys):
         out = {}
@@ -45,12 +78,22 @@ class TieredStore(Store):
                 tier.put(key, data)
 
     def put(self, key, data):
-        self.tiers[0].put(key, data)
+        first = self.tiers[0]
+        first.put(key, data)
+        for tier in self.tiers[1:] if self.write_through else ():
+            if not tier.writable:
+                continue
+            path = first.local_path(key) if hasattr(tier, "put_file") else None
+            if path is not None:
+                tier.put_file(key, path)  # streams from disk
+            else:
+                tier.put(key, data)
 
     def has(self, key):
         return any(tier.has(key) for tier in self.tiers)
 
     def delete(self, key):
+        self._held.pop(key, None)
         for tier in self.tiers:
             tier.delete(key)
 

@@ -1,0 +1,451 @@
+"""A shared cache on any fsspec filesystem: ``s3://``, ``gs://``, ``memory://``,
+``file://`` ...
+
+:class:`FsspecStore` is the byte store. :class:`Guarded` wraps it as the slow
+tier of a :class:`~.tiered.TieredStore` so that a remote which is down, slow
+or denies access never takes a cell down with it: the first failure prints
+one ``lazycache:`` line for the session, and the remote is left alone for a
+while (the cell behaves as with the local folder only).
+
+``fsspec`` (and ``s3fs`` for ``s3://``) are optional: ``pip install
+'ipy_lazycache[remote]'``. They are imported when the store is first used.
+
+Object storage has no rename, but a single PUT (and a completed multipart
+upload) appears whole or not at all; :func:`.cache.save` writes blobs first
+and the manifest last, so an entry is never visible half-written. Local
+``file://`` paths go through a temp name and a move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+
+from .base import Store, StoreUnavailable, chunks, join, validate_key
+
+#: Seconds before a remote operation gives up (connect, and each read).
+DEFAULT_TIMEOUT = 10.0
+#: Seconds a failed remote is left alone before it is tried again.
+RETRY_AFTER = 60.0
+#: Transfers of known size get ``timeout + size / MIN_RATE`` seconds of wall clock.
+MIN_RATE = 1 << 20
+#: Concurrent requests per ``get_many`` / ``download``.
+MAX_CONCURRENCY = 16
+
+ENV_URL = "IPY_LAZYCACHE_STORE"
+ENV_READONLY = "IPY_LAZYCACHE_STORE_READONLY"
+ENV_OPTIONS = "IPY_LAZYCACHE_STORE_OPTIONS"
+ENV_TIMEOUT = "IPY_LAZYCACHE_STORE_TIMEOUT"
+
+_NO_REMOTE = ("", "none", "local", "off")
+
+#: Remote URLs already warned about this session (one line each).
+_warned: set = set()
+
+
+def _protocol(url: str) -> str:
+    return url.split("://", 1)[0].lower() if "://" in url else "file"
+
+
+class FsspecStore(Store):
+    """A store under ``url`` on any fsspec filesystem.
+
+    ``storage_options`` go to the filesystem (credentials normally come the
+    usual way: environment, profiles, instance roles). For ``s3://``,
+    ``endpoint_url`` (alias ``endpoint``), else ``AWS_ENDPOINT_URL_S3`` or
+    ``AWS_ENDPOINT_URL``, reaches an S3-compatible server; ``timeout`` bounds
+    the connect and each read, with at most one retry.
+    """
+
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT, readonly: bool = False, **storage_options):
+        try:
+            import fsspec
+        except ImportError as exc:  # pragma: no cover - exercised without the extra
+            raise ImportError(
+                f"a {_protocol(url)}:// cache needs fsspec: pip install 'ipy_lazycache[remote]'", name="fsspec"
+            ) from exc
+        self.url = url.rstrip("/")
+        self.timeout = float(timeout) if timeout else DEFAULT_TIMEOUT
+        self.writable = not readonly
+        protocol = _protocol(url)
+        opts = dict(storage_options)
+        if protocol in ("s3", "s3a"):
+            endpoint = (
+                opts.pop("endpoint", None)
+                or opts.pop("endpoint_url", None)
+                or os.environ.get("AWS_ENDPOINT_URL_S3")
+                or os.environ.get("AWS_ENDPOINT_URL")
+            )
+            if endpoint:
+                opts["endpoint_url"] = endpoint
+            config = dict(opts.pop("config_kwargs", None) or {})
+            config.setdefault("connect_timeout", self.timeout)
+            config.setdefault("read_timeout", self.timeout)
+            config.setdefault("retries", {"max_attempts": 1, "mode": "standard"})
+            opts["config_kwargs"] = config
+        # Our own instance: the timeouts and retries below must not leak into
+        # (or come from) filesystems the notebook itself uses.
+        opts.setdefault("skip_instance_cache", True)
+        fs, root = fsspec.core.url_to_fs(url, **opts)
+        if hasattr(type(fs), "retries"):
+            fs.retries = 2  # s3fs retries on its own, with backoff; a fallback beats waiting
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self._async = bool(getattr(fs, "async_impl", False))
+        self._rename = protocol in ("file", "local")  # only local files can be torn mid-write
+        import inspect
+
+        params = inspect.signature(fs._cat_file if self._async else fs.cat_file).parameters
+        # s3fs would HEAD each object first to split large ones into ranges:
+        # one extra round trip per blob. Blobs are fetched concurrently anyway.
+        self._cat_kw = {"max_concurrency": 1} if "max_concurrency" in params else {}
+
+    # -- plumbing ----------------------------------------------------------------
+    def _full(self, key: str) -> str:
+        return f"{self.root}/{validate_key(key)}" if self.root else validate_key(key)
+
+    def _run(self, name, *args, deadline=None, **kwargs):
+        """Call a filesystem method; async ones run on fsspec's loop with a
+        wall-clock deadline (a coroutine past it is cancelled)."""
+        if self._async:
+            from fsspec.asyn import sync
+
+            return sync(self.fs.loop, getattr(self.fs, "_" + name), *args, timeout=deadline, **kwargs)
+        return getattr(self.fs, name)(*args, **kwargs)
+
+    def _gather(self, make, items, deadline=None):
+        """Run ``make(item)`` for each item, concurrently on async filesystems.
+        Returns results in order; exceptions are returned, not raised."""
+        items = list(items)
+        if not self._async:
+            out = []
+            for item in items:
+                try:
+                    out.append(make(item, False))
+                except Exception as exc:
+                    out.append(exc)
+            return out
+        from fsspec.asyn import sync
+
+        async def run_all():
+            gate = asyncio.Semaphore(MAX_CONCURRENCY)
+
+            async def one(item):
+                async with gate:
+                    return await make(item, True)
+
+            return await asyncio.gather(*(one(i) for i in items), return_exceptions=True)
+
+        return sync(self.fs.loop, run_all, timeout=deadline)
+
+    def _deadline(self, nbytes=None):
+        return self.timeout if nbytes is None else self.timeout + nbytes / MIN_RATE
+
+    def _check_writable(self):
+        if not self.writable:
+            raise PermissionError(f"{self.url} is read-only here")
+
+    # -- the interface -------------------------------------------------------------
+    def get(self, key):
+        try:
+            return self._run("cat_file", self._full(key), deadline=self._deadline(), **self._cat_kw)
+        except FileNotFoundError:
+            return None
+
+    def get_many(self, keys):
+        keys = list(keys)
+        fs, kw = self.fs, self._cat_kw
+
+        def make(key, is_async):
+            path = self._full(key)
+            return fs._cat_file(path, **kw) if is_async else fs.cat_file(path, **kw)
+
+        # Sizes are unknown here: the wall clock is not bounded, each
+        # connect and read is (by the backend's timeouts).
+        results = self._gather(make, keys)
+        out = {}
+        for key, res in zip(keys, results):
+            if isinstance(res, FileNotFoundError):
+                out[key] = None
+            elif isinstance(res, BaseException):
+                raise res
+            else:
+                out[key] = res
+        return out
+
+    def download(self, targets: dict) -> set:
+        """Stream each ``key`` into the local file ``targets[key]`` without
+        holding it in memory; returns the keys that existed."""
+        items = list(targets.items())
+        fs = self.fs
+
+        def make(item, is_async):
+            key, lpath = item
+            path = self._full(key)
+            return fs._get_file(path, os.fspath(lpath)) if is_async else fs.get_file(path, os.fspath(lpath))
+
+        done = set()
+        for (key, _), res in zip(items, self._gather(make, items)):
+            if isinstance(res, FileNotFoundError):
+                continue
+            if isinstance(res, BaseException):
+                raise res
+            done.add(key)
+        return done
+
+    def put(self, key, data):
+        self._check_writable()
+        path = self._full(key)
+        payload = join(data) if len(chunks(data)) > 1 else bytes(chunks(data)[0])
+        if self._rename:
+            tmp = self._temp(path)
+            self._run("pipe_file", tmp, payload)
+            self._run("mv", tmp, path)
+        else:
+            self._run("pipe_file", path, payload, deadline=self._deadline(len(payload)))
+
+    def put_file(self, key, local_path):
+        """Upload a local file (multipart for large ones), streaming from disk."""
+        self._check_writable()
+        path = self._full(key)
+        if self._rename:
+            tmp = self._temp(path)
+            self._run("put_file", os.fspath(local_path), tmp)
+            self._run("mv", tmp, path)
+        else:
+            size = os.path.getsize(local_path)
+            self._run("put_file", os.fspath(local_path), path, deadline=self._deadline(size))
+
+    def _temp(self, path):
+        head, _, tail = path.rpartition("/")
+        self.fs.makedirs(head, exist_ok=True)
+        return f"{head}/.tmp-{uuid.uuid4().hex}-{tail}"
+
+    def has(self, key):
+        try:
+            self._run("info", self._full(key), deadline=self._deadline())
+        except FileNotFoundError:
+            return False
+        return True
+
+    def delete(self, key):
+        if not self.writable:
+            return
+        try:
+            self._run("rm_file", self._full(key), deadline=self._deadline())
+        except FileNotFoundError:
+            pass
+
+    def keys(self, prefix=""):
+        head = prefix.rpartition("/")[0]
+        base = f"{self.root}/{head}".rstrip("/") if head else self.root
+        try:
+            found = self._run("find", base, deadline=self._deadline())
+        except FileNotFoundError:
+            return iter(())
+        strip = self.fs._strip_protocol(self.root).rstrip("/") + "/" if self.root else ""
+        out = []
+        for path in found:
+            rel = path[len(strip):] if path.startswith(strip) else path
+            if rel.startswith(prefix) and not rel.rpartition("/")[2].startswith(".tmp-"):
+                out.append(rel)
+        return iter(out)
+
+    def describe(self):
+        return self.url
+
+
+class Guarded(Store):
+    """The remote tier, made harmless: any failure (down, slow, denied, not
+    installed) prints one line per session and turns the remote off for
+    ``retry_after`` seconds. Reads then miss, writes are skipped.
+
+    ``get_many`` and ``download`` raise :class:`StoreUnavailable` instead of
+    answering "absent", because a blob missing from an entry whose manifest
+    was found would otherwise look like damage.
+
+    Once a write under ``<key>/`` is lost, later writes of that entry are
+    skipped too, so the remote never gets a manifest whose blobs are missing.
+    """
+
+    def __init__(self, url, factory, readonly=False, timeout=DEFAULT_TIMEOUT, retry_after=RETRY_AFTER, say=print):
+        self.url = url
+        self._factory = factory
+        self.readonly = readonly
+        self.timeout = timeout
+        self.retry_after = retry_after
+        self._say = say
+        self._store = None
+        self._down_until = 0.0
+        self._lost: set = set()  # entry prefixes with a write that did not happen
+        self.failures = 0
+
+    @property
+    def writable(self):
+        return not self.readonly
+
+    @property
+    def down(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    def _inner(self) -> Store:
+        if self._store is None:
+            self._store = self._factory()
+        return self._store
+
+    def _fail(self, exc):
+        self.failures += 1
+        self._down_until = time.monotonic() + self.retry_after
+        if self.url not in _warned:
+            _warned.add(self.url)
+            self._say(f"lazycache: {describe_failure(self.url, exc, self.timeout)}")
+
+    def _try(self, op, default, unavailable=False):
+        if self.down:
+            if unavailable:
+                raise StoreUnavailable(f"{self.url} is unavailable")
+            return default
+        try:
+            return op(self._inner())
+        except Exception as exc:
+            if isinstance(exc, ValueError) and type(exc).__name__ == "InvalidKey":
+                raise
+            self._fail(exc)
+            if unavailable:
+                raise StoreUnavailable(f"{self.url} is unavailable") from exc
+            return default
+
+    # -- reads ---------------------------------------------------------------------
+    def get(self, key):
+        validate_key(key)
+        return self._try(lambda s: s.get(key), None)
+
+    def get_many(self, keys):
+        keys = list(keys)
+        for k in keys:
+            validate_key(k)
+        return self._try(lambda s: s.get_many(keys), None, unavailable=True)
+
+    def download(self, targets):
+        for k in targets:
+            validate_key(k)
+        return self._try(lambda s: _download(s, targets), set(), unavailable=True)
+
+    def has(self, key):
+        validate_key(key)
+        return self._try(lambda s: s.has(key), False)
+
+    def keys(self, prefix=""):
+        return iter(self._try(lambda s: list(s.keys(prefix)), []))
+
+    # -- writes --------------------------------------------------------------------
+    def _write(self, key, op):
+        validate_key(key)
+        if self.readonly:
+            return
+        entry = key.split("/", 1)[0]
+        if entry in self._lost:
+            return
+        ok = self._try(lambda s: (op(s), True)[1], False)
+        if not ok:
+            self._lost.add(entry)
+
+    def put(self, key, data):
+        self._write(key, lambda s: s.put(key, data))
+
+    def put_file(self, key, local_path):
+        self._write(key, lambda s: s.put_file(key, local_path) if hasattr(s, "put_file") else s.put(key, open(local_path, "rb").read()))
+
+    def delete(self, key):
+        validate_key(key)
+        if not self.readonly:
+            self._try(lambda s: s.delete(key), None)
+
+    def describe(self):
+        return self.url + (" (read-only)" if self.readonly else "")
+
+
+def _download(store, targets):
+    if hasattr(store, "download"):
+        return store.download(targets)
+    done = set()
+    for key, data in store.get_many(list(targets)).items():
+        if data is not None:
+            with open(targets[key], "wb") as f:
+                f.write(data)
+            done.add(key)
+    return done
+
+
+def describe_failure(url, exc, timeout) -> str:
+    """One line for the user: what went wrong with the remote, and what now."""
+    detail = " ".join(str(exc).split())[:160] or type(exc).__name__
+    fallback = "using the local cache only for now."
+    if isinstance(exc, ImportError):
+        return f"the shared store {url} needs {exc.name or 'fsspec'}: pip install 'ipy_lazycache[remote]'; {fallback}"
+    if isinstance(exc, PermissionError) or _is_denied(exc):
+        return f"the shared store {url} refused access ({detail}); check your credentials; {fallback}"
+    if _is_timeout(exc):
+        return f"the shared store {url} did not answer within {timeout:g} s; {fallback}"
+    return f"the shared store {url} is unavailable ({type(exc).__name__}: {detail}); {fallback}"
+
+
+def _names(exc):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield from (t.__name__ for t in type(exc).__mro__)
+        exc = exc.__cause__ or exc.__context__
+
+
+def _is_timeout(exc) -> bool:
+    return any(n in ("TimeoutError", "FSTimeoutError", "ReadTimeoutError", "ConnectTimeoutError") for n in _names(exc))
+
+
+def _is_denied(exc) -> bool:
+    text = str(exc)
+    return any(
+        code in text
+        for code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "Forbidden")
+    )
+
+
+# ----------------------------------------------------------------------------
+# Configuration
+
+
+def settings(url=None, readonly=None, options=None, timeout=None) -> dict | None:
+    """The remote store settings: explicit values, else the environment
+    (``IPY_LAZYCACHE_STORE``, ``_READONLY``, ``_OPTIONS`` as JSON, ``_TIMEOUT``).
+    None when no remote is configured (``none``/``local`` turn it off)."""
+    url = url if url is not None else os.environ.get(ENV_URL, "")
+    if url.strip().lower() in _NO_REMOTE:
+        return None
+    if readonly is None:
+        readonly = os.environ.get(ENV_READONLY, "").strip().lower() in ("1", "true", "yes", "on")
+    if options is None:
+        import json
+
+        raw = os.environ.get(ENV_OPTIONS, "")
+        try:
+            options = json.loads(raw) if raw else {}
+        except ValueError:
+            raise ValueError(f"${ENV_OPTIONS} must be a JSON object, not {raw!r}") from None
+    if not timeout:
+        raw = os.environ.get(ENV_TIMEOUT, "")
+        timeout = float(raw) if raw else DEFAULT_TIMEOUT
+    return {"url": url.strip(), "readonly": bool(readonly), "options": dict(options or {}), "timeout": float(timeout)}
+
+
+def remote_tier(url, readonly=False, options=None, timeout=DEFAULT_TIMEOUT) -> Guarded:
+    """The guarded remote tier for ``url``; built lazily, so a missing fsspec
+    or a bad URL is one warning at first use, not an error now."""
+    options = dict(options or {})
+    return Guarded(
+        url,
+        lambda: FsspecStore(url, timeout=timeout, readonly=readonly, **options),
+        readonly=readonly,
+        timeout=timeout,
+    )
