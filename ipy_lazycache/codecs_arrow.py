@@ -106,7 +106,7 @@ def _column_to_arrow(values, dtype):
         if arr.dtype != dtype:
             raise NotArrow(f"unexpected values for dtype {dtype}")
         if dtype.hasobject:
-            if pd.api.types.infer_dtype(arr, skipna=False) != "string":
+            if arr.size and set(map(type, arr)) != {str}:  # exactly str: no None, no np.str_
                 raise NotArrow("object column with values other than str")
             return pa.array(arr, type=pa.large_string(), from_pandas=False), ("objstr",)
         arr = np.ascontiguousarray(arr)
