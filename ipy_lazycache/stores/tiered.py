@@ -32,6 +32,7 @@ class TieredStore(Store):
                 if i and self._hold is not None and self._hold(key):
                     self._held[key] = (i, data)
                 else:
+                    self._held.pop(key, None)
                     self._backfill(i, key, data)
                 return data
         return None
@@ -78,6 +79,7 @@ class TieredStore(Store):
                 tier.put(key, data)
 
     def put(self, key, data):
+        self._held.pop(key, None)  # a newer value: the held one must never be back-filled
         first = self.tiers[0]
         first.put(key, data)
         for tier in self.tiers[1:] if self.write_through else ():
