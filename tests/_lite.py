@@ -208,6 +208,7 @@ _CELLS = """() => {
       source: c.sharedModel.getSource(),
       execution_count: c.type === "code" ? (c.executionCount ?? null) : null,
       outputs: c.type === "code" ? c.outputs.toJSON() : [],
+      metadata: c.sharedModel.getMetadata(),
     });
   }
   return res;
