@@ -279,3 +279,33 @@ def test_damaged_blob_over_http_reruns_the_cell(run, shell, runs, server, monkey
     third = run(CELL.format(opts=f"--dir {url}"))
     assert runs() == 2 and "lazycache: restored total" in third.out
     assert len(server.requests) == seen
+
+
+# ------------------------------------------------------- where the site keeps it
+@pytest.mark.parametrize(
+    "env, cwd, directory, expected",
+    [
+        # fallback: site base (from the worker's URL) + files/ + notebook folder
+        (None, "/drive/demo", "__lazycache__", "http://h:1/sub/files/demo/__lazycache__/"),
+        (None, "/drive", "__lazycache__", "http://h:1/sub/files/__lazycache__/"),
+        (None, "/drive/a b", "__lazycache__", "http://h:1/sub/files/a%20b/__lazycache__/"),
+        # --dir and %config are resolved against the notebook's folder
+        (None, "/drive/demo", "../shared/cache", "http://h:1/sub/files/shared/cache/"),
+        (None, "/drive/demo", "/drive/other/cache", "http://h:1/sub/files/other/cache/"),
+        # no service worker: /drive is not the working directory
+        (None, "/home/pyodide", "__lazycache__", "http://h:1/sub/files/__lazycache__/"),
+        # IPY_LAZYCACHE_URL (the deployment addon's), relative to the site or absolute
+        ("files/", "/drive/demo", "__lazycache__", "http://h:1/sub/files/demo/__lazycache__/"),
+        ("https://cdn.example/site/files", "/drive/demo", "c", "https://cdn.example/site/files/demo/c/"),
+        # an http(s) folder is used as it is
+        (None, "/drive/demo", "http://x:2/cache", "http://x:2/cache/"),
+    ],
+)
+def test_site_cache_url(monkeypatch, env, cwd, directory, expected):
+    if env is None:
+        monkeypatch.delenv("IPY_LAZYCACHE_URL", raising=False)
+    else:
+        monkeypatch.setenv("IPY_LAZYCACHE_URL", env)
+    monkeypatch.setattr(platform, "site_base", lambda: "http://h:1/sub/")
+    monkeypatch.setattr(platform.os, "getcwd", lambda: cwd)
+    assert platform.site_cache_url(directory) == expected
