@@ -38,7 +38,16 @@ class Analysis:
 
     def refs(self, namespace) -> list[str]:
         """The reads that exist in ``namespace`` before the cell runs."""
-        return sorted(n for n in self.reads if n in namespace and not is_ipython_name(n))
+        return sorted(
+            n for n in self.reads if n in namespace and not is_ipython_name(n) and not _is_ipython_open(namespace[n])
+        )
+
+
+def _is_ipython_open(obj) -> bool:
+    """IPython puts its own ``open`` wrapper into every user namespace. It
+    stands for the builtin, not data; hashed, it would key cells that call
+    ``open()`` on the IPython version (9.18 natively, 9.12 in Pyodide)."""
+    return getattr(obj, "__name__", None) == "_modified_open" and getattr(obj, "__module__", None) == "IPython.core.interactiveshell"
 
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)

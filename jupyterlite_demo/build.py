@@ -1,0 +1,95 @@
+"""Build the ipy_lazycache JupyterLite demo from scratch, in one command:
+
+    python jupyterlite_demo/build.py [--serve] [--port 8000] [--clean]
+
+1. makes this lite dir self-contained: Pyodide from npm and its wheels from
+   PyPI, no CDN (``ipy_lazycache.offline_pyodide``; cached between runs);
+2. runs ``jupyter lite build`` with the ipy_lazycache addon's ``execute``
+   option: ``content/demo.ipynb`` runs natively first (the slow cell takes
+   about ten seconds the first time), then exactly the cache entries the
+   notebook uses are shipped into the site, with the ipy_lazycache wheel;
+3. with ``--serve``, serves the site on http://127.0.0.1:PORT/.
+
+``--clean`` also deletes the notebook's cache, so the native run recomputes.
+Everything generated (``_output/``, ``static/pyodide/``, ``pypi/``,
+``jupyter-lite.json``, ``content/__lazycache__/``) is git-ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CONTENT = HERE / "content"
+OUTPUT = HERE / "_output"
+
+
+def build(clean: bool = False, out: Path = OUTPUT) -> Path:
+    from ipy_lazycache import offline_pyodide
+
+    if clean:
+        shutil.rmtree(CONTENT / "__lazycache__", ignore_errors=True)
+    # Always a clean site: an incremental rebuild once lost pyodideUrl.
+    shutil.rmtree(out, ignore_errors=True)
+    (HERE / ".jupyterlite.doit.db").unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    offline_pyodide.prepare(HERE)
+    print(f"demo: Pyodide {offline_pyodide.PYODIDE_VERSION} and wheels ready in {time.perf_counter() - t0:.1f} s")
+    jupyter = Path(sys.executable).with_name("jupyter")
+    cmd = [str(jupyter) if jupyter.exists() else "jupyter", "lite", "build",
+           "--lite-dir", str(HERE), "--contents", str(CONTENT), "--output-dir", str(out),
+           "--apps", "lab", "--apps", "notebooks", "--no-sourcemaps",
+           "--LazyCacheAddon.execute=True"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=HERE, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if "ipy-lazycache" in line:
+            print("demo:", line.strip())
+    if proc.returncode:
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+        raise SystemExit(f"demo: jupyter lite build failed (exit {proc.returncode})")
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"demo: site built in {time.perf_counter() - t0:.1f} s: {out} ({size / 1e6:.1f} MB)")
+    return out
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
+        ".json": "application/json", ".whl": "application/octet-stream", ".ipynb": "application/json",
+    }
+
+
+def serve(root: Path, port: int) -> None:
+    handler = functools.partial(_Handler, directory=str(root))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+        print(f"demo: open http://127.0.0.1:{server.server_address[1]}/lab/index.html?path=demo.ipynb"
+              " (Ctrl-C stops)", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--serve", action="store_true", help="serve the site on 127.0.0.1 after building")
+    ap.add_argument("--port", type=int, default=8000, help="port for --serve (0: any free port)")
+    ap.add_argument("--clean", action="store_true", help="delete the notebook's cache first (recompute)")
+    args = ap.parse_args(argv)
+    out = build(clean=args.clean)
+    if args.serve:
+        serve(out, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
