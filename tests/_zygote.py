@@ -11,7 +11,7 @@ line on stdout:
 - ``{"op": "wait", "pid": N}`` -> ``{"pid": N, "signal": S, "code": C}``.
 - ``{"op": "quit"}``.
 
-The cached cell stores about 36 MB in five defs (two ``.npy`` blobs, three
+The cached cell stores about 20 MB in five defs (two ``.npy`` blobs, three
 pickles). Every def carries one random ``token`` chosen by the run, so a
 restore that mixes two runs, or any torn blob, shows up as inconsistent
 values.
@@ -22,9 +22,9 @@ import os
 import sys
 import traceback
 
-N_FLOAT = 2_500_000  # 20 MB
-N_INT = 1_500_000  # 12 MB
-N_BYTES = 3_000_000  # 3 MB pickle
+N_FLOAT = 1_500_000  # 12 MB
+N_INT = 750_000  # 6 MB
+N_BYTES = 2_000_000  # 2 MB pickle
 
 CELL = """%%lazycache OPTIONS
 import os

@@ -2,7 +2,7 @@
 
 Writers are real InteractiveShell sessions (forked from a pre-imported
 zygote, see ``_zygote.py``) running a ``%%lazycache`` cell that stores about
-36 MB in five defs; they are SIGKILLed at random points of the store. After
+20 MB in five defs; they are SIGKILLed at random points of the store. After
 every kill a fresh session runs the cell twice: the first run must be a hit
 with one whole run's values or a miss that re-runs, never an error, never a
 damaged entry; the second must be a hit (leftovers never cause endless
