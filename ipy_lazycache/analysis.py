@@ -47,7 +47,10 @@ def _is_ipython_open(obj) -> bool:
     """IPython puts its own ``open`` wrapper into every user namespace. It
     stands for the builtin, not data; hashed, it would key cells that call
     ``open()`` on the IPython version (9.18 natively, 9.12 in Pyodide)."""
-    return getattr(obj, "__name__", None) == "_modified_open" and getattr(obj, "__module__", None) == "IPython.core.interactiveshell"
+    import io
+
+    code = getattr(obj, "__code__", None)
+    return getattr(code, "co_name", None) == "_modified_open" and getattr(obj, "__wrapped__", None) is io.open
 
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)

@@ -1,0 +1,203 @@
+"""Export lists (which entries a notebook uses) and ``ipy-lazycache export``."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from ipy_lazycache import cache, export
+from ipy_lazycache.stores import FileStore
+
+CLI = [sys.executable, "-m", "ipy_lazycache.cli"]
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def entry_keys(folder):
+    return sorted(p.name for p in Path(folder).iterdir() if len(p.name) == 32)
+
+
+def test_a_cell_keeps_only_its_latest_key(shell, tmp_path, runs):
+    shell.user_ns["__session__"] = str(tmp_path / "work" / "analysis.ipynb")  # as ipykernel sets it
+    body = 'print("ran", file=open("runs.txt", "a"))\n'
+    assert shell.run_cell(f"%%lazycache\na = 1\n{body}", cell_id="cell-a").success
+    assert shell.run_cell(f"%%lazycache\nb = a + 1\n{body}", cell_id="cell-b").success
+    lst = export.read_list(tmp_path / "__lazycache__" / "exports" / "analysis.ipynb.json")
+    assert lst["notebook"].endswith("analysis.ipynb")
+    first = {c: r["key"] for c, r in lst["cells"].items()}
+    assert sorted(first) == ["id:cell-a", "id:cell-b"]
+
+    # The user edits cell b: its new key replaces the old one.
+    assert shell.run_cell(f"%%lazycache\nb = a + 2\n{body}", cell_id="cell-b").success
+    # A hit records too (and changes nothing here).
+    assert shell.run_cell(f"%%lazycache\na = 1\n{body}", cell_id="cell-a").success
+    assert runs() == 3  # the last cell was a hit
+    lst = export.read_list(tmp_path / "__lazycache__" / "exports" / "analysis.ipynb.json")
+    now = {c: r["key"] for c, r in lst["cells"].items()}
+    assert now["id:cell-a"] == first["id:cell-a"] and now["id:cell-b"] != first["id:cell-b"]
+    # All three entries are in the folder; only the two in use are listed.
+    assert len(export.all_keys(tmp_path / "__lazycache__")) == 3
+    assert export.listed_keys(tmp_path / "__lazycache__") == set(now.values())
+
+    proc = cli("export", tmp_path / "__lazycache__", tmp_path / "site" / "__lazycache__")
+    assert proc.returncode == 0, proc.stderr
+    assert "copied 2 entries" in proc.stdout
+    assert entry_keys(tmp_path / "site" / "__lazycache__") == sorted(now.values())
+    # Only entries: no export lists, no recency files.
+    assert not (tmp_path / "site" / "__lazycache__" / "exports").exists()
+    proc = cli("export", "--all", tmp_path / "__lazycache__", tmp_path / "all")
+    assert proc.returncode == 0 and "copied 3 entries" in proc.stdout
+
+
+def test_without_cell_ids_the_notebook_decides(shell, tmp_path):
+    """nbclient sends no cell id: records are keyed by source, and cells no
+    longer in the notebook are dropped when the notebook is given."""
+    shell.run_cell("%%lazycache\nx = 1", cell_id=None)
+    shell.run_cell("%%lazycache\nx = 2", cell_id=None)
+    folder = tmp_path / "__lazycache__"
+    assert len(export.listed_keys(folder)) == 2
+    nb = tmp_path / "session.ipynb"
+    nb.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "code", "id": "c1", "metadata": {}, "outputs": [], "execution_count": None,
+         "source": "%%lazycache\nx = 2"}]}))
+    keys = export.listed_keys(folder, nb)
+    assert len(keys) == 1
+    m = cache.load_manifest(FileStore(folder), next(iter(keys)))
+    assert m["source"].strip() == "x = 2"
+
+
+KILLED = textwrap.dedent("""
+    import os, sys
+    from IPython.core.interactiveshell import InteractiveShell
+    sh = InteractiveShell.instance()
+    sh.run_cell("%load_ext ipy_lazycache")
+    sh.user_ns["__session__"] = "killed.ipynb"
+    for i, code in enumerate(["a = list(range(1000))", "b = sum(a)"]):
+        assert sh.run_cell("%%lazycache\\n" + code, cell_id=f"c{i}").success
+    print("READY", flush=True)
+    sh.run_cell("%%lazycache\\nimport time\\ntime.sleep(60)\\nc = 1", cell_id="c2")
+""")
+
+
+def test_a_killed_kernels_list_is_valid(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", KILLED], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not lines or lines[-1] not in ("READY", ""):
+            lines.append(proc.stdout.readline().strip())
+        assert lines[-1] == "READY", lines
+        time.sleep(0.3)  # inside the third cell's body
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    folder = tmp_path / "__lazycache__"
+    lst = export.read_list(folder / "exports" / "killed.ipynb.json")
+    assert sorted(lst["cells"]) == ["id:c0", "id:c1"]
+    # Every listed entry is whole: exporting them verifies every digest.
+    out = export.export(folder, tmp_path / "out", export.listed_keys(folder), progress=False)
+    assert out.ok and len(out.copied) == 2, out.lines()
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    from ipy_lazycache import export
+    from ipy_lazycache.stores import FileStore
+    store = FileStore(sys.argv[1])
+    i = 0
+    print("GO", flush=True)
+    while True:
+        export.record(store, f"{i:032x}", f"id:cell{i % 7}", "busy.ipynb")
+        i += 1
+""")
+
+
+def test_a_list_killed_mid_write_is_never_torn(tmp_path):
+    path = tmp_path / "c" / "exports" / "busy.ipynb.json"
+    for attempt in range(5):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "c")], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "GO"
+        time.sleep(0.2 + 0.05 * attempt)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        data = json.loads(path.read_text())  # whole JSON, every time
+        assert 1 <= len(data["cells"]) <= 7
+        assert all(len(r["key"]) == 32 for r in data["cells"].values())
+
+
+def test_a_tampered_entry_fails_export(shell, tmp_path):
+    shell.run_cell("%%lazycache\ngood = 'fine'", cell_id="g")
+    shell.run_cell("%%lazycache\nbad = list(range(100))", cell_id="b")
+    folder = tmp_path / "__lazycache__"
+    bad_blob = next(folder.glob("*/bad.*.pkl"))
+    data = bytearray(bad_blob.read_bytes())
+    data[-3] ^= 0xFF
+    bad_blob.write_bytes(bytes(data))
+    bad_key = bad_blob.parent.name
+
+    proc = cli("export", folder, tmp_path / "dest", "--no-progress")
+    assert proc.returncode == 1
+    assert f"export: {bad_key[:10]} is damaged (blob {bad_blob.name} does not match its digest); not copied" in proc.stdout
+    assert "copied 1 entries" in proc.stdout and "1 failed" in proc.stdout
+    # The damaged entry left nothing behind in the destination.
+    assert not (tmp_path / "dest" / bad_key).exists() or not any((tmp_path / "dest" / bad_key).iterdir())
+    good = [k for k in entry_keys(tmp_path / "dest") if (tmp_path / "dest" / k / "manifest.json").exists()]
+    assert good and bad_key not in good
+
+
+def test_a_listed_entry_that_is_gone_fails_export(shell, tmp_path):
+    import shutil
+
+    shell.run_cell("%%lazycache\nz = 3", cell_id="z")
+    folder = tmp_path / "__lazycache__"
+    (key,) = export.listed_keys(folder)
+    shutil.rmtree(folder / key)
+    proc = cli("export", folder, tmp_path / "dest")
+    assert proc.returncode == 1
+    assert f"export: {key[:10]} is listed but not in the cache folder" in proc.stdout
+
+
+def test_export_without_a_list_says_what_to_do(tmp_path):
+    (tmp_path / "c").mkdir()
+    proc = cli("export", tmp_path / "c", tmp_path / "d")
+    assert proc.returncode == 1
+    assert "has no export list" in proc.stdout and "--all" in proc.stdout
+    proc = cli("export", tmp_path / "missing", tmp_path / "d")
+    assert proc.returncode == 2 and "no cache folder" in proc.stderr
+
+
+def test_export_progress_bar_appears_when_copying_takes_long(tmp_path, monkeypatch, capsys):
+    store = FileStore(tmp_path / "c")
+    ns = {}
+    p = cache.plan("big1 = bytes(3_000_000)\nbig2 = bytes(3_000_001)\nbig3 = bytes(3_000_002)", ns)
+    exec(p.source, ns)
+    cache.save(store, p, ns, cache.Outcome([], None), {})
+    real_put = FileStore.put
+
+    def slow_put(self, key, data):
+        time.sleep(0.6)
+        return real_put(self, key, data)
+
+    monkeypatch.setattr(FileStore, "put", slow_put)
+    out = export.export(tmp_path / "c", tmp_path / "d", progress=True)
+    assert out.ok and out.copied == [p.key]
+    err = capsys.readouterr().err
+    assert "export:" in err and "MB" in err  # tqdm's bar, in bytes
+
+
+def test_ipythons_open_wrapper_is_not_part_of_a_key():
+    """IPython injects its own ``open`` into user namespaces; a cell calling
+    open() must key the same in every IPython (and so in the browser)."""
+    from IPython.core.interactiveshell import _modified_open
+
+    src = 'print("x", file=open("/tmp/x.txt", "a"))\ny = 1'
+    assert cache.plan(src, {"open": _modified_open}).key == cache.plan(src, {}).key
+    assert cache.plan(src, {"open": lambda *a: None}).key != cache.plan(src, {}).key  # the user's own open is data
