@@ -1,0 +1,139 @@
+"""The ``jupyter lite build`` addon, through a real ``jupyter lite build``."""
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from ipy_lazycache import export
+from tests._lite import write_notebook
+
+pytestmark = pytest.mark.slow
+JUPYTER = Path(sys.executable).with_name("jupyter")
+KERNEL = "@jupyterlite/pyodide-kernel-extension:kernel"
+
+if not JUPYTER.exists():
+    pytest.skip("jupyterlite is not installed", allow_module_level=True)
+pytest.importorskip("jupyterlite_core")
+
+
+def lite_build(lite, contents, out, *extra, command="build"):
+    lite.mkdir(parents=True, exist_ok=True)
+    (lite / ".jupyterlite.doit.db").unlink(missing_ok=True)
+    cmd = [str(JUPYTER), "lite", command, "--lite-dir", str(lite), "--contents", str(contents),
+           "--output-dir", str(out), "--apps", "notebooks", "--no-sourcemaps", *extra]
+    return subprocess.run(cmd, cwd=lite, capture_output=True, text=True)
+
+
+def entries(folder):
+    return {p.name: sorted(f.name for f in p.iterdir()) for p in Path(folder).iterdir()}
+
+
+CELLS_V1 = ["%load_ext ipy_lazycache",
+            "%%lazycache\nx = list(range(10))\nprint('x ready')",
+            "%%lazycache\ny = sum(x)\ny"]
+
+
+def test_build_ships_exactly_the_listed_entries_and_writes_settings(tmp_path):
+    contents, lite, out = tmp_path / "contents", tmp_path / "lite", tmp_path / "_output"
+    nb = write_notebook(contents / "sub" / "nb.ipynb", CELLS_V1)
+    # First build executes it (the execute option) and ships both entries.
+    proc = lite_build(lite, contents, out, "--LazyCacheAddon.execute=True")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    cache = contents / "sub" / "__lazycache__"
+    first = export.listed_keys(cache, nb)
+    assert len(first) == 2 and set(entries(out / "files" / "sub" / "__lazycache__")) == first
+
+    # The user edits the last cell and builds again (executing): the old entry
+    # stays in the folder but is no longer used, so it is not shipped.
+    write_notebook(nb, CELLS_V1[:2] + ["%%lazycache\ny = sum(x) * 2\ny"])
+    (cache / "notes.txt").write_text("not an entry")  # other things in the folder
+    other = write_notebook(contents / "other" / "plain.ipynb", ["1 + 1"])
+    stray_key = sorted(first)[0]  # a cache folder with an entry but no export list
+    shutil.copytree(cache / stray_key, other.parent / "__lazycache__" / stray_key)
+    # Configuration from jupyter_lite_config.json, too.
+    (lite / "jupyter_lite_config.json").write_text(json.dumps(
+        {"LazyCacheAddon": {"execute": True, "cache_url": "https://cache.example.org/files/"}}))
+    proc = lite_build(lite, contents, out)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "executed nb.ipynb" in proc.stdout
+    now = export.listed_keys(cache, nb)
+    assert len(export.all_keys(cache)) == 3 and len(now) == 2 and len(now & first) == 1
+
+    shipped = entries(out / "files" / "sub" / "__lazycache__")
+    assert set(shipped) == now
+    for key, files in shipped.items():
+        m = json.loads((cache / key / "manifest.json").read_text())
+        assert files == sorted([*m["blobs"], "manifest.json"])  # an entry, and only its files
+    assert not (out / "files" / "other" / "__lazycache__").exists()
+    assert "has entries but no export list" in proc.stdout + proc.stderr
+    assert (out / "files" / "other" / "plain.ipynb").exists()
+
+    # The contents index lists the shipped entries (the kernel reads them over HTTP).
+    listing = json.loads((out / "api" / "contents" / "sub" / "__lazycache__" / "all.json").read_text())
+    assert {c["name"] for c in listing["content"]} == now
+
+    # Kernel settings: the cache URL, and nothing that forces a local Pyodide.
+    settings = json.loads((out / "jupyter-lite.json").read_text())["jupyter-config-data"]["litePluginSettings"][KERNEL]
+    assert settings["loadPyodideOptions"]["env"] == {"IPY_LAZYCACHE_URL": "https://cache.example.org/files/"}
+    assert "pyodideUrl" not in settings
+
+    # The wheel is in the piplite index, with the requirements Pyodide's lock resolves.
+    (whl,) = (out / "pypi").glob("ipy_lazycache-*-py3-none-any.whl")
+    index = json.loads((out / "pypi" / "all.json").read_text())
+    assert "ipy-lazycache" in index or "ipy_lazycache" in index
+    with zipfile.ZipFile(whl) as zf:
+        names = zf.namelist()
+        meta = zf.read(next(n for n in names if n.endswith("METADATA"))).decode()
+    assert "ipy_lazycache/magics.py" in names and "ipy_lazycache/stores/http.py" in names
+    assert "Requires-Dist: xxhash" in meta and "Requires-Dist: cloudpickle" in meta
+    assert not any("__pycache__" in n for n in names)
+
+    # --lazycache-all ships every entry of the folder instead (still only entries).
+    proc = lite_build(lite, contents, out, "--lazycache-all")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert set(entries(out / "files" / "sub" / "__lazycache__")) == export.all_keys(cache)
+    assert set(entries(out / "files" / "other" / "__lazycache__")) == {stray_key}
+
+
+def test_a_failing_cell_fails_the_build_with_its_error(tmp_path):
+    contents, lite, out = tmp_path / "contents", tmp_path / "lite", tmp_path / "_output"
+    write_notebook(contents / "broken.ipynb", ["%load_ext ipy_lazycache", "%%lazycache\nz = 1 / 0"])
+    proc = lite_build(lite, contents, out, "--lazycache-execute")
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    assert "broken.ipynb failed while executing" in text
+    assert "ZeroDivisionError" in text and "z = 1 / 0" in text
+
+
+def test_a_tampered_entry_fails_the_build_and_check(tmp_path):
+    from jupyterlite_core.manager import LiteManager
+
+    from ipy_lazycache.lite import LazyCacheAddon
+
+    contents, lite, out = tmp_path / "contents", tmp_path / "lite", tmp_path / "_output"
+    write_notebook(contents / "nb.ipynb", CELLS_V1)
+    proc = lite_build(lite, contents, out, "--lazycache-execute")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    shipped = out / "files" / "__lazycache__"
+
+    # check: every shipped digest is verified (the addon's check action).
+    addon = LazyCacheAddon(LiteManager(lite_dir=lite, output_dir=out, contents=[contents]))
+    assert addon.verify_folder(shipped) is True
+    blob = next(p for p in shipped.glob("*/*.pkl"))
+    blob.write_bytes(blob.read_bytes()[:-1] + b"\x00")
+    failed = addon.verify_folder(shipped)
+    assert failed is not True and f"{blob.parent.name[:10]}: blob {blob.name} does not match its digest" in str(failed)
+
+    # The same damage in the notebook's own cache fails the build (no silent shipping).
+    src_blob = contents / "__lazycache__" / blob.parent.name / blob.name
+    src_blob.write_bytes(src_blob.read_bytes()[:-1] + b"\x00")
+    proc = lite_build(lite, contents, out)
+    assert proc.returncode != 0
+    assert f"{blob.parent.name[:10]} is damaged (blob {blob.name} does not match its digest)" in proc.stdout + proc.stderr
+    proc = lite_build(lite, contents, out, command="check")
+    assert proc.returncode != 0
