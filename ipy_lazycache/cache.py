@@ -326,7 +326,10 @@ def _encode(values: dict, pids: dict) -> dict:
             except Exception:
                 codec = None
             else:
-                blobs[f"{stem}.{codec.ext}"] = _blob(codec.name, names, parts, modules=list(codec.modules))
+                # The value's own library too (pandas for a frame in Arrow), so
+                # a browser without it makes a tripwire instead of a failed decode.
+                needs = {*codec.modules, type(value).__module__.split(".")[0]} - {"builtins"}
+                blobs[f"{stem}.{codec.ext}"] = _blob(codec.name, names, parts, modules=sorted(needs))
                 continue
         try:
             pickled[name] = codecs.dumps(value, pids, root_ids=[id(value)])

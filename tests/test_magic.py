@@ -378,3 +378,17 @@ def test_function_defaults_and_bound_builtins_are_part_of_the_key(run, shell, ru
     run("lst.append(5)")  # the bound method's owner changed
     run(cell)
     assert runs() == 3 and shell.user_ns["z"] == 5
+
+
+def test_codec_blobs_name_the_library_of_their_value(run, tmp_path):
+    """A browser without pandas must see from the manifest alone that a frame
+    cannot load there (it becomes a tripwire, unfetched)."""
+    pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    import json
+
+    run(lazy("import pandas as pd\nframe = pd.DataFrame({'a': [1, 2]})"))
+    (manifest,) = (tmp_path / "__lazycache__").glob("*/manifest.json")
+    blobs = json.loads(manifest.read_text())["blobs"]
+    (frame_blob,) = [b for b in blobs.values() if b["defs"] == ["frame"]]
+    assert {"pandas", "pyarrow"} <= set(frame_blob["modules"])
