@@ -26,7 +26,9 @@ import pytest
 from nbclient import NotebookClient
 
 from ipy_lazycache import offline_pyodide
-from tests._lite import build_site, lite_browser, run_notebook, serve, write_notebook  # noqa: F401
+# lite_browser comes from conftest: importing it here too would make a second
+# session browser, and Playwright's sync API refuses a second one in a thread.
+from tests._lite import build_site, run_notebook, serve, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
