@@ -194,7 +194,7 @@ class OursStore(Worker):
         plan = cache.plan(source, ns)
         ns["big"], ns["_rep"] = self.big, self.n  # as if the body ran
         t = time.perf_counter()
-        cache.save(self.store, plan, ns, cache.Outcome([], None), {})
+        cache.save(self.store, plan, ns, cache.Outcome([], None))
         s = time.perf_counter() - t
         cache.evict(self.store, plan.key)
         return {"s": s}

@@ -26,9 +26,6 @@ class Uncacheable(Exception):
     """The cell cannot be keyed; it runs uncached and one line says why."""
 
 
-_MISSING = object()
-
-
 @dataclass
 class Plan:
     """A keyed cell, ready to restore or to run and store."""
@@ -163,7 +160,7 @@ class Outcome:
     duration: float = 0.0
 
 
-def changed_names(plan: Plan, ns: dict, before_ids: dict):
+def changed_names(plan: Plan, ns: dict):
     """Defs bound and refs mutated by the run, and names it deleted."""
     a = plan.analysis
     values, deleted, mutated = {}, [], []
@@ -193,7 +190,7 @@ def changed_names(plan: Plan, ns: dict, before_ids: dict):
 
 
 def save(
-    store, plan: Plan, ns: dict, outcome: Outcome, before_ids: dict, memo: Memo | None = None, signer=None, progress=None
+    store, plan: Plan, ns: dict, outcome: Outcome, memo: Memo | None = None, signer=None, progress=None
 ):
     """Write one entry: blobs first, the manifest last as the commit marker.
 
@@ -206,7 +203,7 @@ def save(
     """
     written = []
     try:
-        return _save(store, plan, ns, outcome, before_ids, memo, signer, written, progress)
+        return _save(store, plan, ns, outcome, memo, signer, written, progress)
     except BaseException:
         _discard(store, plan.key, written)
         raise
@@ -227,12 +224,12 @@ def _discard(store, key, written):
                 pass
 
 
-def _save(store, plan, ns, outcome, before_ids, memo, signer, written, progress=None):
+def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
     if signer is None:
         from . import signing
 
         signer = signing.from_config()
-    values, deleted, mutated, fresh = changed_names(plan, ns, before_ids)
+    values, deleted, mutated, fresh = changed_names(plan, ns)
     m = mf.new(plan.key, plan.source)
     m["duration"] = outcome.duration
     m["outputs"] = outcome.outputs

@@ -6,6 +6,8 @@ Only this module touches IPython; the cache itself is in :mod:`.cache`.
 from __future__ import annotations
 
 import ast
+import contextlib
+import os
 import sys
 import time
 
@@ -165,8 +167,6 @@ class LazyCache(Magics):
     def _open(self, directory, remote=None, remote_readonly=False):
         """The store for a folder; a file is bad input. Leftover temp files of
         killed writers are cleaned once per folder per session."""
-        import os
-
         where = platform.cache_dir(directory)
         if os.path.exists(where) and not os.path.isdir(where) and "://" not in where:
             raise UsageError(f"lazycache: --dir {where} is a file, not a folder")
@@ -222,8 +222,6 @@ class LazyCache(Magics):
         platform.ensure_imports(source)  # Pyodide: load the packages the body imports
         store = self._open(args.dir or self.dir or None, args.store, args.store_readonly)
         for path in args.files:
-            import os
-
             if os.path.isdir(path):
                 raise UsageError(f"lazycache: --files takes files; {path} is a folder")
         signer = self._signer()
@@ -246,7 +244,6 @@ class LazyCache(Magics):
 
         self.memo.clear()
         self.stats["misses"] += 1
-        before = {name: ns.get(name, cache._MISSING) for name in plan.analysis.defs | plan.analysis.deletes}
         cache.hide_defs(plan, ns)
         capture = _Capture(shell)
         started = time.perf_counter()
@@ -263,8 +260,9 @@ class LazyCache(Magics):
         outcome = cache.Outcome(capture.events, result, result_name, duration)
         try:
             t0 = time.perf_counter()
-            with Progress(f"{PREFIX} storing") as progress:  # a bar only after 2 s
-                m, nbytes = cache.save(store, plan, ns, outcome, before, self.memo, signer=signer, progress=progress)
+            bar = contextlib.nullcontext() if quiet else Progress(f"{PREFIX} storing")  # a bar only after 2 s
+            with bar as progress:
+                m, nbytes = cache.save(store, plan, ns, outcome, self.memo, signer=signer, progress=progress)
         except Exception as exc:  # a full disk or read-only folder loses the cache, not the results
             self._say(f"{PREFIX} not stored ({type(exc).__name__}: {exc}); the results are in the namespace.", force=True)
             return value

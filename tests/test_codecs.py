@@ -184,7 +184,7 @@ def test_arbitrary_objects_fall_back_to_pickle(tmp_path):
         ARROW.encode(pd.DataFrame({"o": pd.Series(["a", None], dtype=object)}))
     plan = cache.plan("df2 = df.copy()", ns)
     exec("df2 = df.copy()", ns)
-    m, _ = cache.save(store, plan, ns, cache.Outcome([], None), {})
+    m, _ = cache.save(store, plan, ns, cache.Outcome([], None))
     assert [b["codec"] for b in m["blobs"].values()] == ["pickle"]
     restored = cache.restore(store, plan.key, {"df": ns["df"]})
     pd.testing.assert_frame_equal(restored.values["df2"], ns["df2"])
@@ -208,7 +208,7 @@ def test_damaged_arrow_file_is_never_unpickled(tmp_path):
     ns = {}
     plan = cache.plan("df = 1", ns)
     ns["df"] = frame()
-    m, _ = cache.save(store, plan, ns, cache.Outcome([], None), {})
+    m, _ = cache.save(store, plan, ns, cache.Outcome([], None))
     (blob,) = [n for n in m["blobs"] if n.endswith(".arrow")]
     path = store.local_path(f"{plan.key}/{blob}")
     data = bytearray(path.read_bytes())
@@ -298,7 +298,7 @@ def test_progress_bar_after_delay(tmp_path, capsys):
     plan = cache.plan("x = 1", ns)
     ns["x"] = np.arange(1000.0)
     with Progress("lazycache: storing", delay=0) as p:
-        cache.save(store, plan, ns, cache.Outcome([], None), {}, progress=p)
+        cache.save(store, plan, ns, cache.Outcome([], None), progress=p)
         assert p.bar is not None and p.done == p.size > 8000
     assert "lazycache: storing" in capsys.readouterr().err
 

@@ -179,7 +179,7 @@ def test_export_progress_bar_appears_when_copying_takes_long(tmp_path, monkeypat
     ns = {}
     p = cache.plan("big1 = bytes(3_000_000)\nbig2 = bytes(3_000_001)\nbig3 = bytes(3_000_002)", ns)
     exec(p.source, ns)
-    cache.save(store, p, ns, cache.Outcome([], None), {})
+    cache.save(store, p, ns, cache.Outcome([], None))
     real_put = FileStore.put
 
     def slow_put(self, key, data):
