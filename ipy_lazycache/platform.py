@@ -42,7 +42,7 @@ def store_for(directory: str, remote=None, remote_readonly=None, remote_options=
     over_http = IS_WASM or _is_url(directory)
     where = _remote_place(directory) if over_http else os.path.abspath(directory)
     if where not in _stores:
-        _stores[where] = _wasm_store(where) if over_http else FileStore(where)
+        _stores[where] = _http_store(where) if over_http else FileStore(where)
     shared = settings(remote, remote_readonly, remote_options, timeout)
     if shared is None:
         return _stores[where]
@@ -56,7 +56,7 @@ def store_for(directory: str, remote=None, remote_readonly=None, remote_options=
     return _stores[tiered]
 
 
-def _wasm_store(place: str) -> Store:
+def _http_store(place: str) -> Store:
     from .stores.http import HttpStore, PyodideTransport
 
     tiers: list[Store] = [MemoryStore()]
@@ -118,10 +118,10 @@ def site_cache_url(directory: str) -> str:
     import posixpath
     from urllib.parse import quote, urljoin
 
-    if directory.startswith(("http://", "https://")):
+    if _is_url(directory):
         return directory.rstrip("/") + "/"
     root = os.environ.get("IPY_LAZYCACHE_URL") or "files/"
-    if not root.startswith(("http://", "https://")):
+    if not _is_url(root):
         root = urljoin(site_base(), root)
     cwd = os.getcwd()
     folder = cwd if cwd == "/drive" or cwd.startswith("/drive/") else "/drive"
