@@ -8,15 +8,14 @@ printing on top.
 from __future__ import annotations
 
 import ast
+import hashlib
 import os
 import types
 from dataclasses import dataclass, field
 
-import xxhash
-
 from . import codecs, manifest as mf
 from .analysis import Analysis, analyze, is_ipython_name
-from .hashing import Unhashable, cell_key, code_hash, value_hash
+from .hashing import Unhashable, cell_key, code_hash, digest_chunks, digest_file, value_hash
 from .manifest import CorruptEntry
 from .stores.base import chunks
 from .tripwire import Tripwire
@@ -62,22 +61,11 @@ class Memo:
         self._known.clear()
 
 
-def digest_chunks(parts) -> str:
-    h = xxhash.xxh3_128()
-    for part in parts:
-        h.update(part)
-    return h.hexdigest()
-
-
 def file_hash(path) -> str:
-    h = xxhash.xxh3_128()
     try:
-        with open(path, "rb") as f:
-            while block := f.read(1 << 22):
-                h.update(block)
+        return digest_file(path)
     except FileNotFoundError:
         return "missing"
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------
@@ -255,9 +243,7 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
         blob["size"] = sum(memoryview(p).nbytes for p in parts)
         blob["digest"] = digest_chunks(parts)
         if signer.key:
-            from .signing import sha256_chunks
-
-            blob["sha256"] = sha256_chunks(parts)
+            blob["sha256"] = digest_chunks(parts, new=hashlib.sha256)
         total += blob["size"]
         # The digest in the name keeps concurrent writers of one key from
         # replacing each other's blobs: whichever manifest lands last is whole.
@@ -520,13 +506,7 @@ def _restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> R
         blob = blobs[name]
         if data is None:
             raise BlobGone(f"blob {name} is missing", m)
-        if len(data) != blob["size"] or digest_chunks([data]) != blob["digest"]:
-            raise CorruptEntry(f"blob {name} does not match its digest")
-        if signer.checks:
-            from .signing import sha256_chunks
-
-            if sha256_chunks([data]) != blob["sha256"]:
-                raise CorruptEntry(f"blob {name} does not match its signed SHA-256 digest")
+        mf.check_blob(name, blob, data, sha256=signer.checks)
         datas[name] = data
         nbytes += len(data)
     for name, path in local.items():
@@ -536,15 +516,11 @@ def _restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> R
             raise BlobGone(f"blob {name} is missing", m) from None
         if size != blobs[name]["size"]:
             raise CorruptEntry(f"blob {name} has the wrong size")
-        if (blobs[name]["codec"] != "npy" or name in streamed) and file_hash(path) != blobs[name]["digest"]:
-            # Mapped Arrow files carry a pickle (labels, dtypes): checked like
-            # fetched blobs. Only .npy (never unpickled) skips the read.
-            raise CorruptEntry(f"blob {name} does not match its digest")
-        if signer.checks:  # signed entries give up O(1) restore: data is checked too
-            from .signing import sha256_file
-
-            if sha256_file(path) != blobs[name]["sha256"]:
-                raise CorruptEntry(f"blob {name} does not match its signed SHA-256 digest")
+        # Mapped Arrow files carry a pickle (labels, dtypes): checked like
+        # fetched blobs. Only .npy (never unpickled) skips the read, unless
+        # signed: signed entries give up O(1) restore, data is checked too.
+        if blobs[name]["codec"] != "npy" or name in streamed or signer.checks:
+            mf.check_blob(name, blobs[name], path, sha256=signer.checks)
         nbytes += size
 
     values, tripwires = {}, []

@@ -27,7 +27,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,8 @@ import xxhash
 from . import manifest as mf
 from .manifest import CorruptEntry
 from .stores.base import validate_key
-from .stores.file import FileStore
+from .manage import human_size
+from .stores.file import FileStore, write_atomic
 
 EXPORTS = "exports"
 FORMAT = 1
@@ -108,23 +108,6 @@ def record(store, key: str, cell: str | None, notebook: str | None = None) -> Pa
     data.setdefault("cells", {})[cell] = {"key": key, "time": now}
     write_atomic(path, json.dumps(data, indent=1, sort_keys=True).encode())
     return path
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``path`` through a temp file and ``os.replace``: whole or absent."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def read_list(path) -> dict | None:
@@ -224,28 +207,13 @@ def entry_files(store, key: str) -> tuple[dict, list[str]]:
     return m, [*m["blobs"], mf.MANIFEST]
 
 
-def check_blob(name: str, blob: dict, data: bytes | None) -> None:
-    """Raise :class:`CorruptEntry` unless ``data`` is the blob the manifest lists."""
-    if data is None:
-        raise CorruptEntry(f"blob {name} is missing")
-    if len(data) != blob.get("size"):
-        raise CorruptEntry(f"blob {name} has {len(data)} bytes, the manifest says {blob.get('size')}")
-    if xxhash.xxh3_128_hexdigest(data) != blob.get("digest"):
-        raise CorruptEntry(f"blob {name} does not match its digest")
-    if blob.get("sha256") is not None:
-        import hashlib
-
-        if hashlib.sha256(data).hexdigest() != blob["sha256"]:
-            raise CorruptEntry(f"blob {name} does not match its SHA-256 digest")
-
-
 def verify_entry(store, key: str) -> int:
     """Check every blob of an entry; its size in bytes. Raises :class:`CorruptEntry`."""
     m, names = entry_files(store, key)
     total = 0
     for name, blob in m["blobs"].items():
         data = store.get(f"{key}/{name}")
-        check_blob(name, blob, data)
+        mf.check_blob(name, blob, data, sha256=blob.get("sha256") is not None)
         total += len(data)
     return total + len(store.get(mf.manifest_key(key)) or b"")
 
@@ -266,17 +234,9 @@ class Exported:
     def lines(self) -> list[str]:
         out = [f"export: {key[:10]} is damaged ({why}); not copied" for key, why in self.bad]
         out += [f"export: {key[:10]} is listed but not in the cache folder; not copied" for key in self.missing]
-        out.append(f"export: copied {len(self.copied)} entries ({human(self.nbytes)})"
+        out.append(f"export: copied {len(self.copied)} entries ({human_size(self.nbytes)})"
                    + (f"; {len(self.bad) + len(self.missing)} failed" if not self.ok else ""))
         return out
-
-
-def human(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
 
 
 def export(src, dest, keys=None, progress: bool | None = None) -> Exported:
@@ -314,7 +274,7 @@ def export(src, dest, keys=None, progress: bool | None = None) -> Exported:
             try:
                 for name, blob in m["blobs"].items():
                     data = src_store.get(f"{key}/{name}")
-                    check_blob(name, blob, data)
+                    mf.check_blob(name, blob, data, sha256=blob.get("sha256") is not None)
                     dest_store.put(f"{key}/{name}", data)
                     written.append(f"{key}/{name}")
                     result.nbytes += len(data)

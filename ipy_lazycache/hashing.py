@@ -24,9 +24,22 @@ class Unhashable(Exception):
     """A value whose content cannot be hashed; the cell must run uncached."""
 
 
-def hash_bytes(data) -> str:
-    """Integrity digest of a blob: xxh3-128 of its bytes, as hex."""
-    return xxhash.xxh3_128_hexdigest(data)
+def digest_chunks(parts, new=xxhash.xxh3_128) -> str:
+    """Digest of bytes given as chunks: xxh3-128 for integrity, or any
+    hashlib-style constructor (``hashlib.sha256`` under signing)."""
+    h = new()
+    for part in parts:
+        h.update(part)
+    return h.hexdigest()
+
+
+def digest_file(path, new=xxhash.xxh3_128) -> str:
+    """:func:`digest_chunks` of a file, read in blocks."""
+    h = new()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------

@@ -17,20 +17,13 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, validate
 
 from . import cache, manage, platform, signing
+from .manage import human_size
 from .manifest import CorruptEntry
 from .progress import Progress
 from .stores.base import StoreUnavailable
 from .tripwire import Tripwire
 
 PREFIX = "lazycache:"
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
 
 
 def _secs(s: float) -> str:
@@ -268,7 +261,7 @@ class LazyCache(Magics):
             return value
         names = ", ".join(sorted(m["defs"])) or "no variables"
         self._say(
-            f"{PREFIX} stored {names} as {plan.key[:10]} ({_size(nbytes)}) in {_secs(time.perf_counter() - t0)}; "
+            f"{PREFIX} stored {names} as {plan.key[:10]} ({human_size(nbytes)}) in {_secs(time.perf_counter() - t0)}; "
             f"the cell ran {_secs(duration)}.",
             quiet=quiet,
         )
@@ -338,7 +331,7 @@ class LazyCache(Magics):
         self.stats["time_saved"] += saved
         names = ", ".join(sorted(restored.values)) or "no variables"
         self._say(
-            f"{PREFIX} restored {names} from {m['key'][:10]} ({_size(restored.nbytes)}) in {_secs(elapsed)}, "
+            f"{PREFIX} restored {names} from {m['key'][:10]} ({human_size(restored.nbytes)}) in {_secs(elapsed)}, "
             f"saving {_secs(saved)}.",
             quiet=quiet,
         )
@@ -396,7 +389,7 @@ class LazyCache(Magics):
             if args.command == "stats":
                 s = self.stats
                 text = (
-                    f"{PREFIX} {s['hits']} hits, {s['misses']} misses, {_size(s['bytes_restored'])} restored, "
+                    f"{PREFIX} {s['hits']} hits, {s['misses']} misses, {human_size(s['bytes_restored'])} restored, "
                     f"{_secs(s['time_saved'])} saved this session."
                 )
                 display({"text/plain": text, "text/html": manage.stats_report(s).html()}, raw=True)

@@ -315,9 +315,6 @@ def verify(store, fix=False, signer=None) -> list[tuple[str, str]]:
     signing key, signatures and SHA-256 digests. Returns ``[(key, problem)]``;
     ``fix`` removes those entries. Folders without a manifest that are
     younger than an hour are skipped (a store may be in progress)."""
-    from .cache import digest_chunks
-    from .signing import sha256_chunks
-
     bad = []
     now = time.time()
     for e in entries(store):
@@ -327,17 +324,12 @@ def verify(store, fix=False, signer=None) -> list[tuple[str, str]]:
         if problem is None and signer is not None and signer.key:
             problem = signer.problem(e.manifest)
         if problem is None:
+            signed = signer is not None and bool(signer.key)
             for name, blob in e.manifest["blobs"].items():
-                data = store.get(f"{e.key}/{name}")
-                if data is None:
-                    problem = f"blob {name} is missing"
-                elif len(data) != blob.get("size"):
-                    problem = f"blob {name} has the wrong size"
-                elif digest_chunks([data]) != blob.get("digest"):
-                    problem = f"blob {name} does not match its digest"
-                elif signer is not None and signer.key and sha256_chunks([data]) != blob.get("sha256"):
-                    problem = f"blob {name} does not match its signed SHA-256 digest"
-                if problem:
+                try:
+                    mf.check_blob(name, blob, store.local_path(f"{e.key}/{name}"), sha256=signed)
+                except CorruptEntry as exc:
+                    problem = str(exc)
                     break
         if problem:
             bad.append((e.key, problem))

@@ -7,10 +7,14 @@ trusts nothing that is not listed here with a matching digest.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import platform
 import sys
 import time
+
+from .hashing import digest_chunks, digest_file
 
 #: Bumped when the schema changes; entries of a newer format are misses.
 FORMAT_VERSION = 1
@@ -19,6 +23,25 @@ MANIFEST = "manifest.json"
 
 class CorruptEntry(Exception):
     """An entry that must not be restored: it is evicted and the cell re-runs."""
+
+
+def check_blob(name: str, blob: dict, data, sha256: bool = False) -> None:
+    """Raise :class:`CorruptEntry` unless ``data`` (bytes, or a local path)
+    is the blob the manifest lists; ``sha256`` also checks the signed digest."""
+    if data is None:
+        raise CorruptEntry(f"blob {name} is missing")
+    is_path = not isinstance(data, (bytes, bytearray, memoryview))
+    size = os.path.getsize(data) if is_path else len(data)
+    if size != blob.get("size"):
+        raise CorruptEntry(f"blob {name} has {size} bytes, the manifest says {blob.get('size')}")
+
+    def digest(**new):
+        return digest_file(data, **new) if is_path else digest_chunks([data], **new)
+
+    if digest() != blob.get("digest"):
+        raise CorruptEntry(f"blob {name} does not match its digest")
+    if sha256 and digest(new=hashlib.sha256) != blob.get("sha256"):
+        raise CorruptEntry(f"blob {name} does not match its signed SHA-256 digest")
 
 
 def manifest_key(key: str) -> str:

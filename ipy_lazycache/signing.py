@@ -58,21 +58,6 @@ def _mac(key: bytes, manifest: dict) -> str:
     return hmac.new(key, canonical(manifest), hashlib.sha256).hexdigest()
 
 
-def sha256_chunks(parts) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(part)
-    return h.hexdigest()
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
-
-
 class Signer:
     """What to do with signatures: write them (with a key) and check them (mode)."""
 

@@ -18,6 +18,28 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
+def write_atomic(path: Path, data, fsync: bool = True) -> None:
+    """Write ``data`` (bytes-like or a list of chunks) to ``path`` through a
+    temp file in the same folder and ``os.replace``: whole or absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in chunks(data):
+                f.write(chunk)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 class FileStore(Store):
     def __init__(self, root):
         self.root = Path(root)
@@ -32,23 +54,7 @@ class FileStore(Store):
             return None
 
     def put(self, key, data):
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                for chunk in chunks(data):
-                    f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o666 & ~_UMASK)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_atomic(self._path(key), data)
 
     def fill(self, keys, fetch) -> dict:
         """Write files for ``keys`` through ``fetch({key: temp path}) -> keys
