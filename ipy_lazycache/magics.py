@@ -26,6 +26,12 @@ from .tripwire import Tripwire
 PREFIX = "lazycache:"
 
 
+def _local(store):
+    """The cache folder's own tier: where hits are recorded and pruning and
+    export lists apply, never a team's shared store behind it."""
+    return getattr(store, "tiers", [store])[0]
+
+
 def _secs(s: float) -> str:
     return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.1f} s"
 
@@ -171,7 +177,7 @@ class LazyCache(Magics):
         if id(store) not in opened:
             opened.add(id(store))
             try:
-                getattr(store, "tiers", [store])[0].remove_stale_temps()
+                _local(store).remove_stale_temps()
             except Exception:
                 pass  # not a FileStore, or unreadable: nothing to clean
         return store
@@ -268,7 +274,7 @@ class LazyCache(Magics):
         self._record_export(store, plan.key)
         if self.max_size:
             try:
-                manage.prune(store, max_size=manage.parse_size(self.max_size), keep={plan.key})
+                manage.prune(_local(store), max_size=manage.parse_size(self.max_size), keep={plan.key})
             except Exception as exc:
                 self._say(f"{PREFIX} could not prune the cache ({type(exc).__name__}: {exc}).", force=True)
         return value
@@ -279,7 +285,7 @@ class LazyCache(Magics):
             from . import export
 
             cell = export.cell_identity(getattr(self, "_cell_info", None))
-            export.record(getattr(store, "tiers", [store])[0], key, cell, export.notebook_path(self.shell))
+            export.record(_local(store), key, cell, export.notebook_path(self.shell))
         except Exception as exc:
             if "export" not in self._warned:
                 self._warned.add("export")
@@ -309,7 +315,7 @@ class LazyCache(Magics):
             self._say(f"{PREFIX} could not read the cache ({type(exc).__name__}: {exc}); running the cell.", force=True)
             return None
         if restored is not None:
-            manage.mark_used(getattr(store, "tiers", [store])[0], plan.key)  # local: a hit writes nothing remote
+            manage.mark_used(_local(store), plan.key)  # local: a hit writes nothing remote
         return restored
 
     def _replay(self, restored, started, quiet):

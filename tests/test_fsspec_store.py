@@ -202,3 +202,16 @@ def test_platform_builds_one_tiered_store_per_configuration(tmp_path, url):
     assert ro is not a and not ro.write_through and not ro.tiers[1].writable
     assert ro.tiers[0] is a.tiers[0]
     assert platform.store_for(str(tmp_path / "c"), remote="none") is a.tiers[0]
+
+
+def test_max_size_prunes_the_local_folder_never_the_shared_store(run, shell, runs, url, monkeypatch, tmp_path):
+    """LazyCache.max_size bounds this machine's folder; the team's entries stay."""
+    monkeypatch.delenv("IPY_LAZYCACHE_STORE", raising=False)
+    run('%config LazyCache.max_size = "500K"')
+    for n in (1, 2):
+        assert run(f"%%lazycache --store {url}\n" + BODY + f"blob{n} = bytes(400_000)\n").success
+    remote_manifests = [k for k in FsspecStore(url).keys() if k.endswith("/manifest.json")]
+    local_manifests = list((tmp_path / "__lazycache__").glob("*/manifest.json"))
+    assert runs() == 2
+    assert len(remote_manifests) == 2, "the shared store must not be pruned"
+    assert len(local_manifests) == 1, "the local folder is pruned to max_size"
