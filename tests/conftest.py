@@ -45,6 +45,21 @@ def run(shell, capfd):
     return Cell(shell, capfd)
 
 
+@pytest.fixture
+def published(shell):
+    """Every mime bundle the shell's display publisher is given, in order."""
+    seen = []
+    original = shell.display_pub.publish
+
+    def spy(data, metadata=None, **kw):
+        seen.append(data)
+        return original(data, metadata, **kw)
+
+    shell.display_pub.publish = spy
+    yield seen
+    del shell.display_pub.publish
+
+
 def runs_of(path="runs.txt"):
     """How many times a body ran: each run appends one line to a file."""
     try:

@@ -42,22 +42,13 @@ def test_miss_then_hit_restores_values_and_outputs(run, shell, runs):
     assert second.result == 43 or repr(second.result) == "43"
 
 
-def test_rich_display_is_replayed(shell, runs):
-    published = []
-    shell.run_cell("%%lazycache\n" + BODY + "from IPython.display import HTML, display\ndisplay(HTML('<i>x</i>'))")
-    original = shell.display_pub.publish
-
-    def spy(data, metadata=None, **kw):
-        published.append(data)
-        return original(data, metadata, **kw)
-
-    shell.display_pub.publish = spy
-    try:
-        shell.run_cell("%%lazycache\n" + BODY + "from IPython.display import HTML, display\ndisplay(HTML('<i>x</i>'))")
-    finally:
-        del shell.display_pub.publish
+def test_rich_display_is_replayed(shell, runs, published):
+    cell = "%%lazycache\n" + BODY + "from IPython.display import HTML, display\ndisplay(HTML('<i>x</i>'))"
+    shell.run_cell(cell)
+    del published[:]
+    shell.run_cell(cell)
     assert runs() == 1
-    assert any(d.get("text/html") == "<i>x</i>" for d in published)
+    assert [d.get("text/html") for d in published] == ["<i>x</i>"]
 
 
 def test_hit_after_restart(run, shell, runs):

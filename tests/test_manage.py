@@ -123,22 +123,12 @@ def test_max_size_prunes_after_a_store(run, shell, runs):
     assert runs() == 2
 
 
-def test_line_magic_renders_html_tables_in_a_notebook(run, shell):
+def test_line_magic_renders_html_tables_in_a_notebook(run, shell, published):
     run(cell(1))
-    published = []
-    original = shell.display_pub.publish
-
-    def spy(data, metadata=None, **kw):
-        published.append(data)
-        return original(data, metadata, **kw)
-
-    shell.display_pub.publish = spy
-    try:
-        for line in ("info", "stats", "du", "verify", "prune", "ls"):
-            r = run(f"%lazycache {line}")
-            assert r.success, (line, r.error_in_exec)
-    finally:
-        del shell.display_pub.publish
+    del published[:]
+    for line in ("info", "stats", "du", "verify", "prune", "ls"):
+        r = run(f"%lazycache {line}")
+        assert r.success, (line, r.error_in_exec)
     assert len(published) == 6
     assert all("text/plain" in d and "text/html" in d for d in published)
     assert "<table>" in published[0]["text/html"] and "x1" in published[0]["text/html"]
