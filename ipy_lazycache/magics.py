@@ -71,6 +71,9 @@ class _Capture:
         sys.stderr = _Tee(sys.stderr, "stderr", self)
         pub = self.shell.display_pub
         self._pub = pub
+        # Whatever else wraps this publisher (another extension, a test) is
+        # put back as it was on exit.
+        self._saved = {k: vars(pub)[k] for k in ("publish", "clear_output") if k in vars(pub)}
         self._publish, self._clear = pub.publish, pub.clear_output
         events = self.events
 
@@ -92,7 +95,8 @@ class _Capture:
 
     def __exit__(self, *exc):
         sys.stdout, sys.stderr = self._out, self._err
-        del self._pub.publish, self._pub.clear_output  # back to the class methods
+        del self._pub.publish, self._pub.clear_output
+        vars(self._pub).update(self._saved)
 
 
 def _jsonable(bundle: dict) -> dict:
