@@ -10,6 +10,8 @@ previous defs would enter the key).
 from __future__ import annotations
 
 import ast
+import keyword
+import re
 from dataclasses import dataclass, field
 
 #: IPython's own bookkeeping names; never part of a key, never restored.
@@ -80,6 +82,10 @@ class _Names:
             else:
                 self.deletes.add(node.id)
             return
+        inline = _magic_code(node)
+        if inline is not None:
+            for stmt in inline.body:  # %time x = f(): x is bound, f is read
+                self.scan(stmt)
         if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
             self.loads.add(node.target.id)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -122,6 +128,32 @@ class _Names:
         inner.scan(node)
         self.loads |= inner.loads
         self.dynamic |= inner.dynamic
+
+
+#: Magics whose argument (or cell body) is Python run in the user namespace.
+CODE_MAGICS = frozenset({"time", "timeit", "prun", "capture"})
+
+
+def _magic_code(node):
+    """The code inside ``get_ipython().run_line_magic('time', 'x = f()')`` (and
+    ``run_cell_magic``), as IPython's transforms write ``%time x = f()``;
+    its names are the cell's names too. None for anything else."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        return None
+    kind = node.func.attr
+    if kind not in ("run_line_magic", "run_cell_magic") or len(node.args) < 2:
+        return None
+    args = node.args
+    if not all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in args):
+        return None
+    if args[0].value not in CODE_MAGICS:
+        return None
+    code = args[-1].value if kind == "run_cell_magic" else args[1].value
+    try:
+        return ast.parse(code)
+    except SyntaxError:  # e.g. %timeit -n 10 f(x): every identifier is a read
+        words = [w for w in re.findall(r"[A-Za-z_]\w*", code) if not keyword.iskeyword(w)]
+        return ast.parse("\n".join(words))
 
 
 def _params(args: ast.arguments) -> set[str]:

@@ -178,6 +178,7 @@ def test_bad_options_give_one_usage_error(run, runs, options):
 def test_magics_and_shell_lines_inside_a_cached_cell(run, shell, runs):
     cell = lazy("%time total = sum(range(10))\nlisting = !echo hello\n")
     run(cell)
+    del shell.user_ns["total"], shell.user_ns["listing"]  # restored, not left over
     r = run(cell)
     assert runs() == 1
     assert shell.user_ns["total"] == 45
@@ -383,3 +384,12 @@ def test_codec_blobs_name_the_library_of_their_value(run, tmp_path):
     blobs = json.loads(manifest.read_text())["blobs"]
     (frame_blob,) = [b for b in blobs.values() if b["defs"] == ["frame"]]
     assert {"pandas", "pyarrow"} <= set(frame_blob["modules"])
+
+
+def test_names_read_inside_code_magics_are_refs(run, shell, runs):
+    run("n = 10")
+    cell = lazy("%time total = sum(range(n))\n%timeit -n 1 -r 1 total + n")
+    run(cell)
+    run("n = 20")
+    run(cell)
+    assert runs() == 2 and shell.user_ns["total"] == 190
