@@ -134,21 +134,27 @@ class _Names:
 CODE_MAGICS = frozenset({"time", "timeit", "prun", "capture"})
 
 
+#: IPython expands ``{expr}`` and ``$name`` in magic and shell lines.
+_EXPANDED = re.compile(r"\{([^{}]*)\}|\$([A-Za-z_]\w*)")
+
+
 def _magic_code(node):
-    """The code inside ``get_ipython().run_line_magic('time', 'x = f()')`` (and
-    ``run_cell_magic``), as IPython's transforms write ``%time x = f()``;
-    its names are the cell's names too. None for anything else."""
+    """Code hidden in strings by IPython's transforms, as a module: the code of
+    ``%time x = f()`` (``run_line_magic('time', 'x = f()')``, and the cell
+    magic form), and the ``{expr}``/``$name`` expansions of any magic or
+    ``!shell`` line. Its names are the cell's names too. None otherwise."""
     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
         return None
     kind = node.func.attr
-    if kind not in ("run_line_magic", "run_cell_magic") or len(node.args) < 2:
+    if kind not in ("run_line_magic", "run_cell_magic", "system", "getoutput") or not node.args:
         return None
     args = node.args
     if not all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in args):
         return None
-    if args[0].value not in CODE_MAGICS:
-        return None
-    code = args[-1].value if kind == "run_cell_magic" else args[1].value
+    if kind in ("run_line_magic", "run_cell_magic") and len(args) >= 2 and args[0].value in CODE_MAGICS:
+        code = args[-1].value
+    else:
+        code = "\n".join(m.group(1) or m.group(2) for a in args for m in _EXPANDED.finditer(a.value))
     try:
         return ast.parse(code)
     except SyntaxError:  # e.g. %timeit -n 10 f(x): every identifier is a read

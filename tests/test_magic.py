@@ -393,3 +393,12 @@ def test_names_read_inside_code_magics_are_refs(run, shell, runs):
     run("n = 20")
     run(cell)
     assert runs() == 2 and shell.user_ns["total"] == 190
+
+
+def test_names_expanded_in_shell_lines_are_refs(run, shell, runs):
+    run("word = 'alpha'")
+    cell = lazy("out = !echo {word.upper()} $word")
+    run(cell)
+    run("word = 'beta'")
+    run(cell)
+    assert runs() == 2 and list(shell.user_ns["out"]) == ["BETA beta"]
