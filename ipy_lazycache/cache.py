@@ -21,6 +21,10 @@ from .stores.base import chunks
 from .tripwire import Tripwire
 
 
+#: The blob name under which a cell's last expression value is stored.
+RESULT = "__lazycache_result__"
+
+
 class Uncacheable(Exception):
     """The cell cannot be keyed; it runs uncached and one line says why."""
 
@@ -146,6 +150,7 @@ class Outcome:
     result: dict | None  # the last expression's mime bundle, or None
     result_name: str | None = None  # when the last expression was a def
     duration: float = 0.0
+    value: object = None  # the last expression's value, kept for Out[n] and _
 
 
 def changed_names(plan: Plan, ns: dict):
@@ -226,13 +231,17 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
     m["deleted"] = deleted
     m["mutated"] = mutated
 
+    if outcome.value is not None and outcome.result_name is None:
+        values[RESULT] = outcome.value  # stored like a def, never bound to a name
+
     # Which objects may be written as references instead of copies.
     pids = {}
     for name in plan.refs:
         if name not in values and name in ns:
             pids[id(ns[name])] = (("ref", name), ns[name])
     for name, value in values.items():
-        pids[id(value)] = (("def", name), value)
+        if name != RESULT:  # defs never depend on the result's blob
+            pids[id(value)] = (("def", name), value)
 
     blobs = _encode(values, pids)
     if progress is not None:
@@ -252,6 +261,7 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
         written.append(f"{plan.key}/{blob_name}")
         store.put(f"{plan.key}/{blob_name}", parts if progress is None else progress.wrap(parts))
         m["blobs"][blob_name] = blob
+    values.pop(RESULT, None)  # encoded above; not a def (no hash, no name)
     for name, value in values.items():
         entry = m["defs"].setdefault(name, {})
         try:
@@ -406,6 +416,7 @@ class Restored:
     values: dict  # name -> value (tripwires included)
     tripwires: list
     nbytes: int
+    result: object = None  # the last expression's value, if it was stored
 
 
 def load_manifest(store, key: str) -> dict | None:
@@ -603,7 +614,11 @@ def _restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> R
     settle = getattr(store, "settle", None)
     if settle is not None:  # the entry is whole here: commit its manifest to faster tiers
         settle(mf.manifest_key(key))
-    return Restored(manifest=m, values=values, tripwires=tripwires, nbytes=nbytes)
+    result = values.pop(RESULT, None)
+    if RESULT in tripwires:  # the replayed display stands in for it
+        tripwires.remove(RESULT)
+        result = None
+    return Restored(manifest=m, values=values, tripwires=tripwires, nbytes=nbytes, result=result)
 
 
 def _register_source(values, source: str):

@@ -260,7 +260,7 @@ class LazyCache(Magics):
         if value is not None:
             data, metadata = shell.display_formatter.format(value)
             result = {"data": _jsonable(data), "metadata": _jsonable(metadata)}
-        outcome = cache.Outcome(capture.events, result, result_name, duration)
+        outcome = cache.Outcome(capture.events, result, result_name, duration, value=value)
         try:
             t0 = time.perf_counter()
             bar = contextlib.nullcontext() if quiet else Progress(f"{PREFIX} storing")  # a bar only after 2 s
@@ -351,6 +351,8 @@ class LazyCache(Magics):
         name = m.get("result_name")
         if name and name in self.shell.user_ns and not isinstance(self.shell.user_ns[name], Tripwire):
             return self.shell.user_ns[name]
+        if restored.result is not None:
+            return restored.result  # Out[n] and _ hold the value itself, as after a run
         return _Replay(m["result"]) if m.get("result") else None
 
     def _execute(self, source, raw, capture=False):

@@ -402,3 +402,22 @@ def test_names_expanded_in_shell_lines_are_refs(run, shell, runs):
     run("word = 'beta'")
     run(cell)
     assert runs() == 2 and list(shell.user_ns["out"]) == ["BETA beta"]
+
+
+def test_last_expression_value_is_restored_for_out_and_underscore(run, shell, runs):
+    cell = lazy("vals = [3, 1, 2]\nsorted(vals)")
+    run(cell)
+    r = run(cell)
+    assert runs() == 1
+    assert r.result == [1, 2, 3] and shell.user_ns["_"] == [1, 2, 3]
+    assert "[1, 2, 3]" in r.out
+
+
+def test_unpicklable_last_expression_is_replayed_as_its_display(run, shell, runs):
+    cell = lazy("import threading\nthreading.Lock()")
+    first = run(cell)
+    second = run(cell)
+    assert runs() == 1
+    shown = [l for l in first.out.splitlines() if "unlocked" in l]
+    assert shown and shown == [l for l in second.out.splitlines() if "unlocked" in l]
+    assert "not restored" not in second.out  # no tripwire line for the display
