@@ -421,3 +421,15 @@ def test_unpicklable_last_expression_is_replayed_as_its_display(run, shell, runs
     shown = [l for l in first.out.splitlines() if "unlocked" in l]
     assert shown and shown == [l for l in second.out.splitlines() if "unlocked" in l]
     assert "not restored" not in second.out  # no tripwire line for the display
+
+
+def test_defs_that_reference_each_other_keep_their_cycle(run, shell, runs):
+    cell = lazy("a = ['a']\nb = ['b', a]\na.append(b)\nc = {'both': (a, b)}")
+    run(cell)
+    for name in ("a", "b", "c"):
+        del shell.user_ns[name]
+    run(cell)
+    ns = shell.user_ns
+    assert runs() == 1
+    assert ns["a"][1] is ns["b"] and ns["b"][1] is ns["a"]
+    assert ns["c"]["both"][0] is ns["a"] and ns["c"]["both"][1] is ns["b"]
