@@ -41,7 +41,6 @@ from .stores.file import FileStore, write_atomic
 
 EXPORTS = "exports"
 FORMAT = 1
-_KEY_RE = re.compile(r"^[0-9a-f]{32}$")
 _SESSION = f"session-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 
 
@@ -169,7 +168,7 @@ def listed_keys(cache_dir, notebook=None) -> set[str]:
     for data in chosen:
         for cell, rec in data["cells"].items():
             key = rec.get("key") if isinstance(rec, dict) else None
-            if isinstance(key, str) and _KEY_RE.match(key) and (cells is None or cell in cells):
+            if isinstance(key, str) and mf.KEY_RE.match(key) and (cells is None or cell in cells):
                 keys.add(key)
     return keys
 
@@ -187,7 +186,7 @@ def all_keys(cache_dir) -> set[str]:
     root = Path(cache_dir)
     if not root.is_dir():
         return set()
-    return {p.name for p in root.iterdir() if _KEY_RE.match(p.name) and (p / mf.MANIFEST).is_file()}
+    return {p.name for p in root.iterdir() if mf.KEY_RE.match(p.name) and (p / mf.MANIFEST).is_file()}
 
 
 # ----------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from jupyterlite_core.addons.base import BaseAddon
 from jupyterlite_core.constants import JUPYTERLITE_JSON
 from traitlets import Bool, Int, Unicode
 
-from . import export
+from . import export, manifest as mf
 from .platform import DEFAULT_DIR
 from .stores.file import FileStore
 
@@ -247,7 +247,7 @@ class LazyCacheAddon(BaseAddon):
         problems = []
         for child in sorted(folder.iterdir()):
             key = child.name
-            if not (child.is_dir() and re.fullmatch(r"[0-9a-f]{32}", key)):
+            if not (child.is_dir() and mf.KEY_RE.match(key)):
                 problems.append(f"{key}: not an entry")
                 continue
             try:
@@ -289,20 +289,21 @@ def execute_notebook(nb, cache_dir=DEFAULT_DIR, kernel_name="python3", timeout=3
 
 @contextlib.contextmanager
 def _environ(**values):
+    """Set environment variables (None unsets) for the block, then restore them."""
     old = {k: os.environ.get(k) for k in values}
     try:
-        for k, v in values.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        _set_environ(values)
         yield
     finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        _set_environ(old)
+
+
+def _set_environ(values):
+    for k, v in values.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 # ------------------------------------------------------------------ wheel --

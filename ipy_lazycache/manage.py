@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import manifest as mf
+from .cache import evict, load_manifest
 from .manifest import CorruptEntry
 from .stores.file import STALE_TEMP_SECONDS, FileStore
 
 USED = "used"
-_KEY_RE = re.compile(r"^[0-9a-f]{32}$")
 
 #: A folder without a manifest younger than this may be a store in progress.
 INCOMPLETE_GRACE_SECONDS = STALE_TEMP_SECONDS
@@ -155,7 +155,7 @@ def _scan(store: FileStore) -> list[Entry]:
     if not root.is_dir():
         return out
     with os.scandir(root) as it:
-        dirs = sorted(e.name for e in it if e.is_dir(follow_symlinks=False) and _KEY_RE.match(e.name))
+        dirs = sorted(e.name for e in it if e.is_dir(follow_symlinks=False) and mf.KEY_RE.match(e.name))
     for key in dirs:
         entry = Entry(key)
         for dirpath, _dirs, files in os.walk(root / key):
@@ -170,17 +170,20 @@ def _scan(store: FileStore) -> list[Entry]:
                 entry.newest_mtime = max(entry.newest_mtime, st.st_mtime)
                 if name.startswith(".tmp-"):
                     entry.temps.append(path)
-        data = store.get(mf.manifest_key(key))
-        if data is None:
-            entry.problem = "no manifest (incomplete or interrupted store)"
-        else:
-            try:
-                entry.manifest = mf.loads(data, key)
-            except CorruptEntry as exc:
-                entry.problem = str(exc)
-        entry.used = last_used(store, key)
+        _read(entry, store)
         out.append(entry)
     return out
+
+
+def _read(entry: Entry, store) -> None:
+    """An entry's manifest (or what is wrong with it) and its last use."""
+    try:
+        entry.manifest = load_manifest(store, entry.key)
+        if entry.manifest is None:
+            entry.problem = "no manifest (incomplete or interrupted store)"
+    except CorruptEntry as exc:
+        entry.problem = str(exc)
+    entry.used = last_used(store, entry.key)
 
 
 def entries(store) -> list[Entry]:
@@ -191,28 +194,17 @@ def entries(store) -> list[Entry]:
         keys = sorted({k.split("/", 1)[0] for k in store.keys() if "/" in k})
         found = []
         for key in keys:
-            if not _KEY_RE.match(key):
+            if not mf.KEY_RE.match(key):
                 continue
             e = Entry(key)
             for k in store.keys(f"{key}/"):
                 data = store.get(k)
                 e.size += len(data or b"")
                 e.files += 1
-            try:
-                e.manifest = cache_manifest(store, key)
-                if e.manifest is None:
-                    e.problem = "no manifest (incomplete or interrupted store)"
-            except CorruptEntry as exc:
-                e.problem = str(exc)
-            e.used = last_used(store, key)
+            _read(e, store)
             found.append(e)
     found.sort(key=lambda e: e.last_use, reverse=True)
     return found
-
-
-def cache_manifest(store, key):
-    data = store.get(mf.manifest_key(key))
-    return None if data is None else mf.loads(data, key)
 
 
 # ----------------------------------------------------------------------------
@@ -220,13 +212,13 @@ def cache_manifest(store, key):
 
 
 def remove_entry(store, key: str) -> None:
-    """Remove an entry: the manifest first, so it stops being a hit at once."""
-    store.delete(mf.manifest_key(key))
+    """Remove an entry: the manifest first, so it stops being a hit at once.
+    A folder goes whole, temp files of killed writers included."""
     if isinstance(store, FileStore):
+        store.delete(mf.manifest_key(key))
         shutil.rmtree(store._path(key), ignore_errors=True)
     else:
-        for k in list(store.keys(f"{key}/")):
-            store.delete(k)
+        evict(store, key)
 
 
 @dataclass

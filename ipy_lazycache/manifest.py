@@ -11,10 +11,14 @@ import hashlib
 import json
 import os
 import platform
+import re
 import sys
 import time
 
 from .hashing import digest_chunks, digest_file
+
+#: What a cache key looks like (xxh3-128 as hex): an entry folder's name.
+KEY_RE = re.compile(r"^[0-9a-f]{32}$")
 
 #: Bumped when the schema changes; entries of a newer format are misses.
 FORMAT_VERSION = 1
