@@ -154,7 +154,8 @@ class Outcome:
 
 
 def changed_names(plan: Plan, ns: dict):
-    """Defs bound and refs mutated by the run, and names it deleted."""
+    """Defs bound and refs mutated by the run, names it deleted, and the
+    refs' content hashes after the run (so nothing is hashed twice)."""
     a = plan.analysis
     values, deleted, mutated = {}, [], []
     for name in sorted(a.defs | a.deletes):
@@ -166,20 +167,18 @@ def changed_names(plan: Plan, ns: dict):
             values[name] = ns[name]
         elif name in a.deletes:
             deleted.append(name)  # replayed on a hit, whether or not it exists then
-    fresh = {}
+    after = {}
     for name, before in plan.refs.items():
         if name in values or name not in ns:
             continue
         try:
-            now = value_hash(ns[name])
+            after[name] = value_hash(ns[name])
         except Unhashable:
-            now = None
-        if now != before:
+            after[name] = None
+        if after[name] != before:
             values[name] = ns[name]
             mutated.append(name)
-        else:
-            fresh[name] = now
-    return values, deleted, mutated, fresh
+    return values, deleted, mutated, after
 
 
 def save(
@@ -222,7 +221,7 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
         from . import signing
 
         signer = signing.from_config()
-    values, deleted, mutated, fresh = changed_names(plan, ns)
+    values, deleted, mutated, after = changed_names(plan, ns)
     m = mf.new(plan.key, plan.source)
     m["duration"] = outcome.duration
     m["outputs"] = outcome.outputs
@@ -265,7 +264,7 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
     for name, value in values.items():
         entry = m["defs"].setdefault(name, {})
         try:
-            entry["hash"] = value_hash(value)
+            entry["hash"] = after[name] if name in after else value_hash(value)  # mutated refs: hashed already
         except (Unhashable, RecursionError):
             entry["hash"] = None
         entry["type"] = f"{type(value).__module__}.{type(value).__qualname__}"
@@ -284,8 +283,9 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
             pass
     if memo is not None:
         memo.clear()
-        for name, h in fresh.items():
-            memo.record(name, ns[name], h)
+        for name, h in after.items():
+            if name not in values:  # unchanged refs; defs and mutated refs below
+                memo.record(name, ns[name], h)
         for name, value in values.items():
             memo.record(name, value, m["defs"][name]["hash"])
     return m, total + len(data)
