@@ -1,0 +1,109 @@
+"""Output capture and replay: what a cell showed, as nbformat-like outputs.
+
+Recording passes everything through, so a slow cell's output is seen live.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+class _Tee:
+    """A stream that writes through and records, so a slow cell's output is
+    seen live and is also stored."""
+
+    def __init__(self, stream, name, capture):
+        self._stream, self._name, self._capture = stream, name, capture
+
+    def write(self, text):
+        events = self._capture.events
+        if self._capture.publishing:
+            pass  # a terminal's display publisher prints; the display is recorded already
+        elif events and events[-1].get("name") == self._name:
+            events[-1]["text"] += text
+        else:
+            events.append({"output_type": "stream", "name": self._name, "text": text})
+        return self._stream.write(text)
+
+    def __getattr__(self, attr):
+        return getattr(self._stream, attr)
+
+
+class Capture:
+    """Record stdout, stderr and rich displays while passing them through."""
+
+    def __init__(self, shell):
+        self.shell = shell
+        self.events: list[dict] = []
+        self.publishing = False
+
+    def __enter__(self):
+        self._out, self._err = sys.stdout, sys.stderr
+        sys.stdout = _Tee(sys.stdout, "stdout", self)
+        sys.stderr = _Tee(sys.stderr, "stderr", self)
+        pub = self.shell.display_pub
+        self._pub = pub
+        # Whatever else wraps this publisher (another extension, a test) is
+        # put back as it was on exit.
+        self._saved = {k: vars(pub)[k] for k in ("publish", "clear_output") if k in vars(pub)}
+        self._publish, self._clear = pub.publish, pub.clear_output
+        events = self.events
+
+        def publish(data, metadata=None, *args, **kwargs):
+            if not kwargs.get("update"):
+                events.append({"output_type": "display_data", "data": jsonable(data), "metadata": jsonable(metadata or {})})
+            self.publishing = True
+            try:
+                return self._publish(data, metadata, *args, **kwargs)
+            finally:
+                self.publishing = False
+
+        def clear_output(wait=False):
+            events.append({"output_type": "clear_output", "wait": bool(wait)})
+            return self._clear(wait)
+
+        pub.publish, pub.clear_output = publish, clear_output
+        return self
+
+    def __exit__(self, *exc):
+        sys.stdout, sys.stderr = self._out, self._err
+        del self._pub.publish, self._pub.clear_output
+        vars(self._pub).update(self._saved)
+
+
+def jsonable(bundle: dict) -> dict:
+    """Mime bundles as nbformat stores them: bytes (PNG) as base64 text."""
+    import base64
+    import json
+
+    out = {}
+    for k, v in bundle.items():
+        if isinstance(v, bytes):
+            v = base64.b64encode(v).decode()
+        try:
+            json.dumps(v)
+        except (TypeError, ValueError):
+            v = str(v)
+        out[k] = v
+    return out
+
+
+class Replay:
+    """The last expression's value on a hit, displayed from its stored bundle."""
+
+    def __init__(self, result):
+        self._result = result
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return self._result.get("data", {}), self._result.get("metadata", {})
+
+    def __repr__(self):
+        return str(self._result.get("data", {}).get("text/plain", ""))
+
+
+def flush_inline_figures():
+    """Show pending matplotlib-inline figures inside the capture, so plots are
+    stored; IPython would otherwise draw them after the cell, uncaptured."""
+    backend = sys.modules.get("matplotlib_inline.backend_inline")
+    if backend is not None:
+        backend.flush_figures()
