@@ -37,6 +37,7 @@ class Analysis:
     defs: set[str] = field(default_factory=set)  # bound at module level
     deletes: set[str] = field(default_factory=set)  # deleted at module level
     has_dynamic: bool = False  # eval/exec/globals()/import *
+    surely: set[str] = field(default_factory=set)  # bound on every path when the cell finishes without raising
 
     def refs(self, namespace) -> list[str]:
         """The reads that exist in ``namespace`` before the cell runs."""
@@ -281,14 +282,17 @@ class _Flow:
                 self.stmts(case.body, bound | captures)
             return bound
         names = self._simple(node, bound)
-        return (bound | names.binds) - names.deletes
+        binds = names.binds
+        if isinstance(node, ast.AnnAssign) and node.value is None:
+            binds = binds - {node.target.id} if isinstance(node.target, ast.Name) else binds  # ``x: int`` binds nothing
+        return (bound | binds) - names.deletes
 
 
 def analyze(tree_or_source) -> Analysis:
     """Analyze a module AST (or source string) for refs, defs and deletes."""
     tree = ast.parse(tree_or_source) if isinstance(tree_or_source, str) else tree_or_source
     flow = _Flow()
-    flow.stmts(tree.body, set())
+    flow.out.surely = flow.stmts(tree.body, set())
     return flow.out
 
 
