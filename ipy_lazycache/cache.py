@@ -39,6 +39,9 @@ class Plan:
     refs: dict  # name -> content hash before the run
     hidden: dict = field(default_factory=dict)  # defs moved aside for the run
     unassigned: set = field(default_factory=set)  # hidden defs the run left alone
+    # {name: object} of the user namespace just before the body ran (IPython
+    # names excluded): what the run bound, rebound or deleted is found by identity.
+    before: dict = field(default_factory=dict)
 
 
 class Memo:
@@ -151,6 +154,7 @@ class Outcome:
     result_name: str | None = None  # when the last expression was a def
     duration: float = 0.0
     value: object = None  # the last expression's value, kept for Out[n] and _
+    effects: dict = field(default_factory=dict)  # JSON-able process state the run changed (ambient.py)
 
 
 def changed_names(plan: Plan, ns: dict):
@@ -229,6 +233,7 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
     m["result_name"] = outcome.result_name
     m["deleted"] = deleted
     m["mutated"] = mutated
+    m["effects"] = outcome.effects
 
     if outcome.value is not None and outcome.result_name is None:
         values[RESULT] = outcome.value  # stored like a def, never bound to a name
