@@ -33,8 +33,6 @@ def store_for(directory: str, remote=None, remote_readonly=None, remote_options=
     or to the folder only when the remote is read-only. See
     :mod:`.stores.fsspec_store`.
     """
-    from .stores.fsspec_store import remote_tier, settings
-
     # A folder is keyed by where it resolves: natively against the current
     # directory, which a notebook may change; under Pyodide to its URL. Every
     # folder under Pyodide, and an http(s):// folder natively too, is a
@@ -43,9 +41,11 @@ def store_for(directory: str, remote=None, remote_readonly=None, remote_options=
     where = _remote_place(directory) if over_http else os.path.abspath(directory)
     if where not in _stores:
         _stores[where] = _http_store(where) if over_http else FileStore(where)
-    shared = settings(remote, remote_readonly, remote_options, timeout)
+    shared = _remote_settings(remote, remote_readonly, remote_options, timeout)
     if shared is None:
         return _stores[where]
+    from .stores.fsspec_store import remote_tier
+
     tiered = (where, *(repr(sorted(v.items())) if isinstance(v, dict) else v for v in shared.values()))
     if tiered not in _stores:
         from .manifest import MANIFEST
@@ -54,6 +54,18 @@ def store_for(directory: str, remote=None, remote_readonly=None, remote_options=
         remote_store = remote_tier(**shared)
         _stores[tiered] = TieredStore([_stores[where], remote_store], write_through=not shared["readonly"], hold=is_manifest)
     return _stores[tiered]
+
+
+def _remote_settings(remote, readonly, options, timeout) -> dict | None:
+    """The shared remote's settings, or None. The fsspec store module (which
+    imports asyncio, ~20 ms) is only imported when a remote URL is given or
+    set in the environment: a notebook with a local cache never pays for it."""
+    url = remote if remote is not None else os.environ.get("IPY_LAZYCACHE_STORE", "")
+    if not url.strip():
+        return None
+    from .stores.fsspec_store import settings
+
+    return settings(remote, readonly, options, timeout)
 
 
 def _http_store(place: str) -> Store:
