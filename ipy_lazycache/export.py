@@ -3,7 +3,7 @@
 A native session records, in each cache folder it uses, the key of every
 ``%%lazycache`` cell it hit or stored, in a small JSON file per notebook::
 
-    __lazycache__/exports/<notebook file name>.json     (or session-<...>.json)
+    __lazycache__/exports/<notebook file name>.json     (or sessions.json)
     {"format": 1, "notebook": "...", "updated": ..., "cells": {"<cell>": {"key": ..., "time": ...}}}
 
 One record per *cell*, so a cell whose key changes (new code, new inputs)
@@ -41,7 +41,11 @@ from .stores.file import FileStore, write_atomic
 
 EXPORTS = "exports"
 FORMAT = 1
-_SESSION = f"session-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+#: The one list of every session that did not know its notebook (nbconvert,
+#: papermill, myst-nb, a terminal). One file, not one per session: a docs
+#: build that runs on every commit would otherwise leave a file per run.
+#: Readers that know the notebook keep only its cells' records.
+UNNAMED = "sessions.json"
 
 
 # ----------------------------------------------------------------------------
@@ -80,7 +84,7 @@ def notebook_path(shell=None) -> str | None:
 def list_name(notebook: str | None) -> str:
     """The export list's file name for a notebook (or this session)."""
     if not notebook:
-        return f"{_SESSION}.json"
+        return UNNAMED
     base = re.sub(r"[^A-Za-z0-9_.\-]", "_", os.path.basename(notebook.rstrip("/\\"))) or "notebook"
     return f"{base}.json"
 

@@ -7,6 +7,9 @@ For every notebook in the site's contents it:
 * (``pre_build``, only with ``execute``) runs the notebook natively with
   nbclient, so the cache folder and its export list are filled; a failing
   cell fails the build with that cell's error;
+* (``build``, only with ``execute``) ships the notebook *with the outputs of
+  that run*, so a visitor sees results at once, before any kernel starts
+  (``ship_outputs``, on by default; off ships the notebook as written);
 * keeps the contents step from copying cache folders (``__lazycache__``) at
   all, then (``build``) copies into ``_output/files/<notebook dir>/__lazycache__/``
   exactly the entries the notebook's export list names (see :mod:`.export`),
@@ -77,6 +80,9 @@ class LazyCacheAddon(BaseAddon):
     ).tag(config=True)
     ship_wheel = Bool(True, help="Put an ipy_lazycache wheel into the site's piplite index").tag(config=True)
     wheel_dir = Unicode("", help="Folder holding a prebuilt ipy_lazycache-*.whl to ship instead").tag(config=True)
+    ship_outputs = Bool(
+        True, help="With execute, ship each notebook with the outputs of its native run (False: as written)"
+    ).tag(config=True)
 
     flags = {
         "lazycache-execute": (
@@ -87,10 +93,15 @@ class LazyCacheAddon(BaseAddon):
             {"LazyCacheAddon": {"ship_all": True}},
             "ship every %%lazycache entry, not only those the notebooks use",
         ),
+        "lazycache-as-written": (
+            {"LazyCacheAddon": {"ship_outputs": False}},
+            "ship executed notebooks as written, without the outputs of their native run",
+        ),
     }
 
     def __init__(self, manager, *args, **kwargs):
         super().__init__(manager, *args, **kwargs)
+        self._executed = {}  # notebook path -> the nbformat document of its native run
         # The contents step copies folders whole; cache folders are ours.
         pattern = rf"/{re.escape(self.cache_dir)}(/|$)"
         if pattern not in manager.extra_ignore_contents:
@@ -159,11 +170,13 @@ class LazyCacheAddon(BaseAddon):
     def execute_one(self, nb: Path):
         """Run one notebook natively; a failing cell fails the build."""
         t0 = time.perf_counter()
+        print(f"{PREFIX} executing {nb.name} natively (cells not cached yet run in full) ...", flush=True)
         try:
-            execute_notebook(nb, self.cache_dir, kernel_name=self.kernel_name, timeout=self.execute_timeout)
+            self._executed[nb] = execute_notebook(nb, self.cache_dir, kernel_name=self.kernel_name,
+                                                  timeout=self.execute_timeout)
         except Exception as exc:
             return _fail(f"{PREFIX} {nb} failed while executing:\n{exc}")
-        print(f"{PREFIX} executed {nb.name} in {time.perf_counter() - t0:.1f} s")
+        print(f"{PREFIX} executed {nb.name} in {time.perf_counter() - t0:.1f} s", flush=True)
         return True
 
     def build(self, manager):
@@ -174,8 +187,32 @@ class LazyCacheAddon(BaseAddon):
                 doc=f"copy the entries {', '.join(n.name for n in nbs)} use into {rel}",
                 actions=[(self.copy_entries, [src, dest, sorted(keys), nbs])],
             )
+        if self.execute and self.ship_outputs:
+            prefix = self.manager.task_prefix
+            for nb, rel in self.notebooks():
+                dest = self.output_files_dir / rel / nb.name
+                # After the contents step's own copy of this notebook, which it replaces.
+                copied = f"{prefix}build:contents:copy:{dest.relative_to(self.output_files_dir).as_posix()}"
+                yield self.task(
+                    name=f"outputs:{dest.relative_to(self.output_files_dir).as_posix()}",
+                    doc=f"ship {nb.name} with the outputs of its native run",
+                    task_dep=[copied],
+                    actions=[(self.write_executed, [nb, dest])],
+                )
         if self.ship_wheel:
             yield self.task(name="wheel", doc="put ipy_lazycache into the piplite index", actions=[self.put_wheel])
+
+    def write_executed(self, nb: Path, dest: Path):
+        """Replace the shipped copy of ``nb`` by its executed document."""
+        import nbformat
+
+        doc = self._executed.get(nb)
+        if doc is None:  # not executed in this build (doit skipped it): ship it as written
+            return True
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(doc, str(dest))
+        self.maybe_timestamp(dest)
+        return True
 
     def copy_entries(self, src: Path, dest: Path, keys, nbs):
         if dest.exists():
@@ -271,7 +308,8 @@ def execute_notebook(nb, cache_dir=DEFAULT_DIR, kernel_name="python3", timeout=3
 
     Its export list is rebuilt from this run (the old one is removed first),
     so it names exactly the entries the notebook uses now. The notebook file
-    is not changed. Raises nbclient's ``CellExecutionError`` on a failing cell.
+    is not changed; the executed document (with outputs) is returned.
+    Raises nbclient's ``CellExecutionError`` on a failing cell.
     """
     import nbformat
     from nbclient import NotebookClient

@@ -201,3 +201,20 @@ def test_ipythons_open_wrapper_is_not_part_of_a_key():
     src = 'print("x", file=open("/tmp/x.txt", "a"))\ny = 1'
     assert cache.plan(src, {"open": _modified_open}).key == cache.plan(src, {}).key
     assert cache.plan(src, {"open": lambda *a: None}).key != cache.plan(src, {}).key  # the user's own open is data
+
+
+def test_sessions_without_a_notebook_name_share_one_list(tmp_path, monkeypatch):
+    """nbconvert / papermill / myst-nb run notebooks through nbclient, which
+    tells the kernel no notebook name: two runs leave one list, not two."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    cells = ["%load_ext ipy_lazycache", "%%lazycache\nx = sum(range(10))\nprint(x)"]
+    for run in range(2):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+        NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+        assert "45" in nb.cells[1].outputs[0]["text"]
+    lists = sorted(p.name for p in (tmp_path / "__lazycache__" / "exports").iterdir())
+    assert lists == ["sessions.json"]
+    assert len(export.listed_keys(tmp_path / "__lazycache__")) == 1

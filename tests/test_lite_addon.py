@@ -137,3 +137,34 @@ def test_a_tampered_entry_fails_the_build_and_check(tmp_path):
     assert f"{blob.parent.name[:10]} is damaged (blob {blob.name} does not match its digest)" in proc.stdout + proc.stderr
     proc = lite_build(lite, contents, out, command="check")
     assert proc.returncode != 0
+
+
+def outputs_text(nb_path):
+    nb = json.loads(Path(nb_path).read_text())
+    return [
+        "".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", "")) for o in c["outputs"])
+        for c in nb["cells"] if c["cell_type"] == "code"
+    ]
+
+
+def test_an_executed_notebook_ships_with_the_outputs_of_its_native_run(tmp_path):
+    contents, lite, out = tmp_path / "contents", tmp_path / "lite", tmp_path / "_output"
+    nb = write_notebook(contents / "sub" / "nb.ipynb", CELLS_V1)
+    written = nb.read_bytes()
+    proc = lite_build(lite, contents, out, "--lazycache-execute")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "executing nb.ipynb natively" in proc.stdout  # the build says what it is doing
+    shipped = outputs_text(out / "files" / "sub" / "nb.ipynb")
+    assert "x ready\n" in shipped[1] and "lazycache: stored" in shipped[1], shipped
+    assert shipped[2].endswith("45"), shipped
+    assert nb.read_bytes() == written  # the user's notebook is not touched
+    # The contents index agrees with the file it lists.
+    listing = json.loads((out / "api" / "contents" / "sub" / "all.json").read_text())
+    (entry,) = [c for c in listing["content"] if c["name"] == "nb.ipynb"]
+    assert entry["size"] == (out / "files" / "sub" / "nb.ipynb").stat().st_size
+
+    # The option ships it as written (the cache is still filled and shipped).
+    proc = lite_build(lite, contents, out, "--lazycache-execute", "--lazycache-as-written")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (out / "files" / "sub" / "nb.ipynb").read_bytes() == written
+    assert len(entries(out / "files" / "sub" / "__lazycache__")) == 2
