@@ -17,7 +17,7 @@ class _Tee:
 
     def write(self, text):
         events = self._capture.events
-        if self._capture.publishing:
+        if self._capture.publishing or self._capture.paused:
             pass  # a terminal's display publisher prints; the display is recorded already
         elif events and events[-1].get("name") == self._name:
             events[-1]["text"] += text
@@ -36,6 +36,20 @@ class Capture:
         self.shell = shell
         self.events: list[dict] = []
         self.publishing = False
+        self.paused = 0  # >0 while IPython's displayhook shows the cell's value
+
+    def pause(self, hook):
+        """Wrap a displayhook so nothing it shows is recorded: a hit shows the
+        restored value through the same hook, so recording it would show it twice."""
+
+        def paused(value):
+            self.paused += 1
+            try:
+                return hook(value)
+            finally:
+                self.paused -= 1
+
+        return paused
 
     def __enter__(self):
         self._out, self._err = sys.stdout, sys.stderr
@@ -50,7 +64,7 @@ class Capture:
         events = self.events
 
         def publish(data, metadata=None, *args, **kwargs):
-            if not kwargs.get("update"):
+            if not kwargs.get("update") and not self.paused:
                 events.append({"output_type": "display_data", "data": jsonable(data), "metadata": jsonable(metadata or {})})
             self.publishing = True
             try:
