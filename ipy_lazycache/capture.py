@@ -121,3 +121,15 @@ def flush_inline_figures():
     backend = sys.modules.get("matplotlib_inline.backend_inline")
     if backend is not None:
         backend.flush_figures()
+
+
+def replay(shell, outputs):
+    """Show recorded outputs again, in their order."""
+    for out in outputs:
+        kind = out.get("output_type")
+        if kind == "stream":
+            (sys.stderr if out.get("name") == "stderr" else sys.stdout).write(out.get("text", ""))
+        elif kind == "display_data":
+            shell.display_pub.publish(data=out.get("data", {}), metadata=out.get("metadata", {}))
+        elif kind == "clear_output":
+            shell.display_pub.clear_output(out.get("wait", False))
