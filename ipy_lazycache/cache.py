@@ -29,6 +29,11 @@ class Uncacheable(Exception):
     """The cell cannot be keyed; it runs uncached and one line says why."""
 
 
+class NotStored(Exception):
+    """The run is fine but must not be stored (e.g. its outputs hold live
+    widgets); the message says why, in one line."""
+
+
 @dataclass
 class Plan:
     """A keyed cell, ready to restore or to run and store."""
@@ -42,30 +47,84 @@ class Plan:
     # {name: object} of the user namespace just before the body ran (IPython
     # names excluded): what the run bound, rebound or deleted is found by identity.
     before: dict = field(default_factory=dict)
+    ambient: dict = field(default_factory=dict)  # provider -> digest of observed process state (in the key)
 
 
 class Memo:
-    """Content hashes of values whose hash is already known.
+    """Content hashes of values that provably have not changed since hashed.
 
-    A hash stays valid only while no user code runs: a restore runs none, so a
-    chain of cached cells never re-hashes its data. Any other execution (a
-    plain cell, or a cached cell's body) clears it, because code can mutate a
-    value through an alias without naming it.
+    Code can change a value through an alias without naming it (a plain cell,
+    a silent execution, a widget callback, a thread), so a recorded hash is
+    reused only where that is impossible (DESIGN §9): an immutable value, or
+    a numpy array that is a copy-on-write mapping of a cache file none of
+    whose pages this process has written (Linux says so per mapping). A chain
+    of cached cells over a restored array then never re-hashes it.
     """
 
     def __init__(self):
-        self._known: dict[str, tuple[object, str]] = {}
+        self._known: dict[str, tuple[object, str, object]] = {}
 
     def get(self, name, obj):
         hit = self._known.get(name)
-        return hit[1] if hit is not None and hit[0] is obj else None
+        if hit is None or hit[0] is not obj:
+            return None
+        if hit[2] is not None and not _unwritten_mapping(obj, hit[2]):
+            del self._known[name]
+            return None
+        return hit[1]
 
     def record(self, name, obj, content_hash):
-        if content_hash:
-            self._known[name] = (obj, content_hash)
+        self._known.pop(name, None)
+        if not content_hash:
+            return
+        if type(obj) in _IMMUTABLE:
+            self._known[name] = (obj, content_hash, None)
+            return
+        shape = _mapped_array_shape(obj)
+        if shape is not None:
+            self._known[name] = (obj, content_hash, shape)
 
     def clear(self):
         self._known.clear()
+
+
+_IMMUTABLE = frozenset({str, bytes, int, float, complex, bool, type(None)})
+
+
+def _mapped_array_shape(obj):
+    """For a numpy array whose data is a private file mapping: what must not
+    change besides its pages (shape, strides, dtype, data address)."""
+    if type(obj).__module__ != "numpy" or not hasattr(obj, "__array_interface__"):
+        return None
+    import mmap
+
+    base = obj
+    while getattr(base, "base", None) is not None and not isinstance(base, mmap.mmap):
+        base = base.base
+    if not isinstance(base, mmap.mmap):
+        return None
+    return (obj.__array_interface__["data"][0], obj.shape, obj.strides, obj.dtype.str, obj.nbytes)
+
+
+def _unwritten_mapping(obj, shape) -> bool:
+    """True when the array is as recorded and none of its mapping's pages was
+    written by this process (a written copy-on-write page becomes anonymous)."""
+    if _mapped_array_shape(obj) != shape:
+        return False
+    start = shape[0]
+    try:
+        with open("/proc/self/smaps", "rb") as f:
+            inside = False
+            for line in f:
+                if b"-" in line[:20] and line[:1] not in (b"", b" ") and not line[:1].isupper():
+                    lo, _, rest = line.partition(b"-")
+                    hi = rest.split(b" ", 1)[0]
+                    inside = int(lo, 16) <= start < int(hi, 16)
+                elif inside and line.startswith(b"Anonymous:"):
+                    return int(line.split()[1]) == 0
+    except OSError:
+        pass
+    return False  # not Linux, or the mapping is gone: hash again
 
 
 def file_hash(path) -> str:
@@ -79,13 +138,19 @@ def file_hash(path) -> str:
 # Keying
 
 
-def plan(source: str, ns: dict, memo: Memo | None = None, deps=(), files=()) -> Plan:
+def plan(tree, ns: dict, memo: Memo | None = None, deps=(), files=(), source: str | None = None,
+         ambient=None) -> Plan:
     """Analyze and key a (transformed) cell against ``ns``.
 
+    ``tree`` is the cell's module AST (or its source). ``ambient`` (an
+    :class:`.ambient.Registry`) adds the process state the cell observes.
     Raises :class:`Uncacheable` naming the ref that cannot be hashed, and
     ``SyntaxError`` for code that does not parse.
     """
-    tree = ast.parse(source)
+    if isinstance(tree, str):
+        source, tree = tree, ast.parse(tree)
+    elif source is None:
+        source = ast.unparse(tree)
     analysis = analyze(tree)
     names = set(analysis.refs(ns))
     for name in deps:
@@ -106,12 +171,21 @@ def plan(source: str, ns: dict, memo: Memo | None = None, deps=(), files=()) -> 
                 raise Uncacheable(f"variable {name!r} cannot be hashed: {exc}") from None
             except RecursionError:
                 raise Uncacheable(f"variable {name!r} is nested too deeply to hash") from None
+            if memo is not None:
+                memo.record(name, obj, known)
         refs[name] = known
+    observed = {}
+    if ambient is not None:
+        from .ambient import Cell
+
+        observed = ambient.key(Cell(tree, ns, names))
     options = {}
     if files:
         options["files"] = "\n".join(f"{p}\t{file_hash(p)}" for p in sorted(files))
+    for name, digest in observed.items():
+        options[f"ambient:{name}"] = digest
     key = cell_key(code_hash(tree), refs, options)
-    return Plan(key=key, source=source, analysis=analysis, refs=refs)
+    return Plan(key=key, source=source, analysis=analysis, refs=refs, ambient=observed)
 
 
 # ----------------------------------------------------------------------------
@@ -126,6 +200,8 @@ def hide_defs(plan: Plan, ns: dict):
     was left alone and gets its old value back. Without this, ``x = 5`` and a
     skipped ``if False: x = 1`` would look the same afterwards.
     """
+    if not plan.before:
+        plan.before = {n: v for n, v in ns.items() if _user_name(n)}
     if plan.analysis.has_dynamic:
         return
     for name in plan.analysis.defs - plan.analysis.reads - plan.analysis.deletes:
@@ -155,34 +231,101 @@ class Outcome:
     duration: float = 0.0
     value: object = None  # the last expression's value, kept for Out[n] and _
     effects: dict = field(default_factory=dict)  # JSON-able process state the run changed (ambient.py)
+    requires: dict = field(default_factory=dict)  # provider -> digest a hit needs (state used but not keyed)
+
+
+def _user_name(name: str) -> bool:
+    """A name the user's code owns: not IPython's bookkeeping, not a dunder."""
+    return not is_ipython_name(name) and not (name.startswith("__") and name.endswith("__"))
 
 
 def changed_names(plan: Plan, ns: dict):
-    """Defs bound and refs mutated by the run, names it deleted, and the
-    refs' content hashes after the run (so nothing is hashed twice)."""
+    """What the run changed in ``ns``: ``(values, deleted, mutated, after)``.
+
+    Found by comparing the namespace with ``plan.before`` (identity), so
+    bindings analysis cannot see count too (``exec``, ``from m import *``, a
+    called function's ``global`` statement). A name bound to a new object is
+    a def; a def the analysis says is surely bound is stored even when it is
+    the same object again (``x = 5`` twice); a conditional def left alone is
+    not. Refs are re-hashed: one whose content changed is stored as mutated
+    (updated in place on a hit). A ref function whose hash changed while
+    it stayed the same object changed something it reaches (a global list it
+    appends to): those globals are stored as mutated too. ``after`` holds the
+    refs' content hashes after the run, so nothing is hashed twice.
+    """
     a = plan.analysis
-    values, deleted, mutated = {}, [], []
-    for name in sorted(a.defs | a.deletes):
-        if is_ipython_name(name):
+    before = plan.before
+    surely = getattr(a, "surely", set())
+    values, mutated = {}, []
+    for name in sorted(ns):
+        if not _user_name(name) or name in plan.unassigned:
             continue
-        if name in ns:
-            if name in plan.unassigned:
-                continue  # not assigned by the run; unhide_defs put it back
-            values[name] = ns[name]
-        elif name in a.deletes:
-            deleted.append(name)  # replayed on a hit, whether or not it exists then
-    after = {}
-    for name, before in plan.refs.items():
+        value = ns[name]
+        if name in before:
+            if before[name] is not value or name in surely:
+                values[name] = value
+        elif name not in plan.refs:
+            values[name] = value  # new (a ref without a snapshot is checked by hash below)
+    gone = {n for n in before if n not in ns} | {n for n in a.deletes if n not in ns}
+    deleted = sorted(n for n in gone if _user_name(n))  # replayed on a hit, whether or not it exists then
+    after, reaches = {}, []
+    for name, old_hash in plan.refs.items():
         if name in values or name not in ns:
             continue
         try:
             after[name] = value_hash(ns[name])
-        except Unhashable:
+        except (Unhashable, RecursionError):
             after[name] = None
-        if after[name] != before:
+        if after[name] == old_hash:
+            continue
+        if isinstance(ns[name], (types.FunctionType, types.MethodType, type)):
+            reaches.append(ns[name])  # its code did not change: what it reaches did
+        else:
             values[name] = ns[name]
             mutated.append(name)
-    return values, deleted, mutated, after
+    for name in sorted(_reached_globals(reaches, ns)):
+        if name not in values and _user_name(name) and not _is_code(ns[name]):
+            values[name] = ns[name]
+            mutated.append(name)
+    return values, deleted, sorted(mutated), after
+
+
+def _is_code(value) -> bool:
+    return isinstance(value, (types.FunctionType, types.MethodType, type, types.ModuleType))
+
+
+def _reached_globals(roots, ns) -> set:
+    """Notebook globals that functions (and classes' methods) may read or
+    change, following the functions and classes they name."""
+    seen, names, todo = set(), set(), list(roots)
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, types.MethodType):
+            todo.append(obj.__func__)
+        elif isinstance(obj, type):
+            todo.extend(getattr(v, "__func__", v) for v in vars(obj).values())
+        elif isinstance(obj, types.FunctionType) and obj.__globals__ is ns:
+            codes = [obj.__code__]
+            while codes:
+                code = codes.pop()
+                for n in code.co_names:
+                    if n in ns and n not in names:
+                        names.add(n)
+                        todo.append(ns[n])
+                codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+            todo.extend(cell.cell_contents for cell in obj.__closure__ or () if _cell_full(cell))
+    return names
+
+
+def _cell_full(cell) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:
+        return False
+    return True
 
 
 def save(
@@ -234,6 +377,8 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
     m["deleted"] = deleted
     m["mutated"] = mutated
     m["effects"] = outcome.effects
+    if outcome.requires:
+        m["requires"] = outcome.requires
 
     if outcome.value is not None and outcome.result_name is None:
         values[RESULT] = outcome.value  # stored like a def, never bound to a name
