@@ -13,18 +13,14 @@ def load_ipython_extension(ipython):
     if _magics is not None and _magics.shell is ipython:
         return
     _magics = LazyCache(shell=ipython)
-    ipython.register_magics(_magics)
-    ipython.events.register("pre_run_cell", _magics.pre_run_cell)
+    _magics.register()
 
 
 def unload_ipython_extension(ipython):
     global _magics
     if _magics is None:
         return
-    try:
-        ipython.events.unregister("pre_run_cell", _magics.pre_run_cell)
-    except ValueError:
-        pass
+    _magics.unregister()
     ipython.magics_manager.magics["cell"].pop("lazycache", None)
     ipython.magics_manager.magics["line"].pop("lazycache", None)
     _magics = None

@@ -16,8 +16,9 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, validate
 
-from . import cache, manage, platform, signing
-from .capture import Capture, Replay, flush_inline_figures, jsonable
+from . import ambient, cache, manage, platform, signing
+from .analysis import is_ipython_name
+from .capture import Capture, Replay, flush_inline_figures, jsonable, replay
 from .manage import human_size
 from .manifest import CorruptEntry
 from .progress import Progress
@@ -35,6 +36,129 @@ def _local(store):
 
 def _secs(s: float) -> str:
     return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.1f} s"
+
+
+MAGIC = "%%lazycache"
+
+
+def _is_lazycache_cell(text: str) -> bool:
+    return text.startswith(MAGIC) and (len(text) == len(MAGIC) or text[len(MAGIC)].isspace())
+
+
+def strip_magic_line(lines: list[str]) -> list[str]:
+    """IPython cleanup transform: blank a leading ``%%lazycache`` line, so
+    the body runs as a plain cell with its line numbers unchanged."""
+    if lines and _is_lazycache_cell(lines[0]):
+        return ["\n", *lines[1:]]
+    return lines
+
+
+class _Help(Exception):
+    """``--help`` was given: the text to show instead of running the cell."""
+
+
+def _parse_options(line: str):
+    """%%lazycache's options, validated; raises UsageError or _Help."""
+    import io
+
+    words = line.split()
+    if "-h" in words or "--help" in words:
+        raise _Help(LazyCache.lazycache.__doc__ + "\n" + _usage())
+    parse = globals().get("parse_line")  # hardened parser, where present
+    if parse is not None:
+        return parse(line)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            args = parse_argstring(LazyCache.lazycache, line)
+    except (UsageError, SystemExit) as exc:
+        raise UsageError(f"%%lazycache {line.strip()}: {exc}") from None
+    for name in args.deps:
+        if not name.isidentifier():
+            raise UsageError(f"--deps takes variable names; {name!r} is not one")
+    for path in args.files:
+        if os.path.isdir(path):
+            raise UsageError(f"lazycache: --files takes files; {path} is a folder")
+    return args
+
+
+def _usage() -> str:
+    return LazyCache.lazycache.parser.format_help()
+
+
+class _Pending:
+    def __init__(self, args, help=False, auto=False):
+        self.args, self.help, self.auto = args, help, auto
+
+
+class _Running:
+    """A miss whose body is running: what post_run_cell needs to store it."""
+
+    def __init__(self, plan, store, signer, capture, states, quiet, result_name, started):
+        self.plan, self.store, self.signer, self.capture = plan, store, signer, capture
+        self.states, self.quiet, self.result_name, self.started = states, quiet, result_name, started
+
+
+class _KeyAndLookup(ast.NodeTransformer):
+    """The AST transformer through which a %%lazycache cell is keyed."""
+
+    def __init__(self, magics):
+        self.magics = magics
+
+    def visit(self, node):
+        try:
+            return self.magics._on_ast(node)
+        except Exception as exc:  # never raise: IPython would unregister the transformer
+            print(f"{PREFIX} internal error ({type(exc).__name__}: {exc}); running the cell without the cache.")
+            return node
+
+
+#: What the hit tree evaluates: ("value", v) to show, or ("raise", exc).
+_HIT: list = []
+
+
+def _take():
+    kind, value = _HIT.pop() if _HIT else ("value", None)
+    if kind == "raise":
+        raise value
+    return value
+
+
+def _call_take():
+    module = ast.Call(
+        func=ast.Name(id="__import__", ctx=ast.Load()),
+        args=[ast.Constant(__name__)], keywords=[ast.keyword(arg="fromlist", value=ast.Constant(("_take",)))],
+    )
+    return ast.Call(func=ast.Attribute(value=module, attr="_take", ctx=ast.Load()), args=[], keywords=[])
+
+
+def _tree_of(body):
+    return ast.fix_missing_locations(ast.Module(body=body, type_ignores=[]))
+
+
+def _is_magic_call(tree) -> bool:
+    """The cell is ``get_ipython().run_cell_magic('lazycache', ...)``."""
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
+        return False
+    call = tree.body[0].value
+    return (
+        isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "run_cell_magic"
+        and bool(call.args) and isinstance(call.args[0], ast.Constant) and call.args[0].value == "lazycache"
+    )
+
+
+def _result_name(tree):
+    last = tree.body[-1] if tree.body else None
+    if isinstance(last, ast.Expr) and isinstance(last.value, ast.Name):
+        return last.value.id
+    return None
+
+
+def _source_of(info, tree) -> str:
+    text = getattr(info, "transformed_cell", None)
+    if isinstance(text, str) and text.strip():
+        return text.lstrip("\n")
+    return ast.unparse(tree)
+
 
 
 @magics_class
@@ -89,16 +213,201 @@ class LazyCache(Magics):
     def __init__(self, shell=None, **kwargs):
         super().__init__(shell=shell, **kwargs)
         self.memo = cache.Memo()
+        self.ambient = ambient.Registry()
         self.stats = {"hits": 0, "misses": 0, "bytes_restored": 0, "time_saved": 0.0}
         self._warned: set[str] = set()
+        self._pending = None  # options of the %%lazycache cell about to run
+        self._running = None  # a miss whose body is running
+        self._transformer = _KeyAndLookup(self)
+
+    # -- wiring ------------------------------------------------------------------
+    # %%lazycache is not run by the cell magic: a cleanup transform blanks its
+    # first line, so IPython runs the body as the plain cell it is (top-level
+    # await, tracebacks, warnings and `;` exactly as without the magic). The
+    # options are read at pre_run_cell, the cell is keyed and looked up when
+    # its AST is ready (a hit swaps the tree for the restored value), and a
+    # miss is stored at post_run_cell.
+    def register(self):
+        shell = self.shell
+        shell.register_magics(self)
+        shell.events.register("pre_run_cell", self.pre_run_cell)
+        shell.events.register("post_run_cell", self.post_run_cell)
+        if strip_magic_line not in shell.input_transformers_cleanup:
+            shell.input_transformers_cleanup.append(strip_magic_line)
+        shell.ast_transformers.append(self._transformer)
+
+    def unregister(self):
+        shell = self.shell
+        for event, fn in (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell)):
+            try:
+                shell.events.unregister(event, fn)
+            except ValueError:
+                pass
+        if strip_magic_line in shell.input_transformers_cleanup:
+            shell.input_transformers_cleanup.remove(strip_magic_line)
+        if self._transformer in shell.ast_transformers:
+            shell.ast_transformers.remove(self._transformer)
+        if self._running is not None:
+            self._running.capture.__exit__(None, None, None)
+            self._running = None
 
     # -- events ------------------------------------------------------------------
     def pre_run_cell(self, info):
-        """Any code that runs may mutate a value; forget known hashes."""
         self._cell_info = info  # the cell's id (or source), for the export list
+        self._pending = None
         raw = (getattr(info, "raw_cell", "") or "").lstrip()
-        if not raw.startswith("%%lazycache"):
-            self.memo.clear()
+        if not _is_lazycache_cell(raw):
+            return
+        line = raw.split("\n", 1)[0][len(MAGIC):]
+        try:
+            args = _parse_options(line)
+        except _Help as help_text:
+            print(help_text)
+            self._pending = _Pending(None, help=True)
+            return
+        except UsageError as exc:
+            print(f"UsageError: {exc}; running the cell without the cache.")
+            return
+        self._pending = _Pending(args)
+
+    def _on_ast(self, tree):
+        """Key the cell about to run and look it up: a hit returns the tree
+        that gives the restored value; a miss starts recording and returns the
+        cell's own tree."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return tree
+        if pending.help:
+            return ast.Module(body=[], type_ignores=[])
+        if _is_magic_call(tree):
+            return tree  # the first line was not blanked: the cell magic runs it
+        args = pending.args
+        quiet = args.quiet or self.verbose == 0
+        shell = self.shell
+        ns = shell.user_ns
+        source = _source_of(self._cell_info, tree)
+        platform.ensure_imports(source)  # Pyodide: load the packages the body imports
+        try:
+            store = self._open(args.dir or self.dir or None, args.store, args.store_readonly)
+            signer = self._signer()
+        except UsageError as exc:
+            print(f"UsageError: {exc}; running the cell without the cache.")
+            return tree
+        try:
+            plan = cache.plan(tree, ns, self.memo, deps=args.deps, files=args.files, source=source,
+                              ambient=self.ambient)
+        except cache.Uncacheable as exc:
+            self._say(f"{PREFIX} not cached: {exc}; running the cell normally.", force=True)
+            return tree
+
+        if not args.force:
+            started = time.perf_counter()
+            try:
+                restored = self._lookup(store, plan, ns, signer)
+            except UsageError as exc:  # strict signing: the cell neither restores nor runs
+                _HIT[:] = [("raise", exc)]
+                return _tree_of([ast.Expr(_call_take())])
+            if restored is not None:
+                return self._hit(restored, started, quiet, store, plan)
+
+        self.stats["misses"] += 1
+        before = {k: v for k, v in ns.items() if not is_ipython_name(k)}
+        plan.before = before
+        states = self.ambient.snapshot()
+        capture = Capture(shell)
+        capture.__enter__()
+        hook = sys.displayhook
+        sys.displayhook = capture.pause(hook)  # IPython's display trap puts it back
+        self._running = _Running(plan, store, signer, capture, states, quiet, _result_name(tree), time.perf_counter())
+        return tree
+
+    def post_run_cell(self, result):
+        running, self._running = self._running, None
+        if running is None:
+            return
+        duration = time.perf_counter() - running.started
+        running.capture.__exit__(None, None, None)
+        if result.error_before_exec is not None or result.error_in_exec is not None:
+            return  # a failed run is not a result; the traceback was shown as usual
+        self._store(running, result.result, duration)
+
+    def _store(self, running, value, duration):
+        shell, plan, quiet = self.shell, running.plan, running.quiet
+        ns = shell.user_ns
+        flush_inline_figures()
+        states = self.ambient.snapshot()
+        result = None
+        if value is not None:
+            data, metadata = shell.display_formatter.format(value)
+            result = {"data": jsonable(data), "metadata": jsonable(metadata)}
+        outcome = cache.Outcome(
+            running.capture.events, result, running.result_name if value is not None else None, duration,
+            value=value, effects=self.ambient.effects(running.states, states),
+            requires=self.ambient.requires(running.states, states, plan.ambient),
+        )
+        try:
+            t0 = time.perf_counter()
+            bar = contextlib.nullcontext() if quiet else Progress(f"{PREFIX} storing")  # a bar only after 2 s
+            with bar as progress:
+                m, nbytes = cache.save(running.store, plan, ns, outcome, self.memo, signer=running.signer,
+                                       progress=progress)
+        except cache.NotStored as exc:
+            self._say(f"{PREFIX} not stored: {exc}.", force=True)
+            return
+        except Exception as exc:  # a full disk or read-only folder loses the cache, not the results
+            self._say(f"{PREFIX} not stored ({type(exc).__name__}: {exc}); the results are in the namespace.",
+                      force=True)
+            return
+        names = ", ".join(sorted(m["defs"])) or "nothing to restore but the outputs"
+        self._say(
+            f"{PREFIX} stored {names} as {plan.key[:10]} ({human_size(nbytes)}) in {_secs(time.perf_counter() - t0)}; "
+            f"the cell ran {_secs(duration)}.",
+            quiet=quiet,
+        )
+        for name, entry in sorted(m["defs"].items()):
+            if entry.get("unstored"):
+                self._say(f"{PREFIX} {name} could not be stored ({entry['unstored']}); a hit will not restore it.",
+                          force=True)
+        self._record_export(running.store, plan.key)
+        if self.max_size:
+            try:
+                manage.prune(_local(running.store), max_size=manage.parse_size(self.max_size), keep={plan.key})
+            except Exception as exc:
+                self._say(f"{PREFIX} could not prune the cache ({type(exc).__name__}: {exc}).", force=True)
+
+    def _hit(self, restored, started, quiet, store, plan):
+        """Apply a restored entry and return the tree that shows its value."""
+        m = restored.manifest
+        cache.apply(restored, self.shell.user_ns, self.memo)
+        failed = self.ambient.apply(m.get("effects") or {})
+        replay(self.shell, m.get("outputs") or [])
+        elapsed = time.perf_counter() - started
+        saved = max((m.get("duration") or 0.0) - elapsed, 0.0)
+        self.stats["hits"] += 1
+        self.stats["bytes_restored"] += restored.nbytes
+        self.stats["time_saved"] += saved
+        names = ", ".join(sorted(restored.values)) or "its outputs"
+        self._say(
+            f"{PREFIX} restored {names} from {m['key'][:10]} ({human_size(restored.nbytes)}) in {_secs(elapsed)}, "
+            f"saving {_secs(saved)}.",
+            quiet=quiet,
+        )
+        for name in restored.tripwires:
+            self._say(f"{PREFIX} {restored.values[name]!r}", force=True)
+        for name in failed:
+            self._say(f"{PREFIX} could not re-apply the cell's change to {name}.", force=True)
+        sys.stdout.flush()
+        self._record_export(store, plan.key)
+        name = m.get("result_name")
+        if name and name in self.shell.user_ns and not isinstance(self.shell.user_ns[name], Tripwire):
+            return _tree_of([ast.Expr(ast.Name(id=name, ctx=ast.Load()))])
+        if restored.result is not None:
+            _HIT[:] = [("value", restored.result)]  # Out[n] and _ hold the value itself, as after a run
+        elif m.get("result"):
+            _HIT[:] = [("value", Replay(m["result"]))]
+        else:
+            return _tree_of([])
+        return _tree_of([ast.Expr(_call_take())])
 
     # -- the magic ---------------------------------------------------------------
     @magic_arguments()
@@ -112,76 +421,21 @@ class LazyCache(Magics):
     @cell_magic
     def lazycache(self, line, cell):
         """Cache this cell: restore its variables and outputs when its code and
-        the content of everything it reads are unchanged; otherwise run it."""
+        the content of everything it reads are unchanged; otherwise run it.
+
+        Must be the first line of the cell. Nested in another cell magic (or
+        called through ``run_cell_magic``), the body runs uncached.
+        """
         __tracebackhide__ = True
-        args = parse_argstring(self.lazycache, line)
-        for name in args.deps:
-            if not name.isidentifier():
-                raise UsageError(f"--deps takes variable names; {name!r} is not one")
-        quiet = args.quiet or self.verbose == 0
+        self._say(f"{PREFIX} %%lazycache must be the cell's first line; running the body uncached.", force=True)
         shell = self.shell
-        ns = shell.user_ns
         source = shell.transform_cell(cell)
-        platform.ensure_imports(source)  # Pyodide: load the packages the body imports
-        store = self._open(args.dir or self.dir or None, args.store, args.store_readonly)
-        for path in args.files:
-            if os.path.isdir(path):
-                raise UsageError(f"lazycache: --files takes files; {path} is a folder")
-        signer = self._signer()
-
-        try:
-            plan = cache.plan(source, ns, self.memo, deps=args.deps, files=args.files)
-        except cache.Uncacheable as exc:
-            self._say(f"{PREFIX} not cached: {exc}; running the cell normally.", force=True)
-            return self._execute(source, cell)
-        except SyntaxError:
-            return self._execute(source, cell)  # shows the error as usual
-
-        if not args.force:
-            started = time.perf_counter()
-            restored = self._lookup(store, plan, ns, signer)
-            if restored is not None:
-                value = self._replay(restored, started, quiet)
-                self._record_export(store, plan.key)
-                return value
-
-        self.memo.clear()
-        self.stats["misses"] += 1
-        cache.hide_defs(plan, ns)
-        capture = Capture(shell)
-        started = time.perf_counter()
-        try:
-            with capture:
-                value, result_name = self._execute(source, cell, capture=True)
-        finally:
-            cache.unhide_defs(plan, ns)
-        duration = time.perf_counter() - started
-        result = None
-        if value is not None:
-            data, metadata = shell.display_formatter.format(value)
-            result = {"data": jsonable(data), "metadata": jsonable(metadata)}
-        outcome = cache.Outcome(capture.events, result, result_name, duration, value=value)
-        try:
-            t0 = time.perf_counter()
-            bar = contextlib.nullcontext() if quiet else Progress(f"{PREFIX} storing")  # a bar only after 2 s
-            with bar as progress:
-                m, nbytes = cache.save(store, plan, ns, outcome, self.memo, signer=signer, progress=progress)
-        except Exception as exc:  # a full disk or read-only folder loses the cache, not the results
-            self._say(f"{PREFIX} not stored ({type(exc).__name__}: {exc}); the results are in the namespace.", force=True)
-            return value
-        names = ", ".join(sorted(m["defs"])) or "no variables"
-        self._say(
-            f"{PREFIX} stored {names} as {plan.key[:10]} ({human_size(nbytes)}) in {_secs(time.perf_counter() - t0)}; "
-            f"the cell ran {_secs(duration)}.",
-            quiet=quiet,
-        )
-        self._record_export(store, plan.key)
-        if self.max_size:
-            try:
-                manage.prune(_local(store), max_size=manage.parse_size(self.max_size), keep={plan.key})
-            except Exception as exc:
-                self._say(f"{PREFIX} could not prune the cache ({type(exc).__name__}: {exc}).", force=True)
-        return value
+        tree = shell.compile.ast_parse(source)
+        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        exec(shell.compile(tree, "<lazycache>", "exec"), shell.user_global_ns, shell.user_ns)
+        if last is not None:
+            return eval(shell.compile(ast.Expression(body=last.value), "<lazycache>", "eval"),
+                        shell.user_global_ns, shell.user_ns)
 
     def _record_export(self, store, key):
         """Note in the cache folder's export list that this cell uses ``key``."""
@@ -218,67 +472,17 @@ class LazyCache(Magics):
         except Exception as exc:
             self._say(f"{PREFIX} could not read the cache ({type(exc).__name__}: {exc}); running the cell.", force=True)
             return None
-        if restored is not None:
-            manage.mark_used(_local(store), plan.key)  # local: a hit writes nothing remote
+        if restored is None:
+            return None
+        if not self.ambient.satisfied(restored.manifest.get("requires") or {}):
+            return None  # the run drew from a generator now in another state
+        manage.mark_used(_local(store), plan.key)  # local: a hit writes nothing remote
         return restored
-
-    def _replay(self, restored, started, quiet):
-        __tracebackhide__ = True
-        m = restored.manifest
-        cache.apply(restored, self.shell.user_ns, self.memo)
-        for out in m["outputs"]:
-            kind = out.get("output_type")
-            if kind == "stream":
-                (sys.stderr if out.get("name") == "stderr" else sys.stdout).write(out.get("text", ""))
-            elif kind == "display_data":
-                self.shell.display_pub.publish(data=out.get("data", {}), metadata=out.get("metadata", {}))
-            elif kind == "clear_output":
-                self.shell.display_pub.clear_output(out.get("wait", False))
-        elapsed = time.perf_counter() - started
-        saved = max((m.get("duration") or 0.0) - elapsed, 0.0)
-        self.stats["hits"] += 1
-        self.stats["bytes_restored"] += restored.nbytes
-        self.stats["time_saved"] += saved
-        names = ", ".join(sorted(restored.values)) or "no variables"
-        self._say(
-            f"{PREFIX} restored {names} from {m['key'][:10]} ({human_size(restored.nbytes)}) in {_secs(elapsed)}, "
-            f"saving {_secs(saved)}.",
-            quiet=quiet,
-        )
-        for name in restored.tripwires:
-            self._say(f"{PREFIX} {restored.values[name]!r}", force=True)
-        sys.stdout.flush()
-        name = m.get("result_name")
-        if name and name in self.shell.user_ns and not isinstance(self.shell.user_ns[name], Tripwire):
-            return self.shell.user_ns[name]
-        if restored.result is not None:
-            return restored.result  # Out[n] and _ hold the value itself, as after a run
-        return Replay(m["result"]) if m.get("result") else None
-
-    def _execute(self, source, raw, capture=False):
-        """Run transformed code in the user namespace; return the last
-        expression's value like a cell would. Errors propagate unchanged."""
-        __tracebackhide__ = True
-        shell = self.shell
-        filename = shell.compile.cache(source, shell.execution_count, raw_code=raw)
-        tree = shell.compile.ast_parse(source, filename=filename)
-        tree = shell.transform_ast(tree)
-        last = tree.body[-1] if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-        body = tree.body[:-1] if last is not None else tree.body
-        ns = shell.user_ns
-        exec(shell.compile(ast.Module(body=body, type_ignores=[]), filename, "exec"), shell.user_global_ns, ns)
-        value = None
-        if last is not None:
-            value = eval(shell.compile(ast.Expression(body=last.value), filename, "eval"), shell.user_global_ns, ns)
-        if capture:
-            flush_inline_figures()
-            name = last.value.id if last is not None and isinstance(last.value, ast.Name) else None
-            return value, name
-        return value
 
     def _say(self, text, quiet=False, force=False):
         if force or not quiet:
             print(text)
+
 
     # -- management ----------------------------------------------------------------
     @line_magic("lazycache")

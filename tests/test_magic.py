@@ -168,11 +168,15 @@ def test_quiet(run, runs):
 
 
 @pytest.mark.parametrize("options", ["--bogus", "--dir", "--deps 1abc", "--files", "--force extra"])
-def test_bad_options_give_one_usage_error(run, runs, options):
+def test_bad_options_give_one_usage_error(run, shell, runs, options):
+    """Bad input loses nothing: one line says what is wrong, and the cell
+    still runs, uncached (a second run runs it again)."""
     r = run(lazy("x = 1", options))
-    assert runs() == 0
-    assert "UsageError" in r.err + r.out
+    assert runs() == 1 and shell.user_ns["x"] == 1
+    assert sum("UsageError" in line for line in (r.err + r.out).splitlines()) == 1
     assert "Traceback" not in r.err + r.out
+    run(lazy("x = 1", options))
+    assert runs() == 2
 
 
 def test_magics_and_shell_lines_inside_a_cached_cell(run, shell, runs):

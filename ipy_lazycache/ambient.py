@@ -1,0 +1,537 @@
+"""Ambient state: process-wide state that a cell's result can depend on and
+that no name in the cell shows (DESIGN §9).
+
+Each provider can take a snapshot, tell whether a cell observes it, say what
+a run changed (an *effect*, JSON-able, re-applied on a hit) and apply such an
+effect. A provider joins a key narrowly: only for cells that can observe it,
+and never with values that differ between kernels for no reason (absolute
+paths, session ids, the whole environment), or nothing would hit twice.
+
+The global random generators join a key only once this process has seeded
+or set them: an unseeded generator gives *a* run, and a hit is one.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import functools
+import os
+import sys
+
+import xxhash
+
+
+class Provider:
+    """A piece of ambient state. Every method is optional and inert."""
+
+    name = ""
+
+    def snapshot(self):
+        """The state now, in any form :meth:`effect` and :meth:`key` accept."""
+        return None
+
+    def observes(self, cell: Cell) -> bool:
+        """Whether the cell can read this state, seen statically."""
+        return False
+
+    def key(self, cell: Cell, state) -> str | None:
+        """What joins the key of a cell that observes this state (None: nothing)."""
+        return None
+
+    def effect(self, before, after):
+        """What a run changed, JSON-able, or None if nothing."""
+        return None
+
+    def apply(self, effect) -> None:
+        """Make a hit change the state as the run did."""
+
+
+class Cell:
+    """What providers look at: the cell's tree and the objects its names
+    resolve to. Built once per keyed cell."""
+
+    def __init__(self, tree, ns: dict, refs):
+        self.tree, self.ns, self.refs = tree, ns, list(refs)
+        self._chains = None
+
+    def chains(self) -> list[tuple]:
+        """Attribute chains read by the cell, as (object of the base name, attrs...)."""
+        if self._chains is None:
+            out = []
+            for node in ast.walk(self.tree):
+                if isinstance(node, ast.Attribute):
+                    attrs = []
+                    base = node
+                    while isinstance(base, ast.Attribute):
+                        attrs.append(base.attr)
+                        base = base.value
+                    if isinstance(base, ast.Name) and base.id in self.ns:
+                        out.append((self.ns[base.id], *reversed(attrs)))
+            self._chains = out
+        return self._chains
+
+    def ref_objects(self):
+        return [self.ns[n] for n in self.refs if n in self.ns]
+
+    def constant_strings(self) -> set[str]:
+        return {n.value for n in ast.walk(self.tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+
+def _digest(data) -> str:
+    return xxhash.xxh3_128_hexdigest(repr(data).encode("utf-8", "surrogatepass"))
+
+
+# ----------------------------------------------------------------------------
+# Global random generators
+
+
+class _Seeds:
+    """Which global generators this process seeded or set.
+
+    ``random.seed``/``setstate`` and numpy's legacy ``seed``/``set_state`` are
+    wrapped (once) to note it; a hit that re-applies a seeded state notes it
+    too. Unseeded generators never join a key.
+    """
+
+    seeded: set[str] = set()
+    wrapped: set[str] = set()
+
+    @classmethod
+    def watch(cls, provider, module, names):
+        if provider in cls.wrapped or module is None:
+            return
+        for name in names:
+            original = getattr(module, name, None)
+            if original is None or getattr(original, "_lc_watch", False):
+                continue
+
+            def wrapper(*args, _original=original, **kwargs):
+                cls.seeded.add(provider)
+                return _original(*args, **kwargs)
+
+            functools.update_wrapper(wrapper, original)
+            wrapper._lc_watch = True
+            setattr(module, name, wrapper)
+        cls.wrapped.add(provider)
+
+
+class _Random(Provider):
+    """The stdlib's global generator (``random.random`` and friends)."""
+
+    name = "random"
+
+    def _module(self):
+        module = sys.modules.get("random")
+        _Seeds.watch(self.name, module, ("seed", "setstate"))
+        return module
+
+    def snapshot(self):
+        module = self._module()
+        return module.getstate() if module is not None else None
+
+    def observes(self, cell):
+        module = self._module()
+        if module is None:
+            return False
+        inst = getattr(module, "_inst", None)
+        if any(chain[0] is module for chain in cell.chains()):
+            return True
+        return any(obj is module or getattr(obj, "__self__", None) is inst for obj in cell.ref_objects())
+
+    def key(self, cell, state):
+        return _digest(state) if state is not None and self.name in _Seeds.seeded else None
+
+    def effect(self, before, after):
+        if after is None or before == after or self.name not in _Seeds.seeded:
+            return None
+        version, internal, gauss = after
+        return {"version": version, "state": list(internal), "gauss": gauss}
+
+    def apply(self, effect):
+        import random
+
+        _Seeds.watch(self.name, random, ("seed", "setstate"))
+        random.setstate((effect["version"], tuple(effect["state"]), effect["gauss"]))
+        _Seeds.seeded.add(self.name)
+
+
+class _NumpyRandom(Provider):
+    """numpy's legacy global generator (``np.random.seed``, ``np.random.normal``)."""
+
+    name = "numpy.random"
+
+    def _module(self):
+        if "numpy" not in sys.modules:
+            return None  # never import numpy for a cell that does not
+        module = sys.modules.get("numpy.random")
+        _Seeds.watch(self.name, module, ("seed", "set_state"))
+        return module
+
+    def snapshot(self):
+        module = self._module()
+        if module is None:
+            return None
+        kind, keys, pos, has_gauss, gauss = module.get_state(legacy=True)
+        return (kind, keys.tobytes(), int(pos), int(has_gauss), float(gauss))
+
+    def observes(self, cell):
+        module = self._module()
+        if module is None:
+            return False
+        numpy = sys.modules["numpy"]
+        rand = getattr(getattr(module, "mtrand", None), "_rand", None)
+        for chain in cell.chains():
+            if chain[0] is module or (chain[0] is numpy and len(chain) > 1 and chain[1] == "random"):
+                return True
+        return any(obj is module or getattr(obj, "__self__", None) is rand for obj in cell.ref_objects() if rand is not None)
+
+    def key(self, cell, state):
+        return _digest(state) if state is not None and self.name in _Seeds.seeded else None
+
+    def effect(self, before, after):
+        if after is None or before == after or self.name not in _Seeds.seeded:
+            return None
+        kind, keys, pos, has_gauss, gauss = after
+        return {"kind": kind, "keys": base64.b64encode(keys).decode(), "pos": pos, "has_gauss": has_gauss, "gauss": gauss}
+
+    def apply(self, effect):
+        import numpy as np
+
+        _Seeds.watch(self.name, np.random, ("seed", "set_state"))
+        keys = np.frombuffer(base64.b64decode(effect["keys"]), dtype=np.uint32).copy()
+        np.random.set_state((effect["kind"], keys, effect["pos"], effect["has_gauss"], effect["gauss"]))
+        _Seeds.seeded.add(self.name)
+
+
+# ----------------------------------------------------------------------------
+# Environment, working directory, sys.path
+
+
+class _Environ(Provider):
+    """Environment variables: keyed by the names the cell reads, never the
+    whole environment; changes (``os.environ[...] =``, ``%env``) are effects."""
+
+    name = "environ"
+
+    def snapshot(self):
+        return dict(os.environ)
+
+    def read_names(self, cell) -> set[str]:
+        names = set()
+        for node in ast.walk(cell.tree):
+            key = None
+            if isinstance(node, ast.Subscript) and _is_environ(node.value, cell.ns):
+                key = node.slice
+            elif isinstance(node, ast.Call) and node.args:
+                func = node.func
+                if isinstance(func, ast.Attribute) and (
+                    (func.attr in ("get", "setdefault", "pop") and _is_environ(func.value, cell.ns))
+                    or (func.attr == "getenv" and _is_module(func.value, cell.ns, "os"))
+                ):
+                    key = node.args[0]
+                elif _is_env_magic(node):
+                    words = node.args[1].value.replace("=", " ").split()
+                    names.update(words[:1])
+            if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                names.add(key.value)
+        return names
+
+    def observes(self, cell):
+        return bool(self.read_names(cell))
+
+    def key(self, cell, state):
+        return _digest(sorted((name, state.get(name)) for name in self.read_names(cell)))
+
+    def effect(self, before, after):
+        if before == after:
+            return None
+        changed = {k: v for k, v in after.items() if before.get(k) != v}
+        removed = sorted(k for k in before if k not in after)
+        return {"set": changed, "unset": removed}
+
+    def apply(self, effect):
+        os.environ.update(effect.get("set", {}))
+        for name in effect.get("unset", ()):
+            os.environ.pop(name, None)
+
+
+def _is_module(node, ns, name) -> bool:
+    return isinstance(node, ast.Name) and getattr(ns.get(node.id), "__name__", None) == name and type(ns.get(node.id)).__name__ == "module"
+
+
+def _is_environ(node, ns) -> bool:
+    if isinstance(node, ast.Attribute) and node.attr == "environ":
+        return _is_module(node.value, ns, "os")
+    return isinstance(node, ast.Name) and ns.get(node.id) is os.environ
+
+
+def _is_env_magic(node) -> bool:
+    func = node.func
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr == "run_line_magic"
+        and len(node.args) >= 2
+        and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args[:2])
+        and node.args[0].value in ("env", "set_env")
+    )
+
+
+class _Cwd(Provider):
+    """The working directory, relative to where the session started: it joins
+    every key once a cell has moved it (files are read relative to it), never
+    as an absolute path."""
+
+    name = "cwd"
+
+    def __init__(self):
+        self.start = os.getcwd()
+
+    def snapshot(self):
+        try:
+            return os.getcwd()
+        except OSError:
+            return None
+
+    def observes(self, cell):
+        return True
+
+    def key(self, cell, state):
+        if state is None or state == self.start:
+            return None
+        return os.path.relpath(state, self.start).replace(os.sep, "/")
+
+    def effect(self, before, after):
+        if after is None or before == after:
+            return None
+        return {"to": os.path.relpath(after, before).replace(os.sep, "/")}
+
+    def apply(self, effect):
+        os.chdir(effect["to"])
+
+
+class _SysPath(Provider):
+    """``sys.path`` edits a cell makes (so later imports find the same modules)."""
+
+    name = "sys.path"
+
+    def snapshot(self):
+        return list(sys.path)
+
+    def effect(self, before, after):
+        if before == after:
+            return None
+        return {"path": after}
+
+    def apply(self, effect):
+        sys.path[:] = effect["path"]
+
+
+# ----------------------------------------------------------------------------
+# Libraries: matplotlib and pandas
+
+
+def _from_library(obj, prefixes) -> bool:
+    name = getattr(obj, "__name__", "") if type(obj).__name__ == "module" else getattr(obj, "__module__", "") or ""
+    if not isinstance(name, str):
+        return False
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+class _Matplotlib(Provider):
+    """rcParams (styles, ``plt.rc``) and the backend (``%matplotlib inline``)."""
+
+    name = "matplotlib"
+    LIBS = ("matplotlib", "seaborn", "mpl_toolkits", "pandas.plotting")
+
+    def snapshot(self):
+        mpl = sys.modules.get("matplotlib")
+        if mpl is None:
+            return None
+        params = dict.copy(mpl.rcParams)  # raw values: no validation, no deprecation warnings
+        backend = params.pop("backend", None)
+        params.pop("backend_fallback", None)
+        return params, backend if isinstance(backend, str) else None
+
+    def observes(self, cell):
+        if "matplotlib" not in sys.modules:
+            return False
+        return any(_from_library(obj, self.LIBS) for obj in cell.ref_objects())
+
+    def key(self, cell, state):
+        if state is None:
+            return None
+        return _digest(sorted((k, _plain(v)) for k, v in state[0].items()))
+
+    def effect(self, before, after):
+        if after is None:
+            return None
+        old_params, old_backend = before if before is not None else ({}, None)
+        params, backend = after
+        changed = {k: _plain(v) for k, v in params.items() if k not in old_params or _plain(old_params[k]) != _plain(v)}
+        out = {}
+        if changed:
+            out["rc"] = changed
+        if backend != old_backend and backend:
+            out["backend"] = backend
+        return out or None
+
+    def apply(self, effect):
+        if "backend" in effect:
+            backend = effect["backend"]
+            shell = _shell()
+            if "inline" in backend and shell is not None:
+                shell.enable_matplotlib("inline")
+            else:
+                import matplotlib
+
+                matplotlib.use(backend)
+        if "rc" in effect:
+            import matplotlib
+
+            matplotlib.rcParams.update(effect["rc"])
+
+
+def _plain(value):
+    """rcParams values as JSON: cyclers by their repr, which rcParams accepts back."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return repr(value)
+
+
+class _Pandas(Provider):
+    """pandas display options, for cells that show frames."""
+
+    name = "pandas"
+
+    def snapshot(self):
+        pd = sys.modules.get("pandas")
+        if pd is None or not hasattr(pd, "get_option"):
+            return None
+        try:
+            from pandas._config.config import _registered_options
+        except ImportError:
+            return None
+        out = {}
+        for name in _registered_options:
+            if name.startswith("display."):
+                try:
+                    out[name] = _plain(pd.get_option(name))
+                except Exception:
+                    pass
+        return out
+
+    def observes(self, cell):
+        if "pandas" not in sys.modules:
+            return False
+        return any(_from_library(obj, ("pandas",)) or _from_library(type(obj), ("pandas",)) for obj in cell.ref_objects())
+
+    def key(self, cell, state):
+        return _digest(sorted(state.items())) if state is not None else None
+
+    def effect(self, before, after):
+        if after is None or before == after:
+            return None
+        before = before or {}
+        return {k: v for k, v in after.items() if before.get(k) != v} or None
+
+    def apply(self, effect):
+        import pandas as pd
+
+        for name, value in effect.items():
+            try:
+                pd.set_option(name, value)
+            except Exception:
+                pass  # an option this pandas does not have
+
+
+def _shell():
+    try:
+        from IPython import get_ipython
+
+        return get_ipython()
+    except Exception:
+        return None
+
+
+# ----------------------------------------------------------------------------
+# The registry
+
+
+class Registry:
+    """The providers, in the order their effects are applied."""
+
+    def __init__(self, providers=None):
+        self.providers = providers if providers is not None else [
+            _Cwd(), _SysPath(), _Environ(), _Random(), _NumpyRandom(), _Matplotlib(), _Pandas()
+        ]
+
+    def snapshot(self) -> dict:
+        out = {}
+        for p in self.providers:
+            try:
+                out[p.name] = p.snapshot()
+            except Exception:
+                out[p.name] = None  # a broken library never breaks a cell
+        return out
+
+    def key(self, cell: Cell) -> dict:
+        """What joins the cell's key: {provider: digest} for observed state.
+        Only providers the cell observes take a snapshot."""
+        out = {}
+        for p in self.providers:
+            try:
+                k = p.key(cell, p.snapshot()) if p.observes(cell) else None
+            except Exception:
+                continue  # a broken library never breaks a cell
+            if k is not None:
+                out[p.name] = k
+        return out
+
+    def requires(self, before: dict, after: dict, keyed: dict) -> dict:
+        """State a run used without it being in the key: seeded generators
+        the run drew from (their state changed) though the cell does not show
+        it. A lookup whose state differs is a miss."""
+        out = {}
+        for p in self.providers:
+            if p.name in keyed or not isinstance(p, (_Random, _NumpyRandom)):
+                continue
+            b, a = before.get(p.name), after.get(p.name)
+            if b is not None and b != a and p.name in _Seeds.seeded:
+                out[p.name] = _digest(b)
+        return out
+
+    def satisfied(self, requires: dict) -> bool:
+        """Whether the state an entry needs (see :meth:`requires`) is the state now."""
+        by_name = {p.name: p for p in self.providers}
+        for name, want in (requires or {}).items():
+            p = by_name.get(name)
+            state = p.snapshot() if p is not None else None
+            if state is None or _digest(state) != want:
+                return False
+        return True
+
+    def effects(self, before: dict, after: dict) -> dict:
+        out = {}
+        for p in self.providers:
+            try:
+                e = p.effect(before.get(p.name), after.get(p.name))
+            except Exception:
+                e = None
+            if e is not None:
+                out[p.name] = e
+        return out
+
+    def apply(self, effects: dict) -> list[str]:
+        """Re-apply a run's effects; returns the names that could not be."""
+        failed = []
+        by_name = {p.name: p for p in self.providers}
+        for name, effect in (effects or {}).items():
+            p = by_name.get(name)
+            try:
+                p.apply(effect)
+            except Exception:
+                failed.append(name)
+        return failed
