@@ -40,24 +40,46 @@ def build(clean: bool = False, out: Path = OUTPUT) -> Path:
     shutil.rmtree(out, ignore_errors=True)
     (HERE / ".jupyterlite.doit.db").unlink(missing_ok=True)
     t0 = time.perf_counter()
+    print(f"demo: laying Pyodide {offline_pyodide.PYODIDE_VERSION} and its wheels into {HERE.name}/static/pyodide"
+          f" (the first time: npm and PyPI downloads, kept in {offline_pyodide.cache_dir()}) ...", flush=True)
     offline_pyodide.prepare(HERE)
-    print(f"demo: Pyodide {offline_pyodide.PYODIDE_VERSION} and wheels ready in {time.perf_counter() - t0:.1f} s")
+    print(f"demo: Pyodide {offline_pyodide.PYODIDE_VERSION} and wheels ready in {time.perf_counter() - t0:.1f} s",
+          flush=True)
     jupyter = Path(sys.executable).with_name("jupyter")
     cmd = [str(jupyter) if jupyter.exists() else "jupyter", "lite", "build",
            "--lite-dir", str(HERE), "--contents", str(CONTENT), "--output-dir", str(out),
            "--apps", "lab", "--apps", "notebooks", "--no-sourcemaps",
            "--LazyCacheAddon.execute=True"]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=HERE, capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
-        if "ipy-lazycache" in line:
-            print("demo:", line.strip())
-    if proc.returncode:
-        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
-        raise SystemExit(f"demo: jupyter lite build failed (exit {proc.returncode})")
+    print("demo: jupyter lite build (the notebook runs natively first) ...", flush=True)
+    returncode, log = _run_build(cmd)
+    if returncode:
+        sys.stderr.write(log[-8000:])
+        raise SystemExit(f"demo: jupyter lite build failed (exit {returncode})")
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"demo: site built in {time.perf_counter() - t0:.1f} s: {out} ({size / 1e6:.1f} MB)")
     return out
+
+
+# doit prints one line per task it starts (".  phase:addon:task"); say each phase once.
+_PHASES = {"post_init": "unpacking the JupyterLite app", "build": "copying contents, cache entries and the wheel",
+           "post_build": "indexing contents, writing settings"}
+
+
+def _run_build(cmd) -> tuple[int, str]:
+    """Run ``jupyter lite build``, saying what it is doing as it goes;
+    the exit status and its whole output (for a failure)."""
+    proc = subprocess.Popen(cmd, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log, said = [], set()
+    for line in proc.stdout:
+        log.append(line)
+        task = line.strip().lstrip(".-! ").split(":", 1)[0]
+        if "ipy-lazycache]" in line:
+            print("demo:", line.strip(), flush=True)
+        elif task in _PHASES and task not in said:
+            said.add(task)
+            print(f"demo: {_PHASES[task]} ...", flush=True)
+    return proc.wait(), "".join(log)
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -66,6 +88,11 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         ".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
         ".json": "application/json", ".whl": "application/octet-stream", ".ipynb": "application/json",
     }
+
+    def log_request(self, code="-", size="-"):
+        # A page load is hundreds of requests: say only what went wrong.
+        if not str(code).isdigit() or int(code) >= 400:
+            super().log_request(code, size)
 
 
 def serve(root: Path, port: int) -> None:
