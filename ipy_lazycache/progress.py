@@ -1,8 +1,20 @@
 """A progress bar for slow stores and restores, and nothing on fast ones.
 
-``tqdm`` (its notebook-aware ``tqdm.auto``) is optional and imported only once
-an operation has run for :data:`DELAY` seconds, so a fast hit pays for one
-``perf_counter`` call per chunk and never for the import.
+Nothing is imported or shown until an operation has run for :data:`DELAY`
+seconds, so a fast hit pays for one ``perf_counter`` call per chunk.
+
+Where the bar goes:
+
+- **In a Jupyter kernel** it is a display with a ``display_id``, updated in
+  place, and blanked when the operation ends. A bar must never stay in the
+  saved notebook, and no widget or stream output can be taken back: a widget
+  view outlives its closed model in the saved outputs, and a stream keeps every
+  ``\\r``-overwritten line. The caller can hand the blanked display its final
+  status line (:meth:`Progress.say`), so the slow case leaves the same single
+  line the fast case prints. (Not ``tqdm.auto`` either: without ipywidgets its
+  notebook bar raises instead of drawing.)
+- **In a terminal** it is tqdm's text bar on stderr (``leave=False``), when
+  tqdm is installed; otherwise there is no bar.
 """
 
 from __future__ import annotations
@@ -13,10 +25,12 @@ import time
 DELAY = 2.0
 #: Large chunks are written in slices of this size, so the bar moves.
 SLICE = 64 << 20
+#: Seconds between two redraws of a kernel bar (each is a message to the frontend).
+REDRAW = 0.2
 
 
 class Progress:
-    """Counts bytes; shows a tqdm bar once :data:`DELAY` seconds have passed.
+    """Counts bytes; shows a bar once :data:`DELAY` seconds have passed.
 
     Use as a context manager; give it to :func:`cache.save` or
     :func:`cache.restore` as ``progress``.
@@ -37,11 +51,15 @@ class Progress:
     def __exit__(self, *exc):
         self.close()
 
+    @property
+    def shown(self) -> bool:
+        """Whether a bar was ever shown (and, in a kernel, left a blank display)."""
+        return self.bar is not None
+
     def total(self, n: int):
         self.size = n
         if self.bar is not None:
-            self.bar.total = n
-            self.bar.refresh()
+            self.bar.total(n)
 
     def update(self, n: int):
         self.done += n
@@ -52,13 +70,10 @@ class Progress:
 
     def _open(self):
         try:
-            from tqdm.auto import tqdm
-        except Exception:  # tqdm not installed: no bar, never an error
+            self.bar = _DisplayBar(self) if _in_kernel() else _TextBar(self)
+        except Exception:  # noqa: BLE001 - no tqdm, no display: no bar, never an error
             self._failed = True
-            return
-        self.bar = tqdm(
-            total=self.size, initial=self.done, desc=self.desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False
-        )
+            self.bar = None
 
     def wrap(self, parts):
         """The chunks of one ``put``, as a list that counts them as they are
@@ -68,7 +83,99 @@ class Progress:
     def close(self):
         if self.bar is not None:
             self.bar.close()
-            self.bar = None
+
+    def say(self, text: str) -> bool:
+        """Put ``text`` where a kernel bar was (after :meth:`close`), and
+        return True; False when there is no such place (print it yourself)."""
+        return self.bar is not None and self.bar.say(text)
+
+
+def _in_kernel() -> bool:
+    """Inside a Jupyter kernel, where displays reach a notebook."""
+    import sys
+
+    if "IPython" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    return getattr(get_ipython(), "kernel", None) is not None
+
+
+class _DisplayBar:
+    """A display updated in place; blanked on close."""
+
+    def __init__(self, progress: Progress):
+        from IPython.display import display
+
+        self.p = progress
+        self.last = 0.0
+        self.closed = False
+        self.handle = display(self._bundle(), raw=True, display_id=True)
+
+    def _bundle(self) -> dict:
+        import html
+
+        from .manage import human_size
+
+        p = self.p
+        secs = time.perf_counter() - p.started
+        rate = f"{human_size(p.done / secs)}/s" if secs > 0 else ""
+        if p.size:
+            text = f"{p.desc}: {100 * p.done / p.size:3.0f}% {human_size(p.done)} of {human_size(p.size)}, {rate}"
+            bar = f'<progress value="{p.done}" max="{p.size}" style="width: 20em"></progress> '
+        else:
+            text = f"{p.desc}: {human_size(p.done)}, {rate}"
+            bar = ""
+        return {"text/plain": text, "text/html": f"<div>{bar}{html.escape(text)}</div>"}
+
+    def total(self, n):
+        self._draw(force=True)
+
+    def update(self, n):
+        self._draw()
+
+    def _draw(self, force=False):
+        now = time.perf_counter()
+        if not self.closed and (force or now - self.last >= REDRAW):
+            self.last = now
+            self.handle.update(self._bundle(), raw=True)
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            self.handle.update({"text/plain": ""}, raw=True)
+
+    def say(self, text):
+        self.close()
+        self.handle.update({"text/plain": text}, raw=True)
+        return True
+
+
+class _TextBar:
+    """tqdm's text bar on stderr; it erases itself on close (``leave=False``)."""
+
+    def __init__(self, progress: Progress):
+        import sys
+
+        from tqdm.std import tqdm
+
+        self.bar = tqdm(
+            total=progress.size, initial=progress.done, desc=progress.desc, unit="B", unit_scale=True,
+            unit_divisor=1024, leave=False, file=sys.stderr,
+        )
+
+    def total(self, n):
+        self.bar.total = n
+        self.bar.refresh()
+
+    def update(self, n):
+        self.bar.update(n)
+
+    def close(self):
+        self.bar.close()
+
+    def say(self, text):
+        return False
 
 
 class _Counted(list):
