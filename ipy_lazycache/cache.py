@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import mmap
 import os
 import types
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from . import codecs, manifest as mf
 from .analysis import Analysis, analyze, is_ipython_name
 from .hashing import Unhashable, cell_key, code_hash, digest_chunks, digest_file, value_hash
 from .manifest import CorruptEntry
-from .stores.base import chunks
+from .stores.base import UnsafePath, chunks
 from .tripwire import Tripwire
 
 
@@ -570,10 +571,42 @@ class Restored:
 
 
 def load_manifest(store, key: str) -> dict | None:
-    data = store.get(mf.manifest_key(key))
+    """The entry's manifest, validated (:func:`.manifest.loads`); None when
+    there is none. Raises :class:`CorruptEntry`."""
+    try:
+        data = store.get(mf.manifest_key(key))
+    except UnsafePath as exc:  # a link or a folder where the manifest should be
+        raise CorruptEntry(f"manifest cannot be read ({exc})") from None
     if data is None:
         return None
     return mf.loads(data, key)
+
+
+def _open_blob(store, key: str, name: str):
+    """A blob as an open local file, or None where the store has no local copy."""
+    try:
+        return store.open(f"{key}/{name}")
+    except UnsafePath as exc:
+        raise CorruptEntry(f"blob {name} cannot be read ({exc})") from None
+
+
+def _private(st) -> bool:
+    """Whether only this user can change the file (so a mapping of it shows
+    no one else's writes after the check)."""
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+
+def _check(signer, name: str, blob: dict, data) -> None:
+    """:func:`.manifest.check_blob`; under ``strict`` signing a mismatch in a
+    signed entry is an error, not damage to evict."""
+    try:
+        mf.check_blob(name, blob, data, sha256=signer.checks)
+    except CorruptEntry as exc:
+        if signer.mode != "strict":
+            raise
+        from .signing import UntrustedEntry
+
+        raise UntrustedEntry(f"a signed entry is not trusted: {exc}") from None
 
 
 class BlobGone(CorruptEntry):
@@ -641,48 +674,66 @@ def _restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> R
                     changed = True
                     break
 
-    wanted, local, streamed = [], {}, set()
-    for name, blob in blobs.items():
-        if name in skipped:
-            continue
-        codec = codecs.codec_named(blob["codec"])
-        path = store.local_path(f"{key}/{name}") if getattr(codec, "mmap", False) else None
-        if path is not None:
-            local[name] = path
-        else:
+    wanted, opened, streamed = [], {}, set()
+    sizes = {f"{key}/{name}": blob["size"] for name, blob in blobs.items()}
+    try:
+        for name, blob in blobs.items():
+            if name in skipped:
+                continue
+            if getattr(codecs.codec_named(blob["codec"]), "mmap", False):
+                f = _open_blob(store, key, name)
+                if f is not None:
+                    opened[name] = f
+                    continue
             wanted.append(f"{key}/{name}")
-    # Mappable blobs held only by a slower tier (a shared remote) are streamed
-    # into the local folder, never whole in memory, then mapped and checked.
-    fetch_paths = getattr(store, "fetch_paths", None)
-    mappable = [k for k in wanted if getattr(codecs.codec_named(blobs[k.split("/", 1)[1]]["codec"]), "mmap", False)]
-    for full, path in (fetch_paths(mappable) if fetch_paths is not None and mappable else {}).items():
-        wanted.remove(full)
-        local[full.split("/", 1)[1]] = path
-        streamed.add(full.split("/", 1)[1])
-    fetched = store.get_many(wanted) if wanted else {}
-    datas = {}
-    nbytes = 0
-    for full, data in fetched.items():
-        name = full.split("/", 1)[1]
-        blob = blobs[name]
-        if data is None:
-            raise BlobGone(f"blob {name} is missing", m)
-        mf.check_blob(name, blob, data, sha256=signer.checks)
-        datas[name] = data
-        nbytes += len(data)
-    for name, path in local.items():
-        try:
-            size = os.path.getsize(path)
-        except FileNotFoundError:
-            raise BlobGone(f"blob {name} is missing", m) from None
-        if size != blobs[name]["size"]:
-            raise CorruptEntry(f"blob {name} has the wrong size")
-        # Mapped Arrow files carry a pickle (labels, dtypes): checked like
-        # fetched blobs. Only .npy (never unpickled) skips the read, unless
-        # signed: signed entries give up O(1) restore, data is checked too.
-        if blobs[name]["codec"] != "npy" or name in streamed or signer.checks:
-            mf.check_blob(name, blobs[name], path, sha256=signer.checks)
-        nbytes += size
+        # Mappable blobs held only by a slower tier (a shared remote) are
+        # streamed into the local folder, never whole in memory, then
+        # mapped and checked.
+        fetch_paths = getattr(store, "fetch_paths", None)
+        mappable = [k for k in wanted if getattr(codecs.codec_named(blobs[k.split("/", 1)[1]]["codec"]), "mmap", False)]
+        for full in (fetch_paths(mappable, sizes) if fetch_paths is not None and mappable else {}):
+            name = full.split("/", 1)[1]
+            f = _open_blob(store, key, name)
+            if f is not None:
+                wanted.remove(full)
+                opened[name] = f
+                streamed.add(name)
+        fetched = store.get_many(wanted, sizes) if wanted else {}
+        datas, maps = {}, {}
+        nbytes = 0
+        for full, data in fetched.items():
+            name = full.split("/", 1)[1]
+            if data is None:
+                raise BlobGone(f"blob {name} is missing", m)
+            _check(signer, name, blobs[name], data)
+            datas[name] = data
+            nbytes += len(data)
+        for name, f in opened.items():
+            # Checked and decoded from this one open file: a rename in the
+            # folder after the check cannot swap in other bytes.
+            st = os.fstat(f.fileno())
+            if st.st_size != blobs[name]["size"]:
+                raise CorruptEntry(f"blob {name} has the wrong size")
+            nbytes += st.st_size
+            if signer.checks and not _private(st):
+                # Others can write this file: a mapping would show their later
+                # writes. Decode from our own copy of the checked bytes.
+                datas[name] = f.read()
+                _check(signer, name, blobs[name], datas[name])
+                continue
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) if st.st_size else None
+            # Mapped Arrow files carry a pickle (labels, dtypes): checked like
+            # fetched blobs. Only .npy (never unpickled) skips the read, unless
+            # signed: signed entries give up O(1) restore, data is checked too.
+            if blobs[name]["codec"] != "npy" or name in streamed or signer.checks:
+                _check(signer, name, blobs[name], mapped if mapped is not None else b"")
+            if mapped is None:
+                datas[name] = b""
+            else:
+                maps[name] = mapped
+    finally:
+        for f in opened.values():
+            f.close()
 
     values, tripwires = {}, []
     hashes = {n: d.get("hash") for n, d in m["defs"].items()}
@@ -754,7 +805,7 @@ def _restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> R
         codec = codecs.codec_named(kind)
         if codec is None:
             raise CorruptEntry(f"unknown codec {kind!r}")
-        value = codec.decode(datas.get(bname), local.get(bname))
+        value = codec.decode(datas.get(bname), maps.get(bname))
         values.update((d, value) for d in blob["defs"])
 
     for bname in blobs:

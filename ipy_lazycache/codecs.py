@@ -9,6 +9,7 @@ classes defined in the notebook are stored by value).
 from __future__ import annotations
 
 import io
+import mmap
 import pickle
 import sys
 import types
@@ -35,9 +36,18 @@ class Codec:
         """Bytes-like chunks; the store writes them without joining."""
         raise NotImplementedError
 
-    def decode(self, data, path=None):
-        """From ``data`` (bytes), or from ``path`` where the store is local."""
+    def decode(self, data, mapped=None):
+        """From ``data`` (bytes), or from ``mapped``: a copy-on-write
+        ``mmap`` of the very file the cache checked (or, for tests, a path)."""
         raise NotImplementedError
+
+
+def as_mapping(mapped):
+    """``mapped`` as a copy-on-write mmap; a path is opened and mapped here."""
+    if mapped is None or isinstance(mapped, mmap.mmap):
+        return mapped
+    with open(mapped, "rb") as f:
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
 
 
 class NumpyCodec(Codec):
@@ -67,15 +77,23 @@ class NumpyCodec(Codec):
             body = np.ascontiguousarray(value).reshape(-1).view(np.uint8)
         return [header.getvalue(), body]
 
-    def decode(self, data, path=None):
+    def decode(self, data, mapped=None):
         import numpy as np
 
-        if path is not None:
-            arr = np.load(path, mmap_mode="c", allow_pickle=False)
-            # A plain ndarray view (the mmap stays alive as its base): the
-            # user gets the type the cell produced, not np.memmap.
-            return arr.view(np.ndarray) if isinstance(arr, np.memmap) else arr
-        return np.load(io.BytesIO(data), allow_pickle=False)
+        mapped = as_mapping(mapped)
+        if mapped is None:
+            return np.load(io.BytesIO(data), allow_pickle=False)
+        # The array is a view of the mapping the cache checked (the mmap
+        # stays alive as its base): a plain ndarray, as the cell made it,
+        # writable, its writes private (ACCESS_COPY), pages read on touch.
+        fmt = np.lib.format
+        mapped.seek(0)
+        version = fmt.read_magic(mapped)
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, fortran, dtype = read_header(mapped)
+        if dtype.hasobject:
+            raise ValueError("object arrays are not stored as .npy")
+        return np.ndarray(shape, dtype, buffer=mapped, offset=mapped.tell(), order="F" if fortran else "C")
 
 
 #: Codecs tried in order for each top-level def; pickle is the fallback.
