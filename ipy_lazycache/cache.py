@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import itertools
 import mmap
 import os
 import types
 from dataclasses import dataclass, field
 
-from . import codecs, manifest as mf
+from . import codecs, relations
+from . import manifest as mf
 from .analysis import Analysis, analyze, is_ipython_name
 from .hashing import Unhashable, cell_key, code_hash, digest_chunks, digest_file, value_hash
 from .manifest import CorruptEntry
@@ -31,8 +33,8 @@ class Uncacheable(Exception):
 
 
 class NotStored(Exception):
-    """The run is fine but must not be stored (e.g. its outputs hold live
-    widgets); the message says why, in one line."""
+    """The run cannot be stored as a hit that does what it did (its outputs
+    hold live widgets); nothing was written, and the message says why."""
 
 
 @dataclass
@@ -323,8 +325,8 @@ def _reached_globals(roots, ns) -> set:
 
 def _cell_full(cell) -> bool:
     try:
-        cell.cell_contents
-    except ValueError:
+        _ = cell.cell_contents
+    except ValueError:  # an empty cell (a name not yet bound)
         return False
     return True
 
@@ -369,6 +371,8 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
         from . import signing
 
         signer = signing.from_config()
+    if _shows_widgets(outcome):
+        raise NotStored("its output holds a widget, which needs a live kernel; re-run it to use the widget")
     values, deleted, mutated, after = changed_names(plan, ns)
     m = mf.new(plan.key, plan.source)
     m["duration"] = outcome.duration
@@ -384,21 +388,29 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
     if outcome.value is not None and outcome.result_name is None:
         values[RESULT] = outcome.value  # stored like a def, never bound to a name
 
-    # Which objects may be written as references instead of copies.
+    # Which objects may be written as references instead of copies: other
+    # defs, the refs the run left unchanged (a ref wins: ``b = a`` restores
+    # as the ref's object), and notebook classes by their names (instances
+    # stay instances of the notebook's class after a restart).
+    kept = {n: ns[n] for n in plan.refs if n not in values and n in ns}
     pids = {}
-    for name in plan.refs:
-        if name not in values and name in ns:
-            pids[id(ns[name])] = (("ref", name), ns[name])
     for name, value in values.items():
         if name != RESULT:  # defs never depend on the result's blob
             pids[id(value)] = (("def", name), value)
-
-    blobs = _encode(values, pids)
+    for name, value in kept.items():
+        pids[id(value)] = (("ref", name), value)
+    for name, value in ns.items():
+        if isinstance(value, type) and value.__module__ == "__main__" and _user_name(name) and id(value) not in pids:
+            pids[id(value)] = (("ref", name), value)
+    locate = relations.Locator(kept, values, relations.imported_modules(plan.source))
+    blobs = _encode(values, pids, locate)
     if progress is not None:
         progress.total(sum(memoryview(p).nbytes for b in blobs.values() for p in b["parts"]))
-    total = 0
+    total, unstored = 0, {}
     for blob_name, blob in blobs.items():
         parts = blob.pop("parts")
+        if blob["codec"] == "tripwire":
+            unstored.update((d, b"".join(map(bytes, parts)).decode("utf-8", "replace")) for d in blob["defs"])
         blob["size"] = sum(memoryview(p).nbytes for p in parts)
         blob["digest"] = digest_chunks(parts)
         if signer.key:
@@ -419,6 +431,8 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
         except (Unhashable, RecursionError):
             entry["hash"] = None
         entry["type"] = f"{type(value).__module__}.{type(value).__qualname__}"
+        if name in unstored:  # said when storing, not first at a restore
+            entry["unstored"] = unstored[name]
     signer.sign(m)
     data = mf.dumps(m)
     try:  # the entry this one replaces (--force), whose blobs become garbage
@@ -446,7 +460,7 @@ def _blob_stem(name: str, index: int) -> str:
     return name if name.isascii() and name.isidentifier() else f"def{index}"
 
 
-def _encode(values: dict, pids: dict) -> dict:
+def _encode(values: dict, pids: dict, locate=None) -> dict:
     """Encode defs into blobs: one per def, except that defs which reference
     each other in a cycle share one pickle (so their identities survive)."""
     blobs = {}
@@ -458,6 +472,16 @@ def _encode(values: dict, pids: dict) -> dict:
     for index, names in enumerate(aliases.values()):
         name, value = names[0], values[names[0]]
         stem = _blob_stem(name, index)
+        pid = pids.get(id(value))
+        is_ref = pid is not None and pid[0][0] == "ref" and pid[1] is value
+        if is_ref or (locate is not None and type(value) not in codecs._ATOMIC and locate(value) is not None):
+            # a ref's object, or a view, element or module attribute: a
+            # pickle of the relation (a few bytes), never a copy
+            try:
+                pickled[name] = codecs.dumps(value, pids, root_ids=() if is_ref else [id(value)], locate=locate)
+            except Exception as exc:
+                blobs[f"{stem}.tripwire"] = _blob("tripwire", names, _unserializable(name, value, exc).encode())
+            continue
         if isinstance(value, types.ModuleType) and _importable(value):
             # its top-level package as "modules": where that is missing (pandas
             # in a browser) the def is a tripwire and the blob is not fetched
@@ -476,7 +500,7 @@ def _encode(values: dict, pids: dict) -> dict:
                 blobs[f"{stem}.{codec.ext}"] = _blob(codec.name, names, parts, modules=sorted(needs))
                 continue
         try:
-            pickled[name] = codecs.dumps(value, pids, root_ids=[id(value)])
+            pickled[name] = codecs.dumps(value, pids, root_ids=[id(value)], locate=locate)
         except Exception as exc:
             blobs[f"{stem}.tripwire"] = _blob("tripwire", names, _unserializable(name, value, exc).encode())
     owners = {n: names[0] for names in aliases.values() for n in names}
@@ -490,7 +514,7 @@ def _encode(values: dict, pids: dict) -> dict:
     for group in _cycles(deps):
         members = sorted(group)
         group_value = {n: values[n] for n in members}
-        data, used, modules = codecs.dumps(group_value, pids, root_ids=[id(values[n]) for n in members])
+        data, used, modules = codecs.dumps(group_value, pids, root_ids=[id(values[n]) for n in members], locate=locate)
         stem = "group-" + "-".join(_blob_stem(n, i) for i, n in enumerate(members))[:80]
         blobs[f"{stem}.pkl"] = _blob("pickle-group", [a for n in members for a in same[n]], data, used=used, modules=modules)
         blobs[f"{stem}.pkl"]["aliases"] = {n: same[n] for n in members if len(same[n]) > 1}
@@ -510,6 +534,11 @@ def _blob(codec, names, parts, used=(), modules=()):
         "needs": sorted([list(p) for p in used]),
         "modules": sorted(modules),
     }
+
+
+def _shows_widgets(outcome) -> bool:
+    bundles = [o.get("data") or {} for o in outcome.outputs] + [(outcome.result or {}).get("data") or {}]
+    return any("application/vnd.jupyter.widget-view+json" in b for b in bundles)
 
 
 def _unserializable(name, value, exc) -> str:
@@ -822,93 +851,162 @@ def _restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> R
     return Restored(manifest=m, values=values, tripwires=tripwires, nbytes=nbytes, result=result)
 
 
+_source_names = itertools.count(1)
+
+
 def _register_source(values, source: str):
     """Make the cell's source findable for functions it defined.
 
     Hashing a notebook function reads its source (``inspect.getsource``),
     which for a function restored in a new session would be gone: its code
-    names a cell "file" that only the original kernel had in ``linecache``.
+    names a cell "file" that only the original kernel had in ``linecache``,
+    and that a new kernel may give to a different cell (the wrong source,
+    so wrong keys). Each restored notebook function therefore gets a file
+    name of its own, registered with the cell's source.
     """
     import linecache
 
     lines = source.splitlines(True)
-    for value in values:
-        functions = [value] if isinstance(value, types.FunctionType) else []
-        if isinstance(value, type) and value.__module__ == "__main__":
-            functions += [getattr(v, "__func__", v) for v in vars(value).values()]
-        for fn in functions:
-            code = getattr(fn, "__code__", None)
-            if code is not None and fn.__module__ == "__main__" and code.co_filename not in linecache.cache:
-                linecache.cache[code.co_filename] = (len(source), None, lines, code.co_filename)
+    for fn in _notebook_functions(values):
+        code = fn.__code__
+        if linecache.cache.get(code.co_filename, (None, None, None))[2] == lines:
+            continue  # this session's own cell (or the same text): nothing to fix
+        name = f"<lazycache-restored-{next(_source_names)}>"
+        fn.__code__ = _renamed(code, name)
+        linecache.cache[name] = (len(source), None, lines, name)
 
 
-def _rebind(value, ns):
-    """Give notebook functions restored by value the notebook's globals.
+def _renamed(code, filename):
+    consts = tuple(_renamed(c, filename) if isinstance(c, types.CodeType) else c for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
 
-    cloudpickle gives an unpickled function a private globals dict; a function
-    defined by the cell must instead see later changes to notebook globals,
-    exactly as it would after a real run.
+
+def _is_notebook_function(fn) -> bool:
+    return isinstance(fn, types.FunctionType) and fn.__globals__.get("__name__") == "__main__"
+
+
+def _notebook_functions(values):
+    """Notebook functions among ``values``: top-level, methods of notebook
+    classes, and what decorators and ``lru_cache`` wrap (closures, ``__wrapped__``)."""
+    seen, todo, out = set(), list(values), []
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, (staticmethod, classmethod)):
+            todo.append(obj.__func__)
+        elif isinstance(obj, type) and obj.__module__ == "__main__":
+            todo.extend(vars(obj).values())
+        elif isinstance(obj, types.FunctionType):
+            if _is_notebook_function(obj):
+                out.append(obj)
+            todo.extend(c.cell_contents for c in obj.__closure__ or () if _cell_full(c))
+            if "__wrapped__" in vars(obj):
+                todo.append(obj.__wrapped__)
+        elif codecs._is_notebook_lru(obj):
+            todo.append(obj.__wrapped__)
+    return out
+
+
+def _rebind(value, ns, _done=None):
+    """Give functions restored by value the globals of their own module.
+
+    cloudpickle gives an unpickled function a private globals dict. A
+    function the notebook defined must see later changes to notebook globals,
+    as after a real run, so it gets ``ns``; one defined in a module (the
+    wrapper a local decorator returns) gets that module's globals, never the
+    notebook's. Closures, ``__wrapped__`` and ``lru_cache`` wrappers are
+    followed, so a decorated function's inner function is rebound too.
     """
-    if isinstance(value, types.FunctionType) and value.__module__ == "__main__":
-        fn = types.FunctionType(value.__code__, ns, value.__name__, value.__defaults__, value.__closure__)
-        fn.__dict__.update(value.__dict__)
-        fn.__qualname__ = value.__qualname__
-        fn.__kwdefaults__ = value.__kwdefaults__
-        fn.__annotations__ = value.__annotations__
-        fn.__doc__ = value.__doc__
-        fn.__module__ = "__main__"
+    done = {} if _done is None else _done
+    if id(value) in done:
+        return done[id(value)]
+    if isinstance(value, types.FunctionType):
+        done[id(value)] = value  # cycles (a closure holding its own function) end here
+        target = _globals_for(value, ns)
+        fn = value
+        if target is not None and target is not value.__globals__:
+            fn = types.FunctionType(value.__code__, target, value.__name__, value.__defaults__, value.__closure__)
+            fn.__dict__.update(value.__dict__)
+            fn.__qualname__ = value.__qualname__
+            fn.__kwdefaults__ = value.__kwdefaults__
+            fn.__annotations__ = value.__annotations__
+            fn.__doc__ = value.__doc__
+            fn.__module__ = value.__module__
+            done[id(value)] = fn
+        for cell in value.__closure__ or ():
+            if _cell_full(cell) and _rebindable(cell.cell_contents):
+                cell.cell_contents = _rebind(cell.cell_contents, ns, done)
+        if "__wrapped__" in vars(fn) and _rebindable(fn.__wrapped__):
+            fn.__wrapped__ = _rebind(fn.__wrapped__, ns, done)
         return fn
+    if codecs._is_notebook_lru(value):
+        import functools
+
+        inner = _rebind(value.__wrapped__, ns, done)
+        if inner is value.__wrapped__:
+            return value
+        info = value.cache_parameters()
+        wrapper = functools.lru_cache(maxsize=info["maxsize"], typed=info["typed"])(inner)
+        vars(wrapper).update({k: v for k, v in vars(value).items() if k != "__wrapped__"})
+        done[id(value)] = wrapper
+        return wrapper
     if isinstance(value, type) and value.__module__ == "__main__":
+        done[id(value)] = value
         for attr, member in list(vars(value).items()):
             wrapper = type(member) if isinstance(member, (staticmethod, classmethod)) else None
             inner = member.__func__ if wrapper else member
-            if isinstance(inner, types.FunctionType) and inner.__module__ == "__main__":
-                rebound = _rebind(inner, ns)
-                setattr(value, attr, wrapper(rebound) if wrapper else rebound)
+            if _rebindable(inner):
+                rebound = _rebind(inner, ns, done)
+                if rebound is not inner:
+                    setattr(value, attr, wrapper(rebound) if wrapper else rebound)
     return value
+
+
+def _rebindable(obj) -> bool:
+    return isinstance(obj, types.FunctionType) or codecs._is_notebook_lru(obj)
+
+
+def _globals_for(fn, ns):
+    """The globals ``fn`` had in the run: the notebook's for ``__main__``
+    functions, else its module's (None: leave it as unpickled)."""
+    name = fn.__globals__.get("__name__")
+    if name == "__main__":
+        return ns
+    if not isinstance(name, str) or name.startswith("ipy_lazycache"):
+        return None
+    import importlib
+    import sys
+
+    try:
+        module = sys.modules.get(name) or importlib.import_module(name)
+    except Exception:
+        return None
+    return vars(module)
 
 
 def apply(restored: Restored, ns: dict, memo: Memo | None = None):
     """Bind restored values into ``ns`` and replay deletions.
 
     A mutated ref is updated in place where its type allows it, so other
-    names bound to the same object see the change, as after a real run.
+    names bound to the same object see the change, as after a real run;
+    restored names that were one object with it become that object too.
     """
     m = restored.manifest
-    for name, value in restored.values.items():
-        if name in m.get("mutated", ()) and name in ns and _update_in_place(ns[name], value):
+    mutated = set(m.get("mutated", ()))
+    placed = {}  # id(restored object) -> the object it was put into
+    for name, value in sorted(restored.values.items(), key=lambda item: item[0] not in mutated):
+        if id(value) in placed:
+            value = placed[id(value)]
+        elif name in mutated and name in ns and codecs.update_in_place(ns[name], value):
+            placed[id(value)] = ns[name]
             value = ns[name]
-        else:
-            ns[name] = value
+        ns[name] = value
         if memo is not None and not isinstance(value, Tripwire):
             memo.record(name, value, m["defs"].get(name, {}).get("hash"))
     for name in m["deleted"]:
         ns.pop(name, None)
-
-
-def _update_in_place(target, value) -> bool:
-    if type(target) is not type(value):
-        return False
-    try:
-        if isinstance(target, list):
-            target[:] = value
-        elif isinstance(target, (dict, set)):
-            target.clear()
-            target.update(value)
-        elif isinstance(target, bytearray):
-            target[:] = value
-        elif type(target).__module__ == "numpy" and type(target).__name__ == "ndarray":
-            if target.shape != value.shape or target.dtype != value.dtype or not target.flags.writeable:
-                return False
-            target[...] = value
-        elif hasattr(target, "__dict__") and type(target).__module__ == "__main__":
-            target.__dict__.clear()
-            target.__dict__.update(value.__dict__)
-        else:
-            return False
-    except Exception:
-        return False
-    return True
 
 
 def evict(store, key: str):

@@ -127,27 +127,46 @@ _ATOMIC = (type(None), bool, int, float, complex, str, bytes)
 
 
 class _Pickler:
-    """cloudpickle's pickler, with two additions:
+    """cloudpickle's pickler, with three additions:
 
     - objects that are other top-level names (defs stored elsewhere, refs
       already in the namespace) become persistent references, so identities
       between names survive a restore and a ref is not copied into the blob;
+    - ``locate(obj)`` may name an object as a relation instead of a copy:
+      ``("attr", module, attribute)`` (a module's own object),
+      ``("view", array, (offset, shape, strides, dtype))`` (a numpy view into
+      a named array) or ``("at", obj, path)`` (an element of a named object);
+      written as persistent ids that :func:`loads` rebuilds;
     - the top-level modules of every reduced object are recorded, so a
       restore can tell, before fetching, whether the blob can load here.
     """
 
-    def __new__(cls, file, pids, root_ids):
+    def __new__(cls, file, pids, root_ids, locate=None):
         import cloudpickle
 
         class Pickler(cloudpickle.Pickler):
             def persistent_id(self, obj):
-                if type(obj) in _ATOMIC or id(obj) in root_ids:
+                if type(obj) in _ATOMIC:
                     return None
-                pid = pids.get(id(obj))
-                if pid is not None and pid[1] is obj:
-                    self.used.add(pid[0])
-                    return pid[0]
-                return None
+                if id(obj) not in root_ids:
+                    pid = pids.get(id(obj))
+                    if pid is not None and pid[1] is obj:
+                        self.used.add(pid[0])
+                        return pid[0]
+                found = locate(obj) if locate is not None else None
+                if found is None:
+                    return None
+                kind, base, arg = found
+                if kind == "attr":
+                    self.modules.add(base.split(".")[0])
+                    return ("lc-attr", base, arg)
+                pid = pids.get(id(base))
+                if pid is None or pid[1] is not base:
+                    return None
+                self.used.add(pid[0])
+                if kind == "view":
+                    self.modules.add("numpy")
+                return (f"lc-{kind}", pid[0], arg)
 
             def reducer_override(self, obj):
                 mod = getattr(type(obj), "__module__", None)
@@ -157,6 +176,11 @@ class _Pickler:
                     mod = getattr(obj, "__module__", None)
                     if isinstance(mod, str):
                         self.modules.add(mod.split(".")[0])
+                if _is_notebook_lru(obj):
+                    # by value around the wrapped function; pickle's default
+                    # looks ``__main__.f`` up by name, which a new kernel lacks
+                    info = obj.cache_parameters()
+                    return _lru, (obj.__wrapped__, info["maxsize"], info["typed"], dict(vars(obj)))
                 return super().reducer_override(obj)
 
         p = Pickler(file, protocol=5)
@@ -165,26 +189,107 @@ class _Pickler:
         return p
 
 
-def dumps(value, pids: dict, root_ids=()) -> tuple[bytes, set, set]:
-    """Pickle ``value``; ``pids`` maps ``id(obj) -> (pid, obj)``.
+def dumps(value, pids: dict, root_ids=(), locate=None) -> tuple[bytes, set, set]:
+    """Pickle ``value``; ``pids`` maps ``id(obj) -> (pid, obj)``; ``locate``
+    (see :class:`_Pickler`) keeps relations to objects outside the blob.
 
     Returns the bytes, the pids used and the top-level modules needed.
     """
     buf = io.BytesIO()
-    p = _Pickler(buf, pids, set(root_ids))
+    p = _Pickler(buf, pids, set(root_ids), locate)
     p.dump(value)
     modules = {m for m in p.modules if m not in ("builtins", "__main__", "copyreg", "cloudpickle")}
     return buf.getvalue(), p.used, modules
 
 
 def loads(data, resolve):
-    """Unpickle, resolving persistent references with ``resolve(pid)``."""
+    """Unpickle, resolving persistent references with ``resolve(pid)``
+    (relations written by ``locate`` are rebuilt on top of it)."""
 
     class Unpickler(pickle.Unpickler):
         def persistent_load(self, pid):
+            kind = pid[0]
+            if kind == "lc-attr":
+                return _module_attr(pid[1], pid[2])
+            if kind == "lc-view":
+                return _view(resolve(tuple(pid[1])), *pid[2])
+            if kind == "lc-at":
+                return _at(resolve(tuple(pid[1])), pid[2])
             return resolve(tuple(pid))
 
     return Unpickler(io.BytesIO(data)).load()
+
+
+# Reconstructors: blobs name them; keep their names and arguments stable.
+
+
+def _module_attr(module: str, attr: str):
+    """An object a module owns, taken from the module, never a copy."""
+    import importlib
+
+    return getattr(importlib.import_module(module), attr)
+
+
+def _view(base, offset: int, shape, strides, dtype):
+    """A numpy view into ``base``'s memory, as the run made it."""
+    import numpy as np
+
+    return np.ndarray(shape, dtype=dtype, buffer=base, offset=offset, strides=strides)
+
+
+def _at(root, path):
+    """The element of ``root`` at ``path`` (("i", index) / ("k", key) / ("a", attribute))."""
+    for kind, step in path:
+        root = getattr(root, step) if kind == "a" else root[step]
+    return root
+
+
+def _lru(fn, maxsize, typed, attrs):
+    import functools
+
+    wrapper = functools.lru_cache(maxsize=maxsize, typed=typed)(fn)
+    vars(wrapper).update(attrs)
+    return wrapper
+
+
+def _is_notebook_lru(obj) -> bool:
+    import functools
+
+    return (
+        isinstance(obj, functools._lru_cache_wrapper)
+        and isinstance(getattr(obj, "__wrapped__", None), types.FunctionType)
+        and obj.__wrapped__.__globals__.get("__name__") == "__main__"
+    )
+
+
+def update_in_place(target, value) -> bool:
+    """Give ``target`` the content of ``value`` without replacing the object,
+    so every other name bound to it sees the change (as after a run).
+    False where the type does not allow it."""
+    if type(target) is not type(value):
+        return False
+    try:
+        if isinstance(target, (list, bytearray)):
+            target[:] = value
+        elif isinstance(target, (dict, set)):
+            target.clear()
+            target.update(value)
+        elif type(target).__module__ == "numpy" and type(target).__name__ == "ndarray":
+            if target.shape != value.shape or target.dtype != value.dtype or not target.flags.writeable:
+                return False
+            target[...] = value
+        elif type(target).__module__.startswith("pandas") and type(target).__name__ in ("DataFrame", "Series"):
+            # what ``inplace=True`` does inside pandas: take over the result's data
+            target._update_inplace(value.copy())
+            target.attrs = dict(value.attrs)
+        elif hasattr(target, "__dict__") and type(target).__module__ == "__main__":
+            target.__dict__.clear()
+            target.__dict__.update(value.__dict__)
+        else:
+            return False
+    except Exception:
+        return False
+    return True
 
 
 def missing_modules(modules) -> list[str]:

@@ -1,0 +1,147 @@
+"""Relations between a cell's defs and objects outside their blobs.
+
+A run leaves ``b = a[::2]`` a view of ``a``, ``first = rows[0]`` the very
+element of ``rows`` and ``from random import uniform`` the method of
+``random``'s own generator. A copy of any of them restores the values but
+not the relation, and later cells notice (a write through the view, an
+``is`` check, ``random.seed``). :class:`Locator` finds, while a def is
+pickled, which objects are such relations, and gives pickle a small
+description of each instead of a copy (see :class:`.codecs._Pickler`).
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+import types
+
+_ATOMIC = (type(None), bool, int, float, complex, str, bytes)
+#: How many objects inside unchanged refs are indexed for ``first = rows[0]``.
+INDEX_BUDGET = 20_000
+
+
+def _is_array(obj) -> bool:
+    t = type(obj)
+    return t.__module__ == "numpy" and t.__name__ == "ndarray" and not obj.dtype.hasobject
+
+
+def _bounds(arr):
+    """First and one-past-last byte an array's elements occupy."""
+    lo = hi = arr.__array_interface__["data"][0]
+    if arr.size == 0:
+        return lo, lo
+    for n, s in zip(arr.shape, arr.strides):
+        if s < 0:
+            lo += (n - 1) * s
+        else:
+            hi += (n - 1) * s
+    return lo, hi + arr.itemsize
+
+
+def imported_modules(source: str) -> set[str]:
+    """Modules the cell imports (``import m``, ``from m import x``)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            out.add(node.module)
+    return out
+
+
+class Locator:
+    """``locate(obj) -> ("attr" | "view" | "at", base, arg) | None`` for :func:`.codecs.dumps`.
+
+    ``kept`` are the refs the run left unchanged (pickled as references to
+    the namespace), ``values`` the defs being stored, ``modules`` the names
+    of modules whose attributes may be defs (those the cell imports).
+    """
+
+    def __init__(self, kept: dict, values: dict, modules=()):
+        self._kept = kept
+        self._owned: dict[int, tuple] = {}
+        for name in sorted(set(modules) | {v.__name__ for v in kept.values() if isinstance(v, types.ModuleType)}):
+            self._own(name)
+        # Arrays a view may be rebuilt on: the refs' objects, and new arrays
+        # that own their memory (stored whole, so no two views point at each other).
+        self._arrays = [v for v in kept.values() if _is_array(v) and v.flags.c_contiguous]
+        self._arrays += [v for v in values.values() if _is_array(v) and v.base is None and v.flags.c_contiguous]
+        self._index = None
+
+    def _own(self, name):
+        module = sys.modules.get(name)
+        if module is None or name == "__main__" or name.startswith("ipy_lazycache") or not _importable(name):
+            return
+        for attr, value in list(vars(module).items()):
+            if type(value) not in _ATOMIC and not isinstance(value, types.ModuleType) and not attr.startswith("__"):
+                self._owned.setdefault(id(value), (name, attr, value))
+
+    def __call__(self, obj):
+        if isinstance(obj, types.MethodType) and not isinstance(obj.__self__, (type, types.ModuleType)):
+            owner = getattr(obj.__func__, "__module__", None)  # random.uniform: random._inst's method
+            if isinstance(owner, str) and owner not in {n for n, _, _ in self._owned.values()}:
+                self._own(owner)
+        owned = self._owned.get(id(obj))
+        if owned is not None and owned[2] is obj:
+            # Its content is taken as the module has it at the hit: carrying
+            # the run's content along could undo later changes the cell never saw.
+            return ("attr", owned[0], owned[1])
+        if _is_array(obj) and obj.base is not None:
+            lo, hi = _bounds(obj)
+            for base in self._arrays:
+                if base is obj:
+                    continue
+                start = base.__array_interface__["data"][0]
+                if start <= lo and hi <= start + base.nbytes:
+                    offset = obj.__array_interface__["data"][0] - start
+                    return ("view", base, (offset, obj.shape, obj.strides, obj.dtype))
+        if self._index is None:
+            self._index = self._build_index()
+        found = self._index.get(id(obj))
+        if found is not None and found[2] is obj:
+            return ("at", self._kept[found[0]], found[1])
+        return None
+
+    def _build_index(self) -> dict:
+        """Where each object inside an unchanged ref sits (shortest path),
+        through lists, tuples, dicts with plain keys and notebook instances."""
+        index: dict[int, tuple] = {}
+        todo = [(name, (), obj) for name, obj in sorted(self._kept.items())]
+        budget = INDEX_BUDGET
+        while todo and budget > 0:
+            layer = []
+            for root, path, obj in todo:
+                for step, child in _children(obj):
+                    budget -= 1
+                    if type(child) in _ATOMIC or id(child) in index or child is self._kept.get(root):
+                        continue
+                    index[id(child)] = (root, path + (step,), child)
+                    layer.append((root, path + (step,), child))
+                if budget <= 0:
+                    break
+            todo = layer
+        return index
+
+
+def _children(obj):
+    t = type(obj)
+    if t in (list, tuple):
+        return [(("i", i), v) for i, v in enumerate(obj)]
+    if t is dict:
+        return [(("k", k), v) for k, v in obj.items() if type(k) in _ATOMIC]
+    if t.__module__ == "__main__" and isinstance(getattr(obj, "__dict__", None), dict) and not isinstance(obj, type):
+        return [(("a", k), v) for k, v in vars(obj).items()]
+    return []
+
+
+def _importable(name) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
