@@ -30,10 +30,9 @@ raises :class:`NotArrow` in ``encode``, and the cache pickles the value.
 from __future__ import annotations
 
 import io
-import mmap
 import pickle
 
-from .codecs import Codec, _type_path, register
+from .codecs import Codec, _type_path, as_mapping, register
 
 META_KEY = b"ipy_lazycache"
 _PANDAS = ("pandas.DataFrame", "pandas.Series", "pandas.core.frame.DataFrame", "pandas.core.series.Series")
@@ -50,14 +49,12 @@ class NotArrow(TypeError):
 class _Mapped:
     """A copy-on-write map of an IPC file, with numpy views into it."""
 
-    def __init__(self, path):
+    def __init__(self, mm):
         import pyarrow as pa
 
-        with open(path, "rb") as f:
-            size = f.seek(0, 2)
-            # ACCESS_COPY: pages are shared with the page cache until written;
-            # a write goes to a private copy, never to the file.
-            self.mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) if size else None
+        # ACCESS_COPY (see codecs.as_mapping): pages are shared with the page
+        # cache until written; a write goes to a private copy, never to the file.
+        self.mm = mm
         self.buffer = pa.py_buffer(self.mm) if self.mm is not None else pa.py_buffer(b"")
         self.base = self.buffer.address
 
@@ -72,12 +69,12 @@ class _Mapped:
         return np.frombuffer(self.mm, dtype=dtype, count=count, offset=start)
 
 
-def _read_table(data, path):
-    """(table, mapping or None) from a local path (mapped) or bytes."""
+def _read_table(data, mm):
+    """(table, mapping or None) from a checked mapping or bytes."""
     import pyarrow as pa
 
-    if path is not None:
-        mapped = _Mapped(path)
+    if mm is not None:
+        mapped = _Mapped(mm)
         return pa.ipc.open_file(pa.BufferReader(mapped.buffer)).read_all(), mapped
     return pa.ipc.open_file(pa.BufferReader(pa.py_buffer(data))).read_all(), None
 
@@ -353,14 +350,16 @@ class ArrowCodec(Codec):
             raise NotArrow(f"polars frame cannot be written as IPC ({exc})") from None
         return [buf.getbuffer()]
 
-    def decode(self, data, path=None):
-        table, mapped = _read_table(data, path)
+    def decode(self, data, mapped=None):
+        mm = as_mapping(mapped)
+        table, mapped = _read_table(data, mm)
         schema_meta = dict(table.schema.metadata or {})
         if META_KEY not in schema_meta:  # written by polars itself
             import polars as pl
 
-            # polars memory-maps an uncompressed IPC file it reads from a path.
-            return pl.read_ipc(str(path) if path is not None else io.BytesIO(data))
+            # From the checked bytes, never the path again (a copy: polars
+            # maps only files it opens itself).
+            return pl.read_ipc(io.BytesIO(mm if mm is not None else data))
         # Only reached for blobs whose digest the cache has checked: this is
         # a pickle (labels, dtypes, attrs), and pickles are never loaded from
         # unverified bytes.

@@ -161,7 +161,7 @@ def test_bitflip_in_mmapped_npy_is_found_by_verify(run, shell, runs, capfd):
     capfd.readouterr()
     assert cli.main(["verify"]) == 1
     out = capfd.readouterr().out
-    assert "found 1 bad entries" in out and "does not match its digest" in out
+    assert "found 1 bad entry in" in out and "does not match its digest" in out
     assert cli.main(["verify", "--fix"]) == 0
     assert not os.path.exists(d)
     assert cli.main(["verify"]) == 0

@@ -22,10 +22,12 @@ import asyncio
 import os
 import time
 import uuid
+from pathlib import Path
 
-from .base import Store, StoreUnavailable, chunks, join, validate_key
+from .base import Store, StoreUnavailable, TooLarge, cap_for, chunks, join, validate_key
 
-#: Seconds before a remote operation gives up (connect, and each read).
+#: Seconds before a remote operation gives up: connect and each read, and
+#: the whole of a read of unknown size (see ``_deadline``).
 DEFAULT_TIMEOUT = 10.0
 #: Seconds a failed remote is left alone before it is tried again.
 RETRY_AFTER = 60.0
@@ -148,46 +150,64 @@ class FsspecStore(Store):
             raise PermissionError(f"{self.url} is read-only here")
 
     # -- the interface -------------------------------------------------------------
-    def get(self, key):
-        try:
-            return self._run("cat_file", self._full(key), deadline=self._deadline(), **self._cat_kw)
-        except FileNotFoundError:
-            return None
+    def _cat(self, path: str, cap: int, is_async: bool):
+        """Read ``path``, at most ``cap`` bytes (one byte more tells a
+        larger object apart), as a coroutine on async filesystems."""
+        kw = dict(self._cat_kw, start=0, end=cap + 1) if cap else self._cat_kw
+        return self.fs._cat_file(path, **kw) if is_async else self.fs.cat_file(path, **kw)
 
-    def get_many(self, keys):
+    def get(self, key):
+        return self.get_many([key])[key]
+
+    def get_many(self, keys, sizes=None):
+        """Each body is capped (a blob at its declared size, anything else
+        at :data:`.base.SMALL_CAP`) and the whole call has one deadline."""
         keys = list(keys)
-        fs, kw = self.fs, self._cat_kw
+        caps = {k: cap_for(k, sizes) for k in keys}
 
         def make(key, is_async):
-            path = self._full(key)
-            return fs._cat_file(path, **kw) if is_async else fs.cat_file(path, **kw)
+            return self._cat(self._full(key), caps[key], is_async)
 
-        # Sizes are unknown here: the wall clock is not bounded, each
-        # connect and read is (by the backend's timeouts).
-        results = self._gather(make, keys)
+        deadline = self._deadline(sum(caps.values()) if sizes else None)
+        results = self._gather(make, keys, deadline=deadline)
         out = {}
         for key, res in zip(keys, results):
             if isinstance(res, FileNotFoundError):
                 out[key] = None
             elif isinstance(res, BaseException):
                 raise res
+            elif len(res) > caps[key]:
+                raise TooLarge(0, f"{key} is larger than the {caps[key]} bytes expected")
             else:
                 out[key] = res
         return out
 
-    def download(self, targets: dict) -> set:
+    def download(self, targets: dict, sizes: dict | None = None) -> set:
         """Stream each ``key`` into the local file ``targets[key]`` without
-        holding it in memory; returns the keys that existed."""
+        holding it in memory; returns the keys that existed. With ``sizes``,
+        an object of another size is refused before its body is read."""
         items = list(targets.items())
         fs = self.fs
 
+        async def fetch(path, lpath, size):
+            if size is not None:
+                found = (await fs._info(path)).get("size")
+                if found != size:
+                    raise TooLarge(0, f"{path} has {found} bytes, {size} expected")
+            return await fs._get_file(path, lpath)
+
         def make(item, is_async):
             key, lpath = item
-            path = self._full(key)
-            return fs._get_file(path, os.fspath(lpath)) if is_async else fs.get_file(path, os.fspath(lpath))
+            path, size = self._full(key), (sizes or {}).get(key)
+            if is_async:
+                return fetch(path, os.fspath(lpath), size)
+            if size is not None and fs.info(path).get("size") != size:
+                raise TooLarge(0, f"{path} does not have the {size} bytes expected")
+            return fs.get_file(path, os.fspath(lpath))
 
+        total = sum((sizes or {}).get(k, 0) for k in targets)
         done = set()
-        for (key, _), res in zip(items, self._gather(make, items)):
+        for (key, _), res in zip(items, self._gather(make, items, deadline=self._deadline(total))):
             if isinstance(res, FileNotFoundError):
                 continue
             if isinstance(res, BaseException):
@@ -248,13 +268,51 @@ class FsspecStore(Store):
         strip = self.fs._strip_protocol(self.root).rstrip("/") + "/" if self.root else ""
         out = []
         for path in found:
-            rel = path[len(strip):] if path.startswith(strip) else path
+            rel = path.removeprefix(strip)
             if rel.startswith(prefix) and not rel.rpartition("/")[2].startswith(".tmp-"):
                 out.append(rel)
         return iter(out)
 
+    def stats(self, prefix: str = "") -> dict:
+        """``{key: (size, modification time)}`` from one listing, no body read
+        (for pruning: a blob left by a failed upload shows its age)."""
+        head = prefix.rpartition("/")[0]
+        base = f"{self.root}/{head}".rstrip("/") if head else self.root
+        try:
+            found = self._run("find", base, detail=True, deadline=self._deadline())
+        except FileNotFoundError:
+            return {}
+        strip = self.fs._strip_protocol(self.root).rstrip("/") + "/" if self.root else ""
+        out = {}
+        for path, info in found.items():
+            rel = path[len(strip):] if path.startswith(strip) else path
+            if rel.startswith(prefix):
+                out[rel] = (int(info.get("size") or 0), _mtime(info))
+        return out
+
     def describe(self):
         return self.url
+
+
+def _mtime(info: dict) -> float:
+    """A listing entry's modification time in seconds, whatever the backend
+    calls it; now when it has none (so nothing looks old enough to remove)."""
+    for name in ("LastModified", "mtime", "last_modified", "updated", "created"):
+        value = info.get(name)
+        if value is None:
+            continue
+        if hasattr(value, "timestamp"):
+            return value.timestamp()
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            try:
+                from datetime import datetime
+
+                return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return time.time()
 
 
 class Guarded(Store):
@@ -322,16 +380,16 @@ class Guarded(Store):
         validate_key(key)
         return self._try(lambda s: s.get(key), None)
 
-    def get_many(self, keys):
+    def get_many(self, keys, sizes=None):
         keys = list(keys)
         for k in keys:
             validate_key(k)
-        return self._try(lambda s: s.get_many(keys), None, unavailable=True)
+        return self._try(lambda s: s.get_many(keys, sizes), None, unavailable=True)
 
-    def download(self, targets):
+    def download(self, targets, sizes=None):
         for k in targets:
             validate_key(k)
-        return self._try(lambda s: _download(s, targets), set(), unavailable=True)
+        return self._try(lambda s: _download(s, targets, sizes), set(), unavailable=True)
 
     def has(self, key):
         validate_key(key)
@@ -356,7 +414,7 @@ class Guarded(Store):
         self._write(key, lambda s: s.put(key, data))
 
     def put_file(self, key, local_path):
-        self._write(key, lambda s: s.put_file(key, local_path) if hasattr(s, "put_file") else s.put(key, open(local_path, "rb").read()))
+        self._write(key, lambda s: s.put_file(key, local_path) if hasattr(s, "put_file") else s.put(key, Path(local_path).read_bytes()))
 
     def delete(self, key):
         validate_key(key)
@@ -367,11 +425,11 @@ class Guarded(Store):
         return self.url + (" (read-only)" if self.readonly else "")
 
 
-def _download(store, targets):
+def _download(store, targets, sizes=None):
     if hasattr(store, "download"):
-        return store.download(targets)
+        return store.download(targets, sizes)
     done = set()
-    for key, data in store.get_many(list(targets)).items():
+    for key, data in store.get_many(list(targets), sizes).items():
         if data is not None:
             with open(targets[key], "wb") as f:
                 f.write(data)

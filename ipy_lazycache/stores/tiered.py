@@ -9,11 +9,13 @@ whose blobs it lacks."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from .base import Store
 
 
 class TieredStore(Store):
-    def __init__(self, tiers, write_through=False, hold=None):
+    def __init__(self, tiers: Sequence[Store], write_through: bool = False, hold: Callable[[str], bool] | None = None):
         if not tiers:
             raise ValueError("TieredStore needs at least one tier")
         self.tiers = list(tiers)
@@ -43,10 +45,11 @@ class TieredStore(Store):
         if held is not None:
             self._backfill(held[0], key, held[1])
 
-    def fetch_paths(self, keys) -> dict:
+    def fetch_paths(self, keys, sizes: dict | None = None) -> dict:
         """Stream keys from slower tiers into the first tier's files, with no
         copy in memory, where the first tier can ``fill`` and a slower tier can
-        ``download``. Returns ``{key: local path}`` for the keys fetched."""
+        ``download`` (refusing objects whose size is not in ``sizes``).
+        Returns ``{key: local path}`` for the keys fetched."""
         fill = getattr(self.tiers[0], "fill", None)
         out: dict = {}
         missing = list(keys)
@@ -54,17 +57,17 @@ class TieredStore(Store):
             download = getattr(tier, "download", None)
             if download is None or not missing:
                 continue
-            out.update(fill(missing, download))
+            out.update(fill(missing, lambda targets, download=download: download(targets, sizes)))
             missing = [k for k in missing if k not in out]
         return out
 
-    def get_many(self, keys):
+    def get_many(self, keys, sizes=None):
         out = {}
         missing = list(keys)
         for i, tier in enumerate(self.tiers):
             if not missing:
                 break
-            found = tier.get_many(missing)
+            found = tier.get_many(missing, sizes) if sizes else tier.get_many(missing)
             for key, data in found.items():
                 if data is not None:
                     out[key] = data
@@ -112,6 +115,13 @@ class TieredStore(Store):
             path = tier.local_path(key)
             if path is not None:
                 return path
+        return None
+
+    def open(self, key):
+        for tier in self.tiers:
+            f = tier.open(key)
+            if f is not None:
+                return f
         return None
 
     def describe(self):
