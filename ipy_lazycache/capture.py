@@ -30,7 +30,15 @@ class _Tee:
 
 
 class Capture:
-    """Record stdout, stderr and rich displays while passing them through."""
+    """Record stdout, stderr and rich displays while passing them through.
+
+    Displays keep their ``display_id`` and later updates of it are recorded
+    as ``update_display_data``, so a replay ends with the final content.
+    Logging handlers made before the cell hold the streams of before the
+    cell, not ``sys.stdout``/``sys.stderr``: while recording they write
+    through the recording streams too (what they log reaches the cell's
+    output, so it is part of what the cell showed).
+    """
 
     def __init__(self, shell):
         self.shell = shell
@@ -55,6 +63,7 @@ class Capture:
         self._out, self._err = sys.stdout, sys.stderr
         sys.stdout = _Tee(sys.stdout, "stdout", self)
         sys.stderr = _Tee(sys.stderr, "stderr", self)
+        self._handlers = _redirect_handlers({id(self._out): sys.stdout, id(self._err): sys.stderr})
         pub = self.shell.display_pub
         self._pub = pub
         # Whatever else wraps this publisher (another extension, a test) is
@@ -64,8 +73,16 @@ class Capture:
         events = self.events
 
         def publish(data, metadata=None, *args, **kwargs):
-            if not kwargs.get("update") and not self.paused:
-                events.append({"output_type": "display_data", "data": jsonable(data), "metadata": jsonable(metadata or {})})
+            if not self.paused:
+                event = {
+                    "output_type": "update_display_data" if kwargs.get("update") else "display_data",
+                    "data": jsonable(data), "metadata": jsonable(metadata or {}),
+                }
+                display_id = (kwargs.get("transient") or {}).get("display_id")
+                if display_id is not None:
+                    event["transient"] = {"display_id": str(display_id)}
+                if event["output_type"] == "display_data" or display_id is not None:
+                    events.append(event)
             self.publishing = True
             try:
                 return self._publish(data, metadata, *args, **kwargs)
@@ -81,8 +98,32 @@ class Capture:
 
     def __exit__(self, *exc):
         sys.stdout, sys.stderr = self._out, self._err
+        for handler, stream, tee in self._handlers:
+            if handler.stream is tee:  # unless the cell gave it another stream
+                handler.stream = stream
         del self._pub.publish, self._pub.clear_output
         vars(self._pub).update(self._saved)
+
+
+def _redirect_handlers(tees: dict) -> list:
+    """Point logging handlers that write to a stream being recorded at its
+    recording stream; returns ``(handler, old stream, tee)`` to undo it."""
+    logging = sys.modules.get("logging")
+    if logging is None:
+        return []
+    loggers = [logging.getLogger()] + [
+        lg for lg in list(logging.Logger.manager.loggerDict.values()) if isinstance(lg, logging.Logger)
+    ]
+    done, out = set(), []
+    for logger in loggers:
+        for handler in list(logger.handlers):
+            stream = getattr(handler, "stream", None)
+            if id(handler) in done or not isinstance(handler, logging.StreamHandler) or id(stream) not in tees:
+                continue
+            done.add(id(handler))
+            handler.stream = tees[id(stream)]
+            out.append((handler, stream, handler.stream))
+    return out
 
 
 def jsonable(bundle: dict) -> dict:
@@ -124,12 +165,28 @@ def flush_inline_figures():
 
 
 def replay(shell, outputs):
-    """Show recorded outputs again, in their order."""
+    """Show recorded outputs again, in their order; displays with their
+    ``display_id`` and its updates, so the front end ends with the final
+    content and a later ``handle.update`` still finds the display."""
     for out in outputs:
         kind = out.get("output_type")
         if kind == "stream":
             (sys.stderr if out.get("name") == "stderr" else sys.stdout).write(out.get("text", ""))
-        elif kind == "display_data":
-            shell.display_pub.publish(data=out.get("data", {}), metadata=out.get("metadata", {}))
+        elif kind in ("display_data", "update_display_data"):
+            extra = {"transient": out["transient"]} if out.get("transient") else {}
+            if kind == "update_display_data":
+                extra["update"] = True
+            shell.display_pub.publish(data=out.get("data", {}), metadata=out.get("metadata", {}), **extra)
         elif kind == "clear_output":
             shell.display_pub.clear_output(out.get("wait", False))
+
+
+def show_result(shell, result: dict):
+    """Show a stored last-expression bundle as the cell's result (``Out[n]:``)
+    without putting anything in ``Out``, ``_`` or the history: for a value
+    that could not be stored, so no stand-in of ours ever takes its place."""
+    hook = shell.displayhook
+    hook.start_displayhook()
+    hook.write_output_prompt()
+    hook.write_format_data(result.get("data", {}), result.get("metadata", {}))
+    hook.finish_displayhook()
