@@ -866,14 +866,40 @@ def _register_source(values, source: str):
     """
     import linecache
 
-    lines = source.splitlines(True)
-    for fn in _notebook_functions(values):
+    functions = _notebook_functions(values)
+    lines = _aligned(source, functions)
+    for fn in functions:
         code = fn.__code__
         if linecache.cache.get(code.co_filename, (None, None, None))[2] == lines:
             continue  # this session's own cell (or the same text): nothing to fix
         name = f"<lazycache-restored-{next(_source_names)}>"
         fn.__code__ = _renamed(code, name)
         linecache.cache[name] = (len(source), None, lines, name)
+
+
+def _aligned(source: str, functions) -> list:
+    """The source's lines, shifted so each function's ``def`` is on the line
+    its code says (the stored source may lack a blanked first line)."""
+    lines = source.splitlines(True)
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return lines
+    firsts = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            firsts.setdefault(node.name, set()).add(first)
+    for fn in functions:
+        lines_of = firsts.get(fn.__code__.co_name, set())
+        if fn.__code__.co_firstlineno in lines_of or len(lines_of) != 1:
+            continue
+        shift = fn.__code__.co_firstlineno - next(iter(lines_of))
+        if shift > 0:
+            return ["\n"] * shift + lines
+        if all(not line.strip() for line in lines[:-shift]):
+            return lines[-shift:]
+    return lines
 
 
 def _renamed(code, filename):

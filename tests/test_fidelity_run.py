@@ -395,3 +395,21 @@ def test_unstorable_last_value_never_puts_an_internal_type_in_out(run, shell, ru
     out = shell.user_ns["Out"]
     assert all(type(v).__module__.split(".")[0] != "ipy_lazycache" for v in out.values())
     assert "lock" in second.out.lower()
+
+
+def test_restored_function_source_is_aligned_when_the_stored_source_lacks_leading_lines(store):
+    import inspect
+
+    cell = "\ndef f(x):\n    return x + 1\n"  # compiled with a blanked first line
+    stored = cell.lstrip("\n")
+    ns = {"__name__": "__main__"}
+    exec(compile(cell, "<ipython-input-77-e>", "exec"), ns)
+    import linecache
+
+    linecache.cache["<ipython-input-77-e>"] = (len(cell), None, cell.splitlines(True), "<ipython-input-77-e>")
+    plan = cache.plan(stored, ns)
+    cache.save(store, plan, ns, cache.Outcome([], None))
+    del linecache.cache["<ipython-input-77-e>"]
+    later = {"__name__": "__main__"}
+    hit(store, stored, later)
+    assert inspect.getsource(later["f"]) == "def f(x):\n    return x + 1\n"
