@@ -116,6 +116,48 @@ class _Seeds:
         cls.wrapped.add(provider)
 
 
+#: Generator modules whose seeding functions are watched: provider, names.
+_SEEDERS = {"random": ("random", ("seed", "setstate")), "numpy.random": ("numpy.random", ("seed", "set_state"))}
+
+
+class _WatchImports:
+    """A meta path finder that wraps a generator module's seeding functions
+    as soon as it is imported, so ``import numpy as np; np.random.seed(0)``
+    in one cell is seen (numpy loads ``numpy.random`` lazily)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in _SEEDERS:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        if loader is not None and hasattr(loader, "exec_module"):
+            original = loader.exec_module
+            provider, names = _SEEDERS[fullname]
+
+            def exec_module(module):
+                original(module)
+                _Seeds.watch(provider, module, names)
+
+            loader.exec_module = exec_module
+        return spec
+
+
+def watch_seeding():
+    """Note from now on whether the global generators get seeded (idempotent)."""
+    for fullname, (provider, names) in _SEEDERS.items():
+        if fullname in sys.modules:
+            _Seeds.watch(provider, sys.modules[fullname], names)
+    if not any(isinstance(f, _WatchImports) for f in sys.meta_path):
+        sys.meta_path.insert(0, _WatchImports())
+
+
 class _Random(Provider):
     """The stdlib's global generator (``random.random`` and friends)."""
 
@@ -475,6 +517,7 @@ class Registry:
                 out[p.name] = p.snapshot()
             except Exception:
                 out[p.name] = None  # a broken library never breaks a cell
+        out["seeded"] = frozenset(_Seeds.seeded)
         return out
 
     def key(self, cell: Cell) -> dict:
@@ -499,7 +542,7 @@ class Registry:
             if p.name in keyed or not isinstance(p, (_Random, _NumpyRandom)):
                 continue
             b, a = before.get(p.name), after.get(p.name)
-            if b is not None and b != a and p.name in _Seeds.seeded:
+            if b is not None and b != a and p.name in before.get("seeded", ()):
                 out[p.name] = _digest(b)
         return out
 

@@ -12,13 +12,14 @@ import hashlib
 import itertools
 import mmap
 import os
+import stat
 import types
 from dataclasses import dataclass, field
 
 from . import codecs, relations
 from . import manifest as mf
 from .analysis import Analysis, analyze, is_ipython_name
-from .hashing import Unhashable, cell_key, code_hash, digest_chunks, digest_file, value_hash
+from .hashing import Unhashable, cell_key, code_hash, digest_chunks, value_hash
 from .manifest import CorruptEntry
 from .stores.base import UnsafePath, chunks
 from .tripwire import Tripwire
@@ -131,10 +132,33 @@ def _unwritten_mapping(obj, shape) -> bool:
 
 
 def file_hash(path) -> str:
+    """The content hash of a ``--files`` path ("missing" when absent).
+
+    Opened without blocking (a FIFO must not hang the cell) and refused
+    unless a regular file (``/dev/zero`` never ends). Large files are hashed
+    from a read-only mapping: no copy, about 3x the speed of reading blocks
+    from a warm page cache. A path that cannot be read makes the cell
+    uncacheable (it runs, with one line), never a traceback."""
     try:
-        return digest_file(path)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return "missing"
+    except OSError as exc:
+        raise Uncacheable(f"--files {path} cannot be read ({exc.strerror or exc})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise Uncacheable(f"--files {path} is not a regular file")
+        if st.st_size >= 1 << 20:
+            with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
+                return digest_chunks([mapped])
+        os.set_blocking(fd, True)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return digest_chunks([f.read()])
+    except OSError as exc:
+        raise Uncacheable(f"--files {path} cannot be read ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
 
 
 # ----------------------------------------------------------------------------

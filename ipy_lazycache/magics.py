@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import io
 import os
 import sys
 import time
@@ -22,10 +23,17 @@ from .capture import Capture, Replay, flush_inline_figures, jsonable, replay
 from .manage import human_size
 from .manifest import CorruptEntry
 from .progress import Progress
-from .stores.base import StoreUnavailable
+from .stores.base import BadSetting, StoreUnavailable
 from .tripwire import Tripwire
 
 PREFIX = "lazycache:"
+
+
+def _refuse(message: str):
+    """Reject a ``%config`` value visibly: ``%config`` only logs a TraitError,
+    which a notebook does not show."""
+    print(f"UsageError: {message}", file=sys.stderr)
+    raise TraitError(message)
 
 
 def _local(store):
@@ -161,6 +169,71 @@ def _source_of(info, tree) -> str:
 
 
 
+# ----------------------------------------------------------------------------
+# %%lazycache options (called by the cell's pre_run_cell; see parse_line)
+
+
+class HelpRequested(Exception):
+    """``--help`` (or ``-h``) was among the options: ``str(exc)`` is the help
+    text to show instead of running the cell."""
+
+
+#: --files paths already reported as missing this session (one line each).
+_missing_files: set = set()
+
+
+def parse_line(line: str):
+    """Parse and validate the options of a ``%%lazycache`` line.
+
+    Words are split the way a shell splits them (quotes group, backslashes
+    escape), so ``--files "my data.csv"`` names one file. Returns the
+    argparse namespace; raises :class:`UsageError` (one line) for bad input
+    and :class:`HelpRequested` (carrying the help text) for ``--help``.
+    ``--files`` paths are expanded (``~``) and checked: a folder or a device
+    is refused, a missing path is reported once and keyed as missing.
+    """
+    import shlex
+
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"%%lazycache {line.strip()[:80]}: {exc}") from None
+    parser = LazyCache.lazycache.parser
+    if "-h" in words or "--help" in words:
+        raise HelpRequested(LazyCache.lazycache.__doc__ or parser.format_help())  # the doc holds the usage
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            args = parser.parse_args(words)
+    except (UsageError, SystemExit) as exc:
+        raise UsageError(f"%%lazycache {line.strip()[:80]}: {exc}") from None
+    for name in args.deps:
+        if not name.isidentifier():
+            raise UsageError(f"lazycache: --deps takes variable names; {name!r} is not one")
+    args.files = [_check_file(p) for p in args.files]
+    return args
+
+
+def _check_file(path: str) -> str:
+    """A ``--files`` path, checked where it enters (see :func:`parse_line`)."""
+    import stat
+
+    path = os.path.expanduser(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if path not in _missing_files:
+            _missing_files.add(path)
+            print(f"{PREFIX} --files {path} does not exist; it is part of the key as missing.")
+        return path
+    except OSError as exc:  # the cell runs uncached when hashing it fails too
+        raise UsageError(f"lazycache: --files {path} cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"lazycache: --files takes files; {path} is a folder")
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"lazycache: --files takes regular files; {path} is a device, pipe or socket")
+    return path
+
+
 @magics_class
 class LazyCache(Magics):
     """Configurable as ``%config LazyCache.dir = "..."``."""
@@ -182,7 +255,13 @@ class LazyCache(Magics):
             try:
                 manage.parse_size(proposal["value"])
             except manage.BadInput as exc:
-                raise TraitError(f"LazyCache.max_size: {exc}") from None
+                _refuse(f"LazyCache.max_size: {exc}")
+        return proposal["value"]
+
+    @validate("store_timeout")
+    def _check_store_timeout(self, proposal):
+        if not (0 <= proposal["value"] < 1e6):
+            _refuse(f"LazyCache.store_timeout: {proposal['value']!r} is not a number of seconds")
         return proposal["value"]
 
     def _signer(self):
@@ -197,10 +276,16 @@ class LazyCache(Magics):
         where = platform.cache_dir(directory)
         if os.path.exists(where) and not os.path.isdir(where) and "://" not in where:
             raise UsageError(f"lazycache: --dir {where} is a file, not a folder")
-        store = platform.store_for(
-            where, remote or self.store or None, remote_readonly or self.store_readonly or None,
-            self.store_options or None, self.store_timeout or None,
-        )
+        try:
+            store = platform.store_for(
+                where, remote or self.store or None, remote_readonly or self.store_readonly or None,
+                self.store_options or None, self.store_timeout or None,
+            )
+        except BadSetting as exc:  # bad environment: the local folder still caches
+            if str(exc) not in self._warned:
+                self._warned.add(str(exc))
+                print(f"{PREFIX} {exc}; using the local cache only.")
+            store = platform.store_for(where, "none")
         opened = self.__dict__.setdefault("_opened", set())
         if id(store) not in opened:
             opened.add(id(store))
@@ -219,6 +304,7 @@ class LazyCache(Magics):
         self._pending = None  # options of the %%lazycache cell about to run
         self._running = None  # a miss whose body is running
         self._transformer = _KeyAndLookup(self)
+        ambient.watch_seeding()
 
     # -- wiring ------------------------------------------------------------------
     # %%lazycache is not run by the cell magic: a cleanup transform blanks its
@@ -501,7 +587,13 @@ class LazyCache(Magics):
                 words = shlex.split(line)
             except ValueError as exc:
                 raise manage.BadInput(f"%lazycache: {exc}") from None
-            args = cli.parse(words or ["stats"], prog="%lazycache", extra=[("stats", "this session's hits and misses")])
+            try:
+                args = cli.parse(words or ["stats"], prog="%lazycache",
+                                 extra=[("stats", "this session's hits and misses")])
+            except SystemExit as exc:  # --help: argparse printed it; nothing to run
+                if exc.code in (0, None):
+                    return
+                raise manage.BadInput(f"%lazycache {line.strip()}: bad arguments") from None
             if args.command == "stats":
                 s = self.stats
                 text = (

@@ -1,0 +1,70 @@
+"""Run cells in a new Python process: a kernel restart, for real.
+
+``session(folder, cells, names)`` starts a process with a real IPython
+``InteractiveShell`` in ``folder``, loads the extension (unless
+``magic=False``, which also drops ``%%lazycache`` lines: the plain run to
+compare with), runs each cell and returns, per cell, what it printed and
+whether it succeeded, plus ``repr`` of the requested names afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+_SCRIPT = r"""
+import io, json, sys, contextlib
+from IPython.core.interactiveshell import InteractiveShell
+spec = json.load(open(sys.argv[1]))
+sh = InteractiveShell.instance()
+if spec["magic"]:
+    sh.run_cell("%load_ext ipy_lazycache", store_history=False)
+cells = []
+for code in spec["cells"]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        r = sh.run_cell(code, store_history=True)
+    cells.append({"out": out.getvalue(), "err": err.getvalue(), "ok": r.success})
+values = {}
+for name in spec["names"]:
+    try:
+        values[name] = repr(eval(name, sh.user_ns))
+    except Exception as exc:
+        values[name] = f"<{type(exc).__name__}>"
+json.dump({"cells": cells, "values": values}, open(sys.argv[2], "w"))
+"""
+
+
+def session(folder, cells, names=(), magic=True, env=None, timeout=120):
+    folder = str(folder)
+    if not magic:
+        cells = ["\n".join(l for l in c.split("\n") if not l.startswith("%%lazycache")) for c in cells]
+    spec, out = os.path.join(folder, ".spec.json"), os.path.join(folder, ".out.json")
+    with open(spec, "w") as f:
+        json.dump({"cells": list(cells), "names": list(names), "magic": magic}, f)
+    environ = {**os.environ, "PYTHONPATH": ROOT, "MPLBACKEND": "agg", **(env or {})}
+    environ.pop("IPY_LAZYCACHE_DIR", None)
+    proc = subprocess.run([sys.executable, "-c", _SCRIPT, spec, out], cwd=folder, env=environ,
+                          capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"session failed:\n{proc.stdout}\n{proc.stderr}")
+    with open(out) as f:
+        result = json.load(f)
+    result["runs"] = runs_in(folder)
+    return result
+
+
+def runs_in(folder, name="runs.txt") -> int:
+    try:
+        with open(os.path.join(str(folder), name)) as f:
+            return len(f.read().splitlines())
+    except FileNotFoundError:
+        return 0
+
+
+#: A line a cached body appends to, so a test can tell a run from a hit.
+RUN = 'open("runs.txt", "a").write("run\\n")\n'

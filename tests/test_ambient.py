@@ -1,0 +1,127 @@
+"""Ambient state (DESIGN §9): process state no name shows joins a key only
+where the cell can observe it, and what a run changed is changed by a hit.
+
+Every scenario runs in new processes (real restarts) and compares with the
+same cells run without the magic.
+"""
+
+import pytest
+
+from tests._fresh import RUN, session
+
+np = pytest.importorskip("numpy")
+
+
+def plain(tmp_path, cells, names):
+    folder = tmp_path / "plain"
+    folder.mkdir(exist_ok=True)
+    return session(folder, cells, names, magic=False)
+
+
+def test_a_changed_seed_misses_and_an_unchanged_one_hits(tmp_path):
+    def cells(seed):
+        return ["import numpy as np", f"np.random.seed({seed})",
+                "%%lazycache\n" + RUN + "e = np.random.normal(size=3)"]
+
+    s1 = session(tmp_path, cells(1), ["e.tolist()"])
+    s2 = session(tmp_path, cells(1), ["e.tolist()"])
+    assert s2["runs"] == 1 and s2["values"] == s1["values"]
+    s3 = session(tmp_path, cells(2), ["e.tolist()"])
+    assert s3["runs"] == 2, "a new seed must not hit the old draw"
+    assert s3["values"] == plain(tmp_path, cells(2), ["e.tolist()"])["values"]
+
+
+def test_a_notebook_that_never_seeds_still_hits_after_a_restart(tmp_path):
+    cells = ["import random, numpy as np", "%%lazycache\n" + RUN + "x = random.random() + np.random.rand()"]
+    first = session(tmp_path, cells, ["x"])
+    second = session(tmp_path, cells, ["x"])
+    assert second["runs"] == 1 and second["values"] == first["values"]
+
+
+def test_a_draw_inside_a_helper_is_seen_in_the_run(tmp_path):
+    """The cell shows no generator, but its helper draws: the entry needs the
+    state it started from, and a lookup in another state is a miss."""
+    def cells(seed):
+        return ["import random", "def pick():\n    return random.random()", f"random.seed({seed})",
+                "%%lazycache\n" + RUN + "x = pick()", "after = random.random()"]
+
+    names = ["x", "after"]
+    s1 = session(tmp_path, cells(1), names)
+    s2 = session(tmp_path, cells(1), names)
+    assert s2["runs"] == 1 and s2["values"] == s1["values"]
+    s3 = session(tmp_path, cells(5), names)
+    assert s3["runs"] == 2
+    assert s3["values"] == plain(tmp_path, cells(5), names)["values"]
+
+
+def test_a_seed_set_in_a_cached_cell_is_set_again_by_a_hit(tmp_path):
+    cells = ["import numpy as np, random", "%%lazycache\n" + RUN + "np.random.seed(7)\nrandom.seed(7)\nk = 1",
+             "later = (np.random.rand(), random.random())"]
+    session(tmp_path, cells, ["later"])
+    hit = session(tmp_path, cells, ["later"])
+    assert hit["runs"] == 1
+    assert hit["values"] == plain(tmp_path, cells, ["later"])["values"]
+
+
+def test_environment_read_by_name_and_changes_replayed(tmp_path):
+    def cells(value):
+        return ["import os", f"os.environ['LC_TEST_MODE'] = '{value}'",
+                "%%lazycache\n" + RUN + "mode = os.environ['LC_TEST_MODE'] * 2\n%env LC_TEST_SET=yes",
+                "seen = os.environ.get('LC_TEST_SET')"]
+
+    names = ["mode", "seen"]
+    session(tmp_path, cells("a"), names)
+    hit = session(tmp_path, cells("a"), names)
+    assert hit["runs"] == 1 and hit["values"] == {"mode": "'aa'", "seen": "'yes'"}
+    changed = session(tmp_path, cells("b"), names)
+    assert changed["runs"] == 2 and changed["values"]["mode"] == "'bb'"
+
+
+def test_unrelated_environment_changes_do_not_miss(tmp_path):
+    cells = ["import os", "%%lazycache\n" + RUN + "y = 2"]
+    session(tmp_path, cells, env={"LC_UNRELATED": "1"})
+    session(tmp_path, cells, env={"LC_UNRELATED": "2"})
+    assert session(tmp_path, cells)["runs"] == 1
+
+
+def test_style_and_rc_changes_are_replayed_and_key_plotting_cells(tmp_path):
+    mpl = pytest.importorskip("matplotlib")  # noqa: F841
+    cells = ["import matplotlib\nmatplotlib.use('agg')\nimport matplotlib.pyplot as plt",
+             "%%lazycache\n" + RUN + "plt.rc('lines', linewidth=5)\nplt.style.use('ggplot')\nstyled = True",
+             "lw = plt.rcParams['lines.linewidth']; bg = plt.rcParams['axes.facecolor']"]
+    names = ["lw", "bg"]
+    session(tmp_path, cells, names)
+    hit = session(tmp_path, cells, names)
+    assert hit["runs"] == 1
+    assert hit["values"] == plain(tmp_path, cells, names)["values"]
+
+    # A plotting cell is keyed on rcParams: another style is another entry.
+    def plot(width):
+        return ["import matplotlib\nmatplotlib.use('agg')\nimport matplotlib.pyplot as plt",
+                f"plt.rcParams['lines.linewidth'] = {width}",
+                "%%lazycache\n" + RUN.replace("runs.txt", "plots.txt") + "fig, ax = plt.subplots()\n"
+                "line, = ax.plot([1, 2])\nwidth = line.get_linewidth()"]
+
+    session(tmp_path, plot(2), ["width"])
+    assert session(tmp_path, plot(2), ["width"])["values"]["width"] == "2.0"
+    other = session(tmp_path, plot(3), ["width"])
+    assert other["values"]["width"] == "3.0"
+
+
+def test_working_directory_change_is_replayed(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "f.txt").write_text("inside")
+    cells = ["import os", "%%lazycache\n" + RUN + "os.chdir('data')\nmoved = 1",
+             "text = open('f.txt').read()"]
+    session(tmp_path, cells, ["text"])
+    hit = session(tmp_path, cells, ["text"])
+    assert hit["runs"] == 1 and hit["values"]["text"] == "'inside'"
+
+
+def test_pandas_display_options_set_in_a_cell_are_set_by_a_hit(tmp_path):
+    pytest.importorskip("pandas")
+    cells = ["import pandas as pd", "%%lazycache\n" + RUN + "pd.set_option('display.max_rows', 7)\nk = 1",
+             "rows = pd.get_option('display.max_rows')"]
+    session(tmp_path, cells, ["rows"])
+    hit = session(tmp_path, cells, ["rows"])
+    assert hit["runs"] == 1 and hit["values"]["rows"] == "7"
