@@ -36,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise BadInput(f"{self.prog}: {message}")
 
-    def exit(self, status=0, message=None):  # --help
+    def exit(self, status=0, message=None):  # --help (the magic catches it: see magics)
         if message:
             sys.stderr.write(message)
         raise SystemExit(status)
@@ -126,9 +126,40 @@ def _export_args(p):
 
 @command("export", "copy the entries notebooks use (their export lists) to another folder, verified")(_export_args)
 def _export(args):
+    from . import signing
     from .export import run_command
 
-    return run_command(args)
+    _check_export_inputs(args)
+    try:
+        return run_command(args)
+    except signing.SigningError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _check_export_inputs(args):
+    """Bad paths are one line (exit 2), not a traceback from deep inside."""
+    import json
+    from pathlib import Path
+
+    dest = Path(args.dest)
+    if dest.exists() and not dest.is_dir():
+        raise BadInput(f"export: {dest} is a file, not a folder")
+    if args.notebook:
+        try:
+            nb = json.loads(Path(args.notebook).read_bytes().decode("utf-8"))
+        except FileNotFoundError:
+            return  # run_command says "no notebook at ..."
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not a UTF-8 JSON notebook"
+            raise BadInput(f"export: cannot read {args.notebook} ({reason})") from None
+        cells = nb.get("cells", []) if isinstance(nb, dict) else None
+        if not isinstance(cells, list) or not all(_is_cell(c) for c in cells):
+            raise BadInput(f"export: {args.notebook} is not a notebook (no list of cells)")
+
+
+def _is_cell(cell) -> bool:
+    source = cell.get("source", "") if isinstance(cell, dict) else None
+    return isinstance(source, str) or isinstance(source, list) and all(isinstance(x, str) for x in source)
 
 
 def _lite_pyodide_args(p):

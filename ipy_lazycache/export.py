@@ -256,9 +256,11 @@ def export(src, dest, keys=None, progress: bool | None = None) -> Exported:
     keys = sorted(all_keys(src) if keys is None else keys)
     result = Exported()
     plan = []
+    signer = _signer()
     for key in keys:
         try:
             m, names = entry_files(src_store, key)
+            _check_signature(m, signer)
         except CorruptEntry as exc:
             if not (Path(src) / key).exists():
                 result.missing.append(key)
@@ -296,6 +298,22 @@ def export(src, dest, keys=None, progress: bool | None = None) -> Exported:
         if bar is not None:
             bar.close()
     return result
+
+
+def _signer():
+    """The signing configuration (``IPY_LAZYCACHE_KEY``), or None without a key."""
+    from . import signing
+
+    signer = signing.from_config()
+    return signer if signer.key else None
+
+
+def _check_signature(m: dict, signer) -> None:
+    """With a key set, an entry whose signature does not verify is never
+    shipped (``verify`` would report it too). Raises :class:`CorruptEntry`."""
+    why = signer.problem(m) if signer is not None else None
+    if why is not None:
+        raise CorruptEntry(f"not trusted: {why}")
 
 
 def _bar(total: int, progress):

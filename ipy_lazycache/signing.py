@@ -24,11 +24,13 @@ import hashlib
 import hmac
 import json
 import os
+import re
 
 #: Domain separation: a MAC over a manifest is never valid for anything else.
 DOMAIN = b"ipy_lazycache manifest signature v1\x00"
 ALGORITHM = "hmac-sha256"
 MODES = ("off", "on", "strict")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 KEY_ENV = "IPY_LAZYCACHE_KEY"
 MODE_ENV = "IPY_LAZYCACHE_SIGNING"
@@ -99,10 +101,14 @@ class Signer:
         sig = manifest.get("signature")
         if not isinstance(sig, dict) or sig.get("alg") != ALGORITHM or not isinstance(sig.get("mac"), str):
             return "it is not signed"
-        if not hmac.compare_digest(sig["mac"], _mac(self.key, manifest)):
+        mac = sig["mac"]
+        # compare_digest refuses non-ASCII str: compare bytes, and a MAC that
+        # is not 64 hex digits is simply wrong.
+        if not _HEX64.match(mac) or not hmac.compare_digest(mac.encode(), _mac(self.key, manifest).encode()):
             return "its signature does not match"
-        for name, blob in manifest.get("blobs", {}).items():
-            if not isinstance(blob.get("sha256"), str):
+        blobs = manifest.get("blobs", {})
+        for name, blob in blobs.items() if isinstance(blobs, dict) else ():
+            if not isinstance(blob, dict) or not isinstance(blob.get("sha256"), str):
                 return f"blob {name} has no SHA-256 digest"
         return None
 

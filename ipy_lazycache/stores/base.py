@@ -43,6 +43,11 @@ def cap_for(key: str, sizes: dict | None) -> int:
     return SMALL_CAP
 
 
+class BadSetting(ValueError):
+    """A store setting that cannot be used (non-JSON options, a timeout that
+    is not a number): one line for the user, and the local cache only."""
+
+
 class StoreUnavailable(Exception):
     """A store that cannot answer now (a remote that is down). The store has
     already told the user; callers treat the lookup as a plain miss."""

@@ -24,7 +24,7 @@ import time
 import uuid
 from pathlib import Path
 
-from .base import Store, StoreUnavailable, TooLarge, cap_for, chunks, join, validate_key
+from .base import BadSetting, Store, StoreUnavailable, TooLarge, cap_for, chunks, join, validate_key
 
 #: Seconds before a remote operation gives up: connect and each read, and
 #: the whole of a read of unknown size (see ``_deadline``).
@@ -477,7 +477,8 @@ def _is_denied(exc) -> bool:
 def settings(url=None, readonly=None, options=None, timeout=None) -> dict | None:
     """The remote store settings: explicit values, else the environment
     (``IPY_LAZYCACHE_STORE``, ``_READONLY``, ``_OPTIONS`` as JSON, ``_TIMEOUT``).
-    None when no remote is configured (``none``/``local`` turn it off)."""
+    None when no remote is configured (``none``/``local`` turn it off).
+    Raises :class:`BadSetting` for values that cannot be used."""
     url = url if url is not None else os.environ.get(ENV_URL, "")
     if url.strip().lower() in _NO_REMOTE:
         return None
@@ -488,13 +489,22 @@ def settings(url=None, readonly=None, options=None, timeout=None) -> dict | None
 
         raw = os.environ.get(ENV_OPTIONS, "")
         try:
-            options = json.loads(raw) if raw else {}
-        except ValueError:
-            raise ValueError(f"${ENV_OPTIONS} must be a JSON object, not {raw!r}") from None
+            options = json.loads(raw) if raw.strip() else {}
+        except (ValueError, RecursionError):
+            options = None
+        if not isinstance(options, dict):
+            raise BadSetting(f"${ENV_OPTIONS} must be a JSON object, not {raw[:60]!r}") from None
+    if not isinstance(options, dict):
+        raise BadSetting(f"store options must be a dict, not {type(options).__name__}")
     if not timeout:
-        raw = os.environ.get(ENV_TIMEOUT, "")
-        timeout = float(raw) if raw else DEFAULT_TIMEOUT
-    return {"url": url.strip(), "readonly": bool(readonly), "options": dict(options or {}), "timeout": float(timeout)}
+        raw = os.environ.get(ENV_TIMEOUT, "").strip()
+        try:
+            timeout = float(raw) if raw else DEFAULT_TIMEOUT
+        except ValueError:
+            raise BadSetting(f"${ENV_TIMEOUT} must be a number of seconds, not {raw[:60]!r}") from None
+        if not (0 < timeout < 1e6):
+            raise BadSetting(f"${ENV_TIMEOUT} must be a positive number of seconds, not {raw[:60]!r}")
+    return {"url": url.strip(), "readonly": bool(readonly), "options": dict(options), "timeout": float(timeout)}
 
 
 def remote_tier(url, readonly=False, options=None, timeout=DEFAULT_TIMEOUT) -> Guarded:
