@@ -32,9 +32,9 @@ class Cell:
     def __init__(self, shell, capfd):
         self.shell, self.capfd = shell, capfd
 
-    def __call__(self, code):
+    def __call__(self, code, **kwargs):
         self.capfd.readouterr()
-        result = self.shell.run_cell(code)
+        result = self.shell.run_cell(code, **kwargs)
         out, err = self.capfd.readouterr()
         result.out, result.err = out, err
         return result

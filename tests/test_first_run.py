@@ -1,0 +1,119 @@
+"""The first run is untouched (DESIGN §9): with the magic, a cell's first
+run does exactly what it does without it."""
+
+import re
+import warnings
+
+import pytest
+
+from tests._fresh import RUN, session
+
+BODY = 'open("runs.txt", "a").write("run\\n")\n'
+
+
+def test_functions_the_cell_calls_see_the_names_it_rebinds(run, shell):
+    run("df = [1, 2]")
+    run("def add_col():\n    return df + [3]")
+    r = run("%%lazycache\ndf = add_col()")
+    assert r.success, r.err
+    assert shell.user_ns["df"] == [1, 2, 3]
+
+
+def test_top_level_await_works(run, shell, runs):
+    cell = "%%lazycache\n" + BODY + "import asyncio\nawait asyncio.sleep(0)\nawaited = 5"
+    r = run(cell)
+    assert r.success, r.err + r.out
+    assert shell.user_ns["awaited"] == 5
+    del shell.user_ns["awaited"]
+    assert run(cell).success and runs() == 1 and shell.user_ns["awaited"] == 5
+
+
+def test_traceback_names_the_cell_and_line_like_a_plain_cell(run):
+    plain = run("x = 1\n1 / 0")
+    cached = run("%%lazycache\nx = 1\n1 / 0")
+    assert not cached.success and isinstance(cached.error_in_exec, ZeroDivisionError)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", cached.err + cached.out)
+    assert "ipy_lazycache" not in text, "the extension's own frames must not show"
+    # The same cell line is pointed at (line 3 of the cell as written, under the magic).
+    assert "----> 3 1 / 0" in text
+    assert "----> 2 1 / 0" in re.sub(r"\x1b\[[0-9;]*m", "", plain.err + plain.out)
+
+
+def test_syntax_error_looks_as_without_the_magic(run):
+    r = run("%%lazycache\nx = (")
+    assert isinstance(r.error_before_exec, SyntaxError)
+    assert "ipy_lazycache" not in r.err + r.out
+
+
+def test_semicolon_suppresses_the_value_on_a_run_and_on_a_hit(run, shell, runs):
+    cell = "%%lazycache\n" + BODY + "21 * 2;"
+    first = run(cell, store_history=True)  # IPython reads `;` from the history
+    second = run(cell, store_history=True)
+    assert runs() == 1
+    for r in (first, second):
+        assert "42" not in r.out and r.result is None
+
+
+def test_last_value_sets_out_and_underscore_on_a_hit(run, shell, runs):
+    cell = "%%lazycache\n" + BODY + "[1, 2, 3]"
+    run(cell, store_history=True)
+    r = run(cell, store_history=True)
+    assert runs() == 1 and r.result == [1, 2, 3]
+    assert shell.user_ns["_"] == [1, 2, 3]
+
+
+def test_warnings_name_the_cell_line(run):
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        run("import warnings\nwarnings.warn('plain')", store_history=True)
+        run("%%lazycache\nimport warnings\nwarnings.warn('careful')", store_history=True)
+    plain, cached = seen[-2], seen[-1]
+    assert str(cached.message) == "careful" and cached.lineno == 3 and plain.lineno == 2
+    assert cached.filename.startswith("<ipython-input-") or "ipykernel" in cached.filename
+    assert cached.filename != plain.filename and "ipy_lazycache" not in cached.filename
+
+
+def test_a_cell_that_fails_is_not_stored(run, runs):
+    cell = "%%lazycache\n" + BODY + "y = 1\nraise ValueError('no')"
+    assert not run(cell).success
+    assert not run(cell).success
+    assert runs() == 2
+
+
+def test_restored_list_changed_by_a_silent_execution_is_keyed_by_its_new_content(run, shell, runs):
+    """Code that is not a plain cell (silent executions, threads) can change a
+    value: a hash known from the restore is not trusted after it."""
+    run("%%lazycache\nlst = [1, 2]")
+    run("%%lazycache\nlst = [1, 2]")  # a hit: lst's hash is known from the manifest
+    shell.run_cell("lst.append(3)", silent=True)
+    r = run("%%lazycache\n" + BODY + "total = sum(lst)")
+    assert r.success and shell.user_ns["total"] == 6
+
+    import threading
+
+    t = threading.Thread(target=shell.user_ns["lst"].append, args=(4,))
+    t.start()
+    t.join()
+    run("%%lazycache\n" + BODY + "total = sum(lst)")
+    assert shell.user_ns["total"] == 10 and runs() == 2
+
+
+def test_help_shows_usage_and_runs_nothing(run, runs):
+    r = run("%%lazycache --help\n" + BODY + "x = 1")
+    assert "--force" in r.out and runs() == 0
+
+
+@pytest.mark.slow
+def test_differential_first_run_across_restarts(tmp_path):
+    """Same notebook with and without the magic, in new processes: equal."""
+    cells = ["import asyncio\ndf = [1, 2]", "def add_col():\n    return df + [3]",
+             "%%lazycache\n" + RUN + "df = add_col()\nawait asyncio.sleep(0)\nn = len(df)",
+             "%%lazycache\n" + RUN + "n * 2;", "%%lazycache\n" + RUN + "n * 3", "m = _ + 1"]
+    names = ["df", "n", "m"]
+    plain_dir = tmp_path / "plain"
+    plain_dir.mkdir()
+    plain = session(plain_dir, cells, names, magic=False)
+    first = session(tmp_path, cells, names)
+    second = session(tmp_path, cells, names)
+    assert first["values"] == plain["values"] == second["values"]
+    assert second["runs"] == first["runs"] == 3
