@@ -29,6 +29,19 @@ class _Tee:
         return getattr(self._stream, attr)
 
 
+#: The place among the outputs where the cell's value was shown: outputs
+#: after it (inline figures, drawn after the cell) are replayed after it too.
+RESULT_MARK = "lazycache_result"
+
+
+def split_at_result(outputs):
+    """Outputs shown before the cell's value, and those shown after it."""
+    for i, out in enumerate(outputs):
+        if out.get("output_type") == RESULT_MARK:
+            return outputs[:i], outputs[i + 1:]
+    return outputs, []
+
+
 class Capture:
     """Record stdout, stderr and rich displays while passing them through.
 
@@ -51,6 +64,8 @@ class Capture:
         restored value through the same hook, so recording it would show it twice."""
 
         def paused(value):
+            if value is not None and not any(e.get("output_type") == RESULT_MARK for e in self.events):
+                self.events.append({"output_type": RESULT_MARK})  # where the value showed, for a hit's order
             self.paused += 1
             try:
                 return hook(value)

@@ -19,7 +19,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, validat
 
 from . import ambient, cache, manage, platform, signing
 from .analysis import is_ipython_name
-from .capture import Capture, Replay, flush_inline_figures, jsonable, replay
+from .capture import Capture, Replay, flush_inline_figures, jsonable, replay, split_at_result
 from .manage import human_size
 from .manifest import CorruptEntry
 from .progress import Progress
@@ -303,6 +303,7 @@ class LazyCache(Magics):
         self._warned: set[str] = set()
         self._pending = None  # options of the %%lazycache cell about to run
         self._running = None  # a miss whose body is running
+        self._after_hit = []  # a hit's outputs that the run showed after its value
         self._transformer = _KeyAndLookup(self)
         ambient.watch_seeding()
 
@@ -408,6 +409,9 @@ class LazyCache(Magics):
         return tree
 
     def post_run_cell(self, result):
+        after, self._after_hit = self._after_hit, []
+        if after:
+            replay(self.shell, after)
         running, self._running = self._running, None
         if running is None:
             return
@@ -466,7 +470,8 @@ class LazyCache(Magics):
         m = restored.manifest
         cache.apply(restored, self.shell.user_ns, self.memo)
         failed = self.ambient.apply(m.get("effects") or {})
-        replay(self.shell, m.get("outputs") or [])
+        before, self._after_hit = split_at_result(m.get("outputs") or [])
+        replay(self.shell, before)  # the rest after the value, at post_run_cell
         elapsed = time.perf_counter() - started
         saved = max((m.get("duration") or 0.0) - elapsed, 0.0)
         self.stats["hits"] += 1
