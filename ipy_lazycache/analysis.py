@@ -20,7 +20,22 @@ IPYTHON_NAMES = frozenset(
 )
 
 #: Calls through which code can read names that analysis cannot see.
-DYNAMIC = frozenset({"eval", "exec", "globals", "locals", "vars"})
+DYNAMIC = frozenset({"eval", "exec", "globals", "locals", "vars", "dir"})
+
+#: Of those, the ones that read only what they are given with an argument
+#: (``vars(obj)``, ``dir(obj)``) or a globals mapping (``eval(s, g)``).
+_ARG_SAFE = {"vars": 1, "dir": 1, "eval": 2, "exec": 2}
+
+#: Magics and shell attributes that read the whole namespace.
+_DYNAMIC_MAGICS = frozenset({"who", "whos", "who_ls", "store"})
+_DYNAMIC_SHELL = frozenset({"user_ns", "user_global_ns", "ev", "ex", "run_cell", "push"})
+
+#: History names that are containers, and what a constant subscript of them reads.
+_HISTORY_CONTAINERS = {"In": "In", "_ih": "In", "Out": "Out", "_oh": "Out", "_dh": "_dh"}
+
+
+class Dynamic(Exception):
+    """The cell reads names that analysis cannot see, and no --deps names them."""
 
 
 def is_ipython_name(name: str) -> bool:
@@ -36,14 +51,44 @@ class Analysis:
     reads: set[str] = field(default_factory=set)  # may be read before the cell binds them
     defs: set[str] = field(default_factory=set)  # bound at module level
     deletes: set[str] = field(default_factory=set)  # deleted at module level
-    has_dynamic: bool = False  # eval/exec/globals()/import *
+    has_dynamic: bool = False  # eval/exec/globals()/locals()/vars()/dir(): reads names unseen
+    star_import: bool = False  # ``from m import *``: binds names unseen
     surely: set[str] = field(default_factory=set)  # bound on every path when the cell finishes without raising
 
+    # Key inputs besides plain names (DESIGN §9), resolved by :meth:`inputs`:
+    subscripts: dict = field(default_factory=dict)  # history container -> constant subscripts read
+    whole: set[str] = field(default_factory=set)  # history containers read other than by a constant subscript
+    chains: set[tuple] = field(default_factory=set)  # dotted reads ('cfg', 'THRESHOLD'), through modules
+    imports: set[str] = field(default_factory=set)  # modules the cell imports (full names)
+    imported: dict = field(default_factory=dict)  # name bound by an import -> (module, attribute or None)
+
     def refs(self, namespace) -> list[str]:
-        """The reads that exist in ``namespace`` before the cell runs."""
+        """The reads that exist in ``namespace`` before the cell runs (user
+        names: IPython's history names are keyed by :meth:`inputs`)."""
         return sorted(
             n for n in self.reads if n in namespace and not is_ipython_name(n) and not _is_ipython_open(namespace[n])
         )
+
+    def inputs(self, namespace, deps=()) -> dict:
+        """Everything the key holds, as {label: object to hash}: the refs and
+        ``deps`` by name; the history names the cell reads (``Out[3]`` is only
+        entry 3, so the key does not change with every new output); values
+        read through modules (``cfg.THRESHOLD``); the modules the cell
+        imports. Labels other than plain names are never names in the
+        namespace. Raises :class:`Dynamic` for a dynamic cell without ``deps``."""
+        if self.has_dynamic and not deps:
+            raise Dynamic(
+                "it reads names through eval/exec/globals()/locals()/vars()/dir(), which analysis cannot see; "
+                "name them with --deps NAME ... to cache it"
+            )
+        out = {n: namespace[n] for n in self.refs(namespace)}
+        for name in deps:
+            out[name] = namespace[name]
+        if self.has_dynamic:  # eval/exec can read defs that already exist
+            out.update((n, namespace[n]) for n in self.defs if n in namespace and not is_ipython_name(n))
+        out.update(_history(self, namespace))
+        out.update(_through_modules(self, namespace))
+        return out
 
 
 def _is_ipython_open(obj) -> bool:
@@ -56,7 +101,10 @@ def _is_ipython_open(obj) -> bool:
     return getattr(code, "co_name", None) == "_modified_open" and getattr(obj, "__wrapped__", None) is io.open
 
 
-_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+_SCOPES = (
+    ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef,
+    ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp,
+)
 
 
 class _Names:
@@ -69,32 +117,85 @@ class _Names:
         self.globals: set[str] = set()
         self.maybe: set[str] = set()  # walrus targets of comprehensions, which may not run
         self.dynamic = False
+        self.star = False
+        self.subscripts: dict[str, set] = {}
+        self.whole: set[str] = set()
+        self.chains: set[tuple] = set()
+        self.imports: set[str] = set()
+        self.imported: dict[str, tuple] = {}
+        self._safe_calls: set[int] = set()  # ids of eval/dir/... Name nodes called with enough arguments
+
+    def absorb(self, inner: _Names):
+        """What a nested scope reads besides plain names."""
+        for name, keys in inner.subscripts.items():
+            self.subscripts.setdefault(name, set()).update(keys)
+        self.whole |= inner.whole
+        self.chains |= inner.chains
+        self.imports |= inner.imports
+        self.dynamic |= inner.dynamic
 
     def scan(self, node):
         if isinstance(node, _SCOPES):
             self._nested(node)
             return
+        if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
+            base, key = node.value, node.slice
+            if (
+                isinstance(base, ast.Name)
+                and base.id in _HISTORY_CONTAINERS
+                and isinstance(key, ast.Constant)
+                and type(key.value) in (int, str)
+            ):
+                self.loads.add(base.id)
+                self.subscripts.setdefault(base.id, set()).add(key.value)
+                return
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+            chain = _chain(node)
+            if chain is not None:
+                self.chains.add(chain)
+                self.dynamic |= chain[-1] in ("user_ns", "user_global_ns")
+            self.dynamic |= _shell_attr(node) in _DYNAMIC_SHELL
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and len(node.args) + len(node.keywords) >= _ARG_SAFE.get(node.func.id, 99)
+        ):
+            self._safe_calls.add(id(node.func))
         if isinstance(node, ast.Name):
             if isinstance(node.ctx, ast.Load):
                 self.loads.add(node.id)
-                self.dynamic |= node.id in DYNAMIC
+                self.dynamic |= node.id in DYNAMIC and id(node) not in self._safe_calls
+                if node.id in _HISTORY_CONTAINERS:
+                    self.whole.add(node.id)
             elif isinstance(node.ctx, ast.Store):
                 self.binds.add(node.id)
             else:
                 self.deletes.add(node.id)
             return
+        if _magic_name(node) in _DYNAMIC_MAGICS:
+            self.dynamic = True
         inline = _magic_code(node)
         if inline is not None:
             for stmt in inline.body:  # %time x = f(): x is bound, f is read
                 self.scan(stmt)
         if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
             self.loads.add(node.target.id)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                self.imports.add(alias.name)
+                bound = alias.asname or alias.name.split(".")[0]
+                self.binds.add(bound)
+                self.imported[bound] = (alias.name if alias.asname else bound, None)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0 and node.module:
+                self.imports.add(node.module)
             for alias in node.names:
                 if alias.name == "*":
-                    self.dynamic = True
+                    self.star = True
                 else:
-                    self.binds.add(alias.asname or alias.name.split(".")[0])
+                    self.binds.add(alias.asname or alias.name)
+                    if node.level == 0 and node.module:
+                        self.imported[alias.asname or alias.name] = (node.module, alias.name)
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             self.globals.update(node.names)
         elif isinstance(node, ast.ExceptHandler) and node.name:
@@ -119,16 +220,33 @@ class _Names:
         """
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             self.binds.add(node.name)
-        free, globals_bound, walrus, dynamic = _free(node)
+        free, globals_bound, walrus, inner = _free(node)
         self.loads |= free
         self.maybe |= globals_bound | walrus
-        self.dynamic |= dynamic
+        self.absorb(inner)
 
     def _nested_expr(self, node):
         inner = _Names()
         inner.scan(node)
         self.loads |= inner.loads
-        self.dynamic |= inner.dynamic
+        self.absorb(inner)
+
+
+def _shell_attr(node) -> str | None:
+    """'user_ns' for ``get_ipython().user_ns``."""
+    base = node.value
+    if isinstance(base, ast.Call) and isinstance(base.func, ast.Name) and base.func.id == "get_ipython":
+        return node.attr
+    return None
+
+
+def _chain(node) -> tuple | None:
+    """('a', 'b', 'c') for ``a.b.c``; None when the base is not a name."""
+    attrs = []
+    while isinstance(node, ast.Attribute):
+        attrs.append(node.attr)
+        node = node.value
+    return (node.id, *reversed(attrs)) if isinstance(node, ast.Name) else None
 
 
 #: Magics whose argument (or cell body) is Python run in the user namespace.
@@ -137,6 +255,19 @@ CODE_MAGICS = frozenset({"time", "timeit", "prun", "capture"})
 
 #: IPython expands ``{expr}`` and ``$name`` in magic and shell lines.
 _EXPANDED = re.compile(r"\{([^{}]*)\}|\$([A-Za-z_]\w*)")
+
+
+def _magic_name(node) -> str | None:
+    """'who' for ``get_ipython().run_line_magic('who', '')``."""
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("run_line_magic", "run_cell_magic")
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    ):
+        return node.args[0].value
+    return None
 
 
 def _magic_code(node):
@@ -172,7 +303,7 @@ def _params(args: ast.arguments) -> set[str]:
 def _free(node):
     """Names a nested scope reads from outside, names it binds in the module
     through ``global``, walrus targets that leak out of comprehensions, and
-    whether it uses dynamic access."""
+    the scope's own :class:`_Names` (dynamic access, dotted reads...)."""
     inner = _Names()
     local: set[str] = set()
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
@@ -212,7 +343,7 @@ def _free(node):
         local |= targets.binds
         walrus = {n.target.id for n in ast.walk(node) if isinstance(n, ast.NamedExpr)}
         inner.binds -= walrus
-    return inner.loads - local, inner.globals & inner.binds, walrus, inner.dynamic
+    return inner.loads - local, inner.globals & inner.binds, walrus, inner
 
 
 # ----------------------------------------------------------------------------
@@ -238,6 +369,14 @@ class _Flow:
         self.out.defs |= names.binds | names.maybe
         self.out.deletes |= names.deletes
         self.out.has_dynamic |= names.dynamic
+        self.out.star_import |= names.star
+        for name, keys in names.subscripts.items():
+            if name not in bound:
+                self.out.subscripts.setdefault(name, set()).update(keys)
+        self.out.whole |= names.whole - bound
+        self.out.chains |= names.chains
+        self.out.imports |= names.imports
+        self.out.imported.update(names.imported)
         return names
 
     def _exprs(self, nodes, bound):
@@ -308,3 +447,134 @@ def free_names(tree) -> set[str]:
             names.scan(node)
             out |= names.loads
     return out
+
+
+# ----------------------------------------------------------------------------
+# Key inputs besides plain names
+
+
+def _history_label(name: str) -> str:
+    """``Out[3]`` for ``_3``, ``In[3]`` for ``_i3``, ``Out[_]`` for ``_``."""
+    if name.startswith("_i") and name[2:].isdigit():
+        return f"In[{int(name[2:])!r}]"
+    if name[1:].isdigit():
+        return f"Out[{int(name[1:])!r}]"
+    return f"In[{name}]" if name.startswith("_i") else f"Out[{name}]"
+
+
+def _history(a: Analysis, ns) -> dict:
+    """IPython's history names the cell reads. ``(present, value)`` pairs, so
+    that a missing entry and a stored value never look alike. After a restart
+    and a re-run, ``_`` is the same value again: the key still matches."""
+    out = {}
+    for name in sorted(a.reads):
+        if not is_ipython_name(name) or name in ("get_ipython", "exit", "quit"):
+            continue
+        if name not in _HISTORY_CONTAINERS:
+            out[_history_label(name)] = (name in ns, ns.get(name))
+            continue
+        target, container = _HISTORY_CONTAINERS[name], ns.get(name)
+        if name in a.whole or container is None or target == "_dh":
+            out[f"{target}[:]"] = container  # the whole history: such a cell rarely hits twice
+            continue
+        for key in sorted(a.subscripts.get(name, ()), key=repr):
+            try:
+                out[f"{target}[{key!r}]"] = (True, container[key])
+            except (KeyError, IndexError, TypeError):
+                out[f"{target}[{key!r}]"] = (False, None)
+    return out
+
+
+def _through_modules(a: Analysis, ns) -> dict:
+    """The modules the cell imports, and every value it reads through a
+    module by a dotted name (``cfg.THRESHOLD``, ``np.pi``) or imports from one
+    (``from cfg import THRESHOLD``). ``os.environ`` is left to the ambient
+    environment provider, which keys only the variables read."""
+    import sys
+    import types
+
+    from .hashing import ModuleAttr
+
+    out = {}
+    for module in sorted(a.imports):
+        out[f"import {module}"] = _module_input(module)
+    starts = []
+    for name, (module, attr) in sorted(a.imported.items()):
+        obj = sys.modules.get(module)
+        if obj is not None and attr is not None:
+            starts.append(((name,), module, [module], obj, [attr]))
+    for chain in sorted(a.chains):
+        root = chain[0]
+        if root in a.imported:
+            module, attr = a.imported[root]
+            obj = sys.modules.get(module)  # not imported yet: the file is keyed above
+            if obj is None:
+                continue
+            if attr is not None:
+                obj = getattr(obj, attr, None)
+        elif root in a.reads and root in ns and not is_ipython_name(root):
+            obj = ns[root]
+        else:
+            continue
+        if isinstance(obj, types.ModuleType):
+            starts.append((chain, obj.__name__, [root], obj, list(chain[1:])))
+    for _, _, labels, obj, attrs in starts:
+        owner = obj
+        for attr in attrs:
+            if not isinstance(obj, types.ModuleType) or (obj.__name__ == "os" and attr == "environ"):
+                break
+            owner = obj
+            obj = getattr(obj, attr, ModuleAttr.ABSENT)
+            labels = [*labels, attr]
+            if obj is ModuleAttr.ABSENT:
+                break
+        if len(labels) > 1 and owner is not obj:
+            out[".".join(labels)] = ModuleAttr(owner, obj)
+    return out
+
+
+def _module_input(name: str):
+    """A module an ``import`` reads: the loaded module (hashed as a module
+    is), else its file when the notebook's folder provides it (the import will
+    read it), else its distribution version."""
+    import sys
+
+    from . import sources
+    from .hashing import digest_file, module_version
+
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        return loaded
+    path = _module_file(name)
+    if path is not None and sources.is_local_file(path):
+        return ("file", name, digest_file(path))
+    return ("installed", name, module_version(name))
+
+
+def _module_file(name: str) -> str | None:
+    """The file ``import name`` would execute, found without importing."""
+    import importlib.util
+    import os
+
+    top, *rest = name.split(".")
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    path = spec.origin if spec.has_location else None
+    locations = list(spec.submodule_search_locations or [])
+    for part in rest:
+        path = None
+        for folder in locations:
+            for candidate in (os.path.join(folder, part, "__init__.py"), os.path.join(folder, part + ".py")):
+                if os.path.isfile(candidate):
+                    path = candidate
+                    break
+            if path:
+                break
+        if path is None:
+            return None
+        locations = [os.path.dirname(path)] if path.endswith("__init__.py") else []
+    return path

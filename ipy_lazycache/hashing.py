@@ -9,15 +9,16 @@ under any CPython from 3.10 and under Pyodide. Never bytecode, never
 from __future__ import annotations
 
 import ast
-import inspect
+import functools
 import struct
 import sys
-import textwrap
 import types
 
 import xxhash
 
-FORMAT = "ipy_lazycache/1"
+from . import sources
+
+FORMAT = "ipy_lazycache/2"
 
 
 class Unhashable(Exception):
@@ -66,7 +67,7 @@ def _feed_ast(h, node):
         for item in node:
             _feed_ast(h, item)
     else:  # a constant's value or an identifier
-        _feed_value(h, node, None, {})
+        _feed_value(h, node, None, None)
 
 
 def code_hash(source_or_tree) -> str:
@@ -111,89 +112,296 @@ def module_version(name: str) -> str:
     return _module_versions[top]
 
 
-def _is_notebook(obj) -> bool:
-    return getattr(obj, "__module__", None) == "__main__"
+def _feed_named(h, obj, module: str | None = None):
+    """Installed code (a function, class or module): by where it lives and the
+    version of the distribution that provides it."""
+    module = module if module is not None else getattr(obj, "__module__", None) or ""
+    _tag(h, b"f", f"{module}:{getattr(obj, '__qualname__', None) or getattr(obj, '__name__', repr(obj))}".encode())
+    _tag(h, b"v", module_version(module).encode())
 
 
-def function_source(fn) -> str | None:
+# ----------------------------------------------------------------------------
+# Modules
+
+
+#: Local modules seen: name -> (spec, (mtime_ns, size), digest of the file).
+_module_files: dict[str, tuple] = {}
+
+_DUNDER_SKIP = frozenset({"__builtins__", "__file__", "__cached__", "__loader__", "__spec__", "__path__"})
+
+
+def local_module_digest(module) -> str:
+    """Digest of a local module's file as imported. Raises :class:`Unhashable`
+    when the file changed on disk after the import: the module in memory runs
+    the old code, and keying it by the new file would be a wrong hit later."""
+    import os
+
+    name, path = module.__name__, module.__file__
     try:
-        return textwrap.dedent(inspect.getsource(fn))
+        st = os.stat(path)
+    except OSError:
+        raise Unhashable(f"module {name}'s file {path} is gone; reload it or restart the kernel") from None
+    stamp = (st.st_mtime_ns, st.st_size)
+    seen = _module_files.get(name)
+    if seen is not None and seen[0] is module.__spec__:  # importlib.reload makes a new spec
+        if seen[1] != stamp:
+            raise Unhashable(f"module {name} changed on disk after it was imported; importlib.reload it or restart")
+        return seen[2]
+    if _pyc_disagrees(module, st):
+        raise Unhashable(f"module {name} changed on disk after it was imported; importlib.reload it or restart")
+    digest = digest_file(path)
+    _module_files[name] = (module.__spec__, stamp, digest)
+    return digest
+
+
+def _pyc_disagrees(module, st) -> bool:
+    """The import wrote (or checked) a pyc for the source it read: a pyc
+    recording another mtime or size than the file's now means the file changed."""
+    cached = getattr(module, "__cached__", None)
+    try:
+        with open(cached, "rb") as f:
+            header = f.read(16)
     except (OSError, TypeError):
-        return None
+        return False
+    if len(header) < 16 or int.from_bytes(header[4:8], "little") != 0:  # hash-based pycs: no stamp
+        return False
+    mtime, size = int.from_bytes(header[8:12], "little"), int.from_bytes(header[12:16], "little")
+    return (mtime, size) != (int(st.st_mtime) & 0xFFFFFFFF, st.st_size & 0xFFFFFFFF)
+
+
+def _feed_module(h, module, hasher):
+    """Installed modules by name and version; the notebook's own modules by
+    their source and every value they hold now (``cfg.THRESHOLD = 2`` at
+    runtime changes what the module gives)."""
+    name = module.__name__
+    if name == "__main__" or not sources.is_local_module(module):
+        _tag(h, b"M", name.encode())
+        _tag(h, b"v", module_version(name).encode())
+        return
+    _tag(h, b"ML", name.encode())
+    _tag(h, b"s", local_module_digest(module).encode())
+    for attr, value in list(vars(module).items()):
+        if attr in _DUNDER_SKIP:
+            continue
+        _tag(h, b"g", attr.encode())
+        hasher(h, value)
+
+
+# ----------------------------------------------------------------------------
+# Functions
 
 
 def _feed_function(h, fn, hasher):
-    fn = inspect.unwrap(fn) if hasattr(fn, "__wrapped__") else fn
-    if not _is_notebook(fn) or not isinstance(fn, types.FunctionType):
-        _tag(h, b"f", f"{getattr(fn, '__module__', '')}:{getattr(fn, '__qualname__', repr(fn))}".encode())
-        _tag(h, b"v", module_version(getattr(fn, "__module__", "") or "").encode())
-        owner = getattr(fn, "__self__", None)  # ``lst.append`` depends on lst
-        if owner is not None and not isinstance(owner, types.ModuleType):
-            hasher(h, owner)
+    """Everything that decides what a notebook function does: its own code
+    (its node, not its line, not what it wraps), the globals it reads,
+    defaults, closure cells and attributes (``__wrapped__`` among them)."""
+    code = fn.__code__
+    if not sources.is_notebook_code(code):
+        _feed_named(h, fn)
         return
-    source = function_source(fn)
-    if source is None:
-        raise Unhashable(f"the source of function {fn.__qualname__} is not available")
     _tag(h, b"F", fn.__qualname__.encode())
     try:
-        tree = ast.parse(source)
-    except SyntaxError:  # a lambda cut out of a larger expression
-        tree = None
-    if tree is not None:
-        _feed_ast(h, tree)
-    else:
-        _tag(h, b"s", source.encode("utf-8", "surrogatepass"))
-    # The function's own refs: globals it reads, and closure cells.
-    from .analysis import free_names
+        node = sources.code_node(code, fn.__globals__)
+    except sources.SourceUnknown as exc:
+        raise Unhashable(str(exc)) from None
+    if node is not None:
+        _feed_ast(h, node)
+        from .analysis import free_names
 
-    reads = free_names(tree) if tree is not None else set(fn.__code__.co_names)
+        reads = free_names(node)
+    else:  # exec'd or generated code: its bytecode, which is exact on this Python
+        _feed_bytecode(h, code, hasher)
+        reads = _code_names(code)
     g = fn.__globals__
     for name in sorted(reads):
-        if name in g and name != fn.__name__:
+        if name in g:
             _tag(h, b"g", name.encode())
             hasher(h, g[name])
     # Defaults were evaluated when the function was defined; their names in
     # the source may since point elsewhere.
     hasher(h, (fn.__defaults__, fn.__kwdefaults__))
     if fn.__closure__:
-        for name, cell in zip(fn.__code__.co_freevars, fn.__closure__):
+        for name, cell in zip(code.co_freevars, fn.__closure__):
             _tag(h, b"c", name.encode())
             try:
                 hasher(h, cell.cell_contents)
             except ValueError:  # empty cell
                 h.update(b"e")
+    if fn.__dict__:
+        _tag(h, b"a")
+        hasher(h, dict(fn.__dict__))
+
+
+def _feed_bytecode(h, code, hasher):
+    _tag(h, b"B", f"{sys.implementation.name}-{sys.version_info[0]}.{sys.version_info[1]}".encode())
+    _tag(h, b"c", bytes(code.co_code))
+    counts = (code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_flags)
+    _tag(h, b"n", b"".join(_int_bytes(n) + b"," for n in counts))
+    hasher(h, (code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars))
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _feed_bytecode(h, const, hasher)
+        else:
+            hasher(h, const)
+
+
+def _code_names(code) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _code_names(const)
+    return names
+
+
+def _module_owned(method) -> bool:
+    """A bound method of an object an installed module owns and exposes
+    under the method's name (``random.uniform``, ``np.random.normal``): the
+    object's state is ambient process state (DESIGN §9), not the method's."""
+    owner = method.__self__
+    func = getattr(method, "__func__", None)
+    module = getattr(func, "__module__", None) or getattr(method, "__module__", None) or type(owner).__module__
+    mod = sys.modules.get(module or "")
+    if mod is None or sources.is_local_module(mod):
+        return False
+    return getattr(getattr(mod, method.__name__, None), "__self__", None) is owner
+
+
+def _feed_method(h, method, hasher):
+    owner = method.__self__
+    if owner is None or isinstance(owner, types.ModuleType) or _module_owned(method):
+        module = getattr(getattr(method, "__func__", method), "__module__", None) or type(owner).__module__
+        _feed_named(h, method, module)
+        return
+    _tag(h, b"m", method.__name__.encode())
+    hasher(h, owner)  # ``lst.append`` depends on lst
+    func = getattr(method, "__func__", None)
+    if func is not None:
+        hasher(h, func)
+    else:
+        _feed_named(h, method, type(owner).__module__)
+
+
+def _feed_partial(h, p, hasher):
+    _tag(h, b"Q")
+    hasher(h, type(p))
+    hasher(h, (p.func, p.args, dict(p.keywords)))
+    hasher(h, dict(getattr(p, "__dict__", None) or {}))
+
+
+def _feed_lru(h, fn, hasher):
+    _tag(h, b"K")
+    params = fn.cache_parameters() if hasattr(fn, "cache_parameters") else {}
+    hasher(h, dict(sorted(params.items())))
+    hasher(h, fn.__wrapped__)
+    hasher(h, {k: v for k, v in vars(fn).items() if k not in _COPIED_BY_WRAPS})
+
+
+#: What ``functools.update_wrapper`` copies from the wrapped function (keyed
+#: with it), and lru_cache's own ``cache_parameters``.
+_COPIED_BY_WRAPS = frozenset(functools.WRAPPER_ASSIGNMENTS) | {"__type_params__", "__wrapped__", "cache_parameters"}
+
+
+# ----------------------------------------------------------------------------
+# Classes
 
 
 _CLASS_SKIP = frozenset(
     {"__dict__", "__weakref__", "__module__", "__qualname__", "__firstlineno__", "__static_attributes__"}
+    # copyreg caches __slotnames__ on a class when an instance is pickled
+    | {"__slotnames__"}
 )
+
+
+def _is_notebook(obj) -> bool:
+    return sources.is_notebook_module_name(getattr(obj, "__module__", None))
+
+
+def _generated(cls, value) -> bool:
+    """Methods a dataclass or namedtuple generated from its fields, which are
+    keyed themselves (their bytecode differs per Python version)."""
+    code = getattr(value, "__code__", None)
+    return (
+        code is not None
+        and code.co_filename.startswith("<")
+        and not code.co_filename.startswith("<ipython-input")
+        and ("__dataclass_fields__" in cls.__dict__ or "_fields" in cls.__dict__)
+    )
 
 
 def _feed_class(h, cls, hasher):
     if not _is_notebook(cls):
-        _tag(h, b"t", f"{cls.__module__}:{cls.__qualname__}".encode())
-        _tag(h, b"v", module_version(cls.__module__ or "").encode())
+        _feed_named(h, cls)
         return
     _tag(h, b"C", cls.__qualname__.encode())
+    kind = _class_kind(cls)
+    if type(cls) is not type:
+        hasher(h, type(cls))
     for base in cls.__bases__:
         hasher(h, base)
     for name in sorted(cls.__dict__):
         if name in _CLASS_SKIP:
             continue
         value = cls.__dict__[name]
+        if isinstance(value, (types.MemberDescriptorType, types.GetSetDescriptorType)):
+            continue  # made by __slots__, which is keyed
         if isinstance(value, (staticmethod, classmethod)):
             value = value.__func__
         elif isinstance(value, property):
             value = (value.fget, value.fset, value.fdel)
+        if _generated(cls, value) or name in _VERSIONED.get(kind, ()) or kind == "namedtuple" and name in cls._fields:
+            continue  # the fields (namedtuple: _fields) are keyed, and Python's versions lay them out differently
         _tag(h, b"a", name.encode())
         hasher(h, value)
+    if "__dataclass_fields__" in cls.__dict__:
+        _feed_dataclass_spec(h, cls, hasher)
 
 
-def _feed_numpy(h, arr):
+def _class_kind(cls) -> str:
+    if "__dataclass_fields__" in cls.__dict__:
+        return "dataclass"
+    return "namedtuple" if "_fields" in cls.__dict__ and issubclass(cls, tuple) else ""
+
+
+#: What dataclasses and namedtuples put in a class that differs between Python
+#: versions for the same code (new parameters, ``__replace__`` from 3.13, a
+#: docstring made from the signature). A dataclass is keyed by its fields and
+#: non-default parameters instead (:func:`_feed_dataclass_spec`).
+_VERSIONED = {
+    "dataclass": frozenset({"__dataclass_fields__", "__dataclass_params__", "__replace__", "__doc__"}),
+    "namedtuple": frozenset({"__replace__"}),
+}
+
+_PARAM_DEFAULTS = {
+    "init": True, "repr": True, "eq": True, "order": False, "unsafe_hash": False, "frozen": False,
+    "match_args": True, "kw_only": False, "slots": False, "weakref_slot": False,
+}
+
+
+def _feed_dataclass_spec(h, cls, hasher):
+    import dataclasses
+
+    params = cls.__dict__.get("__dataclass_params__")
+    _tag(h, b"DC")
+    hasher(h, {k: getattr(params, k) for k, v in _PARAM_DEFAULTS.items() if getattr(params, k, v) != v})
+    for f in cls.__dict__["__dataclass_fields__"].values():
+        kw_only = getattr(f, "kw_only", False)
+        spec = (
+            f.name, f._field_type.name, f.type, f.default, f.default_factory,
+            f.init, f.repr, f.hash, f.compare, dict(f.metadata), kw_only is True,
+        )
+        hasher(h, tuple(None if v is dataclasses.MISSING else v for v in spec))
+
+
+# ----------------------------------------------------------------------------
+# Arrays and frames
+
+
+def _feed_numpy(h, arr, order: bool = False):
+    """dtype, shape, (``order``: C or Fortran layout) and the bytes in C order."""
     import numpy as np
 
     if arr.dtype.hasobject:
-        raise TypeError("object array")  # falls back to pickling
+        raise TypeError("object array")
     dtype = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
     _tag(h, b"A", dtype.str.replace("=", "<").replace("|", "<").encode())
     if dtype.fields is not None or dtype.subdtype is not None:
@@ -202,6 +410,8 @@ def _feed_numpy(h, arr):
         if dtype.fields is not None and arr.dtype.byteorder != ">":
             dtype = dtype.newbyteorder("<")
     _tag(h, b"S", b"".join(_int_bytes(n) + b"," for n in arr.shape))
+    if order:  # np.ascontiguousarray, .flags and .strides tell them apart
+        _tag(h, b"o", b"F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else b"C")
     if dtype != arr.dtype:
         arr = arr.astype(dtype)
     if not arr.flags.c_contiguous:
@@ -211,25 +421,57 @@ def _feed_numpy(h, arr):
     h.update(arr.reshape(-1).view(np.uint8))
 
 
+def _feed_array(h, obj, hasher, np):
+    """numpy arrays and scalars; subclasses by their class and attributes too."""
+    t = type(obj)
+    _tag(h, b"n", t.__name__.encode())
+    if t.__module__ != "numpy":
+        hasher(h, t)
+    arr = np.asarray(obj)
+    if arr.dtype.hasobject:
+        _tag(h, b"S", b"".join(_int_bytes(n) + b"," for n in arr.shape))
+        hasher(h, arr.reshape(-1).tolist())
+    else:
+        _feed_numpy(h, arr, order=True)
+    state = getattr(obj, "__dict__", None)
+    if state and t.__module__ != "numpy":
+        hasher(h, dict(state))
+
+
 def _feed_pandas(h, obj, hasher):
     from .hashing_frames import feed_pandas
 
     feed_pandas(h, obj, hasher, _tag, _feed_numpy)
 
 
+# ----------------------------------------------------------------------------
+# Values
+
+
+class _Walk:
+    """One hash's traversal: the containers and objects being fed (cycle
+    guard) and the digests of functions, classes and modules fed once."""
+
+    __slots__ = ("done", "stack")
+
+    def __init__(self):
+        self.stack: set[int] = set()
+        self.done: dict[int, str] = {}
+
+
 def value_hash(obj) -> str:
     """Content hash of any value; raises :class:`Unhashable`."""
-    stack: set[int] = set()
+    walk = _Walk()
 
     def feed(h, x):
-        _feed_value(h, x, feed, stack)
+        _feed_value(h, x, feed, walk)
 
     h = xxhash.xxh3_128()
     feed(h, obj)
     return h.hexdigest()
 
 
-def _feed_value(h, obj, hasher, stack):
+def _feed_value(h, obj, hasher, walk):
     t = type(obj)
     if obj is None:
         _tag(h, b"0")
@@ -250,60 +492,44 @@ def _feed_value(h, obj, hasher, stack):
     elif t in (tuple, list, dict, set, frozenset):
         if hasher is None:
             raise Unhashable(f"unexpected container in code: {t.__name__}")
-        if id(obj) in stack:  # a cycle
+        if id(obj) in walk.stack:  # a cycle
             _tag(h, b"@")
             return
-        stack.add(id(obj))
+        walk.stack.add(id(obj))
         try:
             if t is dict:
                 _tag(h, b"D", len(obj).to_bytes(8, "little"))
                 for k, v in obj.items():
                     hasher(h, k)
                     hasher(h, v)
-            elif t in (set, frozenset):
-                items = sorted(_sub_hash(x, hasher) for x in obj)
-                _tag(h, b"E" if t is set else b"R", "".join(items).encode())
-            else:
-                _tag(h, b"T" if t is tuple else b"L", len(obj).to_bytes(8, "little"))
+            else:  # sets too in iteration order: list(s) shows it
+                _tag(h, {tuple: b"T", list: b"L", set: b"E", frozenset: b"R"}[t], len(obj).to_bytes(8, "little"))
                 for x in obj:
                     hasher(h, x)
         finally:
-            stack.discard(id(obj))
+            walk.stack.discard(id(obj))
     elif hasher is None:
         raise Unhashable(f"unexpected constant in code: {t.__name__}")
     else:
-        _feed_object(h, obj, hasher, stack)
+        _feed_object(h, obj, hasher, walk)
 
 
-def _sub_hash(obj, hasher) -> str:
-    h = xxhash.xxh3_128()
-    hasher(h, obj)
-    return h.hexdigest()
-
-
-def _feed_object(h, obj, hasher, stack):
+def _feed_object(h, obj, hasher, walk):
     t = type(obj)
-    mod = t.__module__
+    mod = t.__module__ or ""
+    np = sys.modules.get("numpy")
     if mod == "ipy_lazycache.tripwire":
         raise Unhashable(repr(obj))
     if isinstance(obj, types.ModuleType):
-        _tag(h, b"M", obj.__name__.encode())
-        _tag(h, b"v", module_version(obj.__name__).encode())
-    elif isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
-        if isinstance(obj, types.MethodType):
-            hasher(h, obj.__self__)
-            obj = obj.__func__
-        _once_on_stack(h, obj, stack, _feed_function, hasher)
+        _once(h, obj, hasher, walk, _feed_module)
+    elif isinstance(obj, types.FunctionType):
+        _once(h, obj, hasher, walk, _feed_function)
     elif isinstance(obj, type):
-        _once_on_stack(h, obj, stack, _feed_class, hasher)
-    elif mod == "numpy" and hasattr(obj, "dtype") and hasattr(obj, "shape"):
-        import numpy as np
-
-        _tag(h, b"n", t.__name__.encode())
-        try:
-            _feed_numpy(h, np.asarray(obj))
-        except TypeError:  # object arrays
-            _feed_pickled(h, obj)
+        _once(h, obj, hasher, walk, _feed_class)
+    elif isinstance(obj, (types.MethodType, types.BuiltinFunctionType)):
+        _feed_method(h, obj, hasher)
+    elif np is not None and isinstance(obj, (np.ndarray, np.generic)):
+        _feed_array(h, obj, hasher, np)
     elif mod.startswith("pandas") and t.__name__ in ("DataFrame", "Series"):
         _feed_pandas(h, obj, hasher)
     elif mod == "pyarrow.lib" and t.__name__ == "Table":
@@ -314,27 +540,76 @@ def _feed_object(h, obj, hasher, stack):
         from .hashing_frames import feed_polars
 
         feed_polars(h, obj, hasher, _tag, _feed_numpy)
-    elif _is_notebook(t) and hasattr(obj, "__dict__") and not hasattr(t, "__slots__"):
-        # Instances of notebook classes: the class by its code, then the state.
-        # cloudpickle bytes would embed bytecode, which differs per Python.
-        _tag(h, b"O")
-        hasher(h, t)
-        hasher(h, dict(sorted(vars(obj).items())))
+    elif t is types.MappingProxyType:
+        _tag(h, b"x")
+        hasher(h, dict(obj))
+    elif isinstance(obj, functools.partial):
+        _feed_partial(h, obj, hasher)
+    elif t.__name__ == "_lru_cache_wrapper" and hasattr(obj, "__wrapped__"):
+        _feed_lru(h, obj, hasher)
+    elif t is ModuleAttr:
+        _feed_module_attr(h, obj, hasher)
     else:
-        _feed_pickled(h, obj)
+        _feed_reduced(h, obj, hasher, walk)
 
 
-def _once_on_stack(h, obj, stack, feed, hasher):
-    """Feed a function or class, or only its name if it is already being fed
+def _once(h, obj, hasher, walk, feed):
+    """Feed a function, class or module by the digest of its own encoding,
+    computed once per hash; only its name if it is already being fed
     (recursion, or classes and functions that refer to each other)."""
-    if id(obj) in stack:
-        _tag(h, b"@", obj.__qualname__.encode())
+    key = id(obj)
+    if key in walk.stack:
+        _tag(h, b"@", getattr(obj, "__qualname__", getattr(obj, "__name__", "")).encode())
         return
-    stack.add(id(obj))
+    digest = walk.done.get(key)
+    if digest is None:
+        walk.stack.add(key)
+        try:
+            sub = xxhash.xxh3_128()
+            feed(sub, obj, hasher)
+            digest = walk.done[key] = sub.hexdigest()
+        finally:
+            walk.stack.discard(key)
+    _tag(h, b"h", digest.encode())
+
+
+def _feed_reduced(h, obj, hasher, walk):
+    """Any other object by what pickling it would record, hashed structurally:
+    instances of notebook classes (dataclasses, namedtuples, ``__slots__``,
+    subclasses of ``str``/``list``/``dict``...) by their class's code and their
+    state; library objects by their reduce output. Pickle bytes would carry
+    bytecode and per-process ids, and never hit after a restart."""
+    key = id(obj)
+    if key in walk.stack:
+        _tag(h, b"@")
+        return
+    walk.stack.add(key)
     try:
-        feed(h, obj, hasher)
+        try:
+            reduced = obj.__reduce_ex__(4)
+        except Exception:  # noqa: BLE001 - any failure to reduce
+            _feed_pickled(h, obj)  # cloudpickle can do more, or raises Unhashable
+            return
+        if isinstance(reduced, str):  # a module-level singleton
+            _tag(h, b"G", f"{getattr(obj, '__module__', None) or type(obj).__module__}:{reduced}".encode())
+            return
+        _tag(h, b"X", len(reduced).to_bytes(8, "little"))
+        hasher(h, type(obj))
+        parts = list(reduced) + [None] * (5 - len(reduced))
+        func, args, state, items, pairs = parts[:5]
+        hasher(h, func)
+        hasher(h, args)
+        hasher(h, state)
+        hasher(h, None if items is None else list(items))
+        hasher(h, None if pairs is None else [tuple(p) for p in pairs])
+    except Unhashable:
+        raise
+    except RecursionError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a reduce that returns something odd
+        raise Unhashable(f"{type(obj).__name__} cannot be hashed ({type(exc).__name__}: {exc})") from None
     finally:
-        stack.discard(id(obj))
+        walk.stack.discard(key)
 
 
 def _feed_pickled(h, obj):
@@ -342,7 +617,7 @@ def _feed_pickled(h, obj):
 
     try:
         data = cloudpickle.dumps(obj, protocol=5)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any pickling error
         raise Unhashable(f"{type(obj).__name__} cannot be hashed or pickled ({exc})") from None
     _tag(h, b"P", f"{type(obj).__module__}:{type(obj).__qualname__}".encode())
     _tag(h, b"p", data)
@@ -355,12 +630,45 @@ def _feed_pickled(h, obj):
 def cell_key(code_digest: str, ref_hashes: dict, options: dict | None = None) -> str:
     """The cache key: format version, code, sorted ref hashes, key options."""
     h = xxhash.xxh3_128()
-    _feed_value(h, FORMAT, None, set())
-    _feed_value(h, code_digest, None, set())
+    _feed_value(h, FORMAT, None, None)
+    _feed_value(h, code_digest, None, None)
     for name in sorted(ref_hashes):
-        _feed_value(h, name, None, set())
-        _feed_value(h, ref_hashes[name], None, set())
+        _feed_value(h, name, None, None)
+        _feed_value(h, ref_hashes[name], None, None)
     for name in sorted(options or {}):
-        _feed_value(h, name, None, set())
-        _feed_value(h, str(options[name]), None, set())
+        _feed_value(h, name, None, None)
+        _feed_value(h, str(options[name]), None, None)
     return h.hexdigest()
+
+
+class ModuleAttr:
+    """A value a cell reads through a module (``cfg.THRESHOLD``, ``np.pi``).
+    Through the notebook's own modules, hashed like any value. Through an
+    installed module, a value that cannot be hashed (``sys.stdout``) is the
+    library's own object: keyed by the module's version instead of making
+    every cell that prints through it uncacheable."""
+
+    ABSENT = object()
+    __slots__ = ("local", "module", "value")
+
+    def __init__(self, module, value):
+        self.module, self.value = module.__name__, value
+        self.local = sources.is_local_module(module)
+
+
+def _feed_module_attr(h, attr, hasher):
+    if attr.value is ModuleAttr.ABSENT:
+        _tag(h, b"MA0")
+        return
+    _tag(h, b"MA")
+    if attr.local:
+        hasher(h, attr.value)
+        return
+    sub = xxhash.xxh3_128()
+    try:
+        hasher(sub, attr.value)
+    except Unhashable:
+        _feed_named(h, type(attr.value))
+        _tag(h, b"v", module_version(attr.module).encode())
+        return
+    _tag(h, b"h", sub.hexdigest().encode())

@@ -24,8 +24,11 @@ CASES = [
     ("complex-bool-none", "c = 3 - 4j\nt = True\nz = None", "b = (c, t, z)"),
     ("str-unicode", "s = 'héllo wörld ✓ 𝄞'", "b = s.upper()"),
     ("bytes", "raw = bytes(range(256))\nba = bytearray(b'xyz')", "b = raw + bytes(ba)"),
-    ("containers", "d = {'k': [1, 2, (3, 4)], 2: {'n': None}}\nfs = frozenset({3, 1, 2})\nst = {'b', 'a'}",
+    # Sets of ints only: a set of str iterates in a per-process order (hash randomisation).
+    ("containers", "d = {'k': [1, 2, (3, 4)], 2: {'n': None}}\nfs = frozenset({3, 1, 2})\nst = {20, 10}",
      "b = (d, fs, st)"),
+    ("set-order-1-9", "s = {1, 9}", "b = list(s)"),
+    ("set-order-9-1", "s = {9, 1}", "b = list(s)"),
     ("nested-cycle", "lst = [1]\nlst.append(lst)", "b = len(lst)"),
     ("comments-and-format", "a = 1", "# comment\nb   =  ( a+1 )   # trailing\n"),
     ("unread-names-are-not-refs", "unused = 123\na = 1", "b = a"),
@@ -45,6 +48,16 @@ CASES = [
      "try:\n    f = lambda q: q + 1\n    y = [(w := f(i)) for i in data]\nexcept ValueError as e:\n    y = None"),
     ("numpy-arrays", "import numpy as np\narr = np.arange(12, dtype='>i4').reshape(3, 4)\nview = arr[:, ::2]\n"
      "f = np.ones((2, 2), order='F')\ns = np.float32(1.5)", "y = (arr, view, f, s)"),
+    ("str-subclass", "class Tag(str):\n    pass\nt = Tag('x')\nt.note = 1", "b = t + '!'"),
+    ("dataclass-instance", "import dataclasses\n@dataclasses.dataclass\nclass P:\n    x: int = 1\n"
+     "    y: list = dataclasses.field(default_factory=list)\np = P(2, [3])", "b = p.x"),
+    ("namedtuple-and-slots", "import collections\nN = collections.namedtuple('N', 'a b')\nclass S:\n"
+     "    __slots__ = ('a',)\n    def __init__(self, a):\n        self.a = a\nn = N(1, 2)\ns = S(3)", "b = (n, s)"),
+    ("lambdas-on-one-line", "f, g = (lambda x: x + 1), (lambda y: y + 2)", "b = g(1)"),
+    ("wrapper-partial-lru", "import functools\ndef deco(fn):\n    @functools.wraps(fn)\n    def w(*a):\n"
+     "        return fn(*a) * 2\n    return w\n@deco\ndef h(x):\n    return x\nh.tag = 'v1'\n"
+     "p = functools.partial(h, 3)\n@functools.lru_cache(maxsize=8)\ndef lc(x):\n    return x", "b = (p(), lc(2))"),
+    ("history-and-module-attr", "import math", "b = (_, math.pi * 2)"),
 ]
 
 
