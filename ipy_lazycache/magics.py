@@ -19,7 +19,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, validat
 
 from . import ambient, cache, manage, platform, signing
 from .analysis import is_ipython_name
-from .capture import Capture, Replay, flush_inline_figures, jsonable, replay, split_at_result
+from .capture import Capture, flush_inline_figures, jsonable, replay, show_result, split_at_result
 from .manage import human_size
 from .manifest import CorruptEntry
 from .progress import Progress
@@ -162,9 +162,11 @@ def _result_name(tree):
 
 
 def _source_of(info, tree) -> str:
+    """The text the cell's functions are compiled from, line numbers included
+    (the blanked magic line stays): restored functions' source comes from it."""
     text = getattr(info, "transformed_cell", None)
     if isinstance(text, str) and text.strip():
-        return text.lstrip("\n")
+        return text
     return ast.unparse(tree)
 
 
@@ -495,7 +497,8 @@ class LazyCache(Magics):
         if restored.result is not None:
             _HIT[:] = [("value", restored.result)]  # Out[n] and _ hold the value itself, as after a run
         elif m.get("result"):
-            _HIT[:] = [("value", Replay(m["result"]))]
+            show_result(self.shell, m["result"])  # its display, with nothing of ours put in Out or _
+            return _tree_of([])
         else:
             return _tree_of([])
         return _tree_of([ast.Expr(_call_take())])
