@@ -76,3 +76,8 @@ def runs():
 
 def pytest_collection_modifyitems(config, items):
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+
+
+def pytest_configure(config):
+    # issue 12's regression tests (tests/test_hardening.py): `pytest -m security`
+    config.addinivalue_line("markers", "security: attacks and careless input the cache must withstand")
