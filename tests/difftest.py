@@ -8,10 +8,11 @@ errors, and at the end a canonical description of the namespace (types,
 content, identity relations, views) and of process state (random generators,
 ``DT_*`` environment variables, working directory, changed rcParams).
 
-A scenario is six sessions: the notebook's version 1 (populates the cache),
-version 1 again after a restart (hits), then version 2, an edited notebook
-(must miss where it should); each with the magic (one cache folder per
-scenario) and without. Session k with the magic is compared to session k
+A scenario is eight sessions: the notebook's version 1 (populates the cache),
+version 1 again after a restart (hits), version 2, an edited notebook (must
+miss where it should), then version 1 again (back and forth: must hit the
+first entries, keyed by the right sources); each with the magic (one cache
+folder per scenario) and without. Session k with the magic is compared to session k
 without. Lines starting with ``lazycache:`` are the extension's own status
 and are dropped before comparing.
 
@@ -48,7 +49,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 MAGIC = "%%lazycache"
 STATUS = "lazycache:"
-SESSIONS = ("v1 first run", "v1 after restart", "v2 (edited) after restart")
+SESSIONS = ("v1 first run", "v1 after restart", "v2 (edited) after restart", "v1 again after restart")
+VERSIONS = (1, 1, 2, 1)
 
 
 def package_dir() -> str:
@@ -59,15 +61,20 @@ def package_dir() -> str:
 # The notebook model
 
 
+PREV = "<prev>"  # in a cell's text: the execution count of the cell before it (so a motif can run alone)
+
+
 @dataclass
 class Cell:
     v1: str
     v2: str
     cached: bool = False
+    opts: str = ""  # options of the magic line, e.g. "--deps base"
+    raises: bool = False  # the cell raises on purpose (the error itself must be the same)
 
-    def text(self, version: int, magic: bool) -> str:
-        body = self.v1 if version == 1 else self.v2
-        return f"{MAGIC}\n{body}" if (magic and self.cached) else body
+    def text(self, version: int, magic: bool, count: int = 0) -> str:
+        body = (self.v1 if version == 1 else self.v2).replace(PREV, str(count - 1))
+        return f"{MAGIC} {self.opts}".rstrip() + f"\n{body}" if (magic and self.cached) else body
 
 
 @dataclass
@@ -107,7 +114,7 @@ class Notebook:
         return out
 
     def sources(self, version: int, magic: bool) -> list:
-        return [c.text(version, magic) for _, c in self.cells()]
+        return [c.text(version, magic, i) for i, (_, c) in enumerate(self.cells(), 1)]
 
     def files(self, version: int) -> dict:
         out = {}
@@ -129,12 +136,11 @@ class Notebook:
         for i, (m, c) in enumerate(self.cells(), 1):
             head = f"  [{i}]" + (f" ({m.label})" if m else " (setup)")
             rows.append(head)
-            if c.cached:
-                rows.append(f"    {MAGIC}")
-            rows += ["    " + line for line in c.v1.splitlines()]
-            if c.v2 != c.v1:
+            v1, v2 = c.text(1, True, i), c.text(2, True, i)
+            rows += ["    " + line for line in v1.splitlines()]
+            if v2 != v1:
                 rows.append("    -- v2:")
-                rows += ["    " + line for line in c.v2.splitlines()]
+                rows += ["    " + line for line in v2.splitlines() if not line.startswith(MAGIC)]
         return "\n".join(rows)
 
 
@@ -164,11 +170,11 @@ class Gen:
         return self.rng.random() < p
 
 
-def _add(m: Motif, g: Gen, v1: str, v2: str | None = None, cached: bool | None = None) -> int:
+def _add(m: Motif, g: Gen, v1: str, v2: str | None = None, cached: bool | None = None, **kw) -> int:
     """Append a cell; returns its execution count. ``cached=None`` caches it sometimes."""
     if cached is None:
         cached = g.maybe(0.3)
-    m.cells.append(Cell(v1, v1 if v2 is None else v2, cached))
+    m.cells.append(Cell(v1, v1 if v2 is None else v2, cached, **kw))
     g.count += 1
     return g.count
 
@@ -197,14 +203,14 @@ def m_history(g: Gen) -> Motif:
     m = Motif("history", variant)
     a, b = g.lit(10, 50)
     y = g.name("hist")
-    n = _add(m, g, f"{a}", f"{b}", cached=False)
+    _add(m, g, f"{a}", f"{b}", cached=False)
     if variant == "__":
         _add(m, g, f"{a + 100}", cached=False)
         _add(m, g, f"{y} = __ * 2", cached=True)
     elif variant == "_":
         _add(m, g, f"{y} = _ * 2", cached=True)
     else:
-        _add(m, g, f"{y} = Out[{n}] + 1", cached=True)
+        _add(m, g, f"{y} = Out[{PREV}] + 1", cached=True)
     return m
 
 
@@ -212,8 +218,20 @@ _COLLIDING = [(1, 9), (2, 10), (3, 11, 19), (4, 12, 20)]  # same slot mod 8: ite
 
 
 def m_set_order(g: Gen) -> Motif:
-    variant = g.rng.choice(["list", "first", "join"])
+    variant = g.rng.choice(["list", "first", "join", "dict-keys", "array-order"])
     m = Motif("set-order", variant)
+    if variant == "array-order":  # equal arrays, different memory order: tobytes/ravel('K') see it
+        x, o = g.name("arr"), g.name("raw")
+        c_order = "np.arange(6).reshape(2, 3)"
+        _add(m, g, f"{x} = {c_order}", f"{x} = np.asfortranarray({c_order})" if g.edit() else None, cached=False)
+        _add(m, g, f"{o} = {x}.ravel(order='K').tolist()", cached=True)
+        return m
+    if variant == "dict-keys":  # equal dicts, different order: observable, so part of the key
+        d, o = g.name("d"), g.name("keys")
+        swap = g.edit()
+        _add(m, g, f"{d} = {{'a': 1, 'b': 2}}", f"{d} = {{'b': 2, 'a': 1}}" if swap else None, cached=False)
+        _add(m, g, f"{o} = list({d})", cached=True)
+        return m
     items = list(g.rng.choice(_COLLIDING))
     s, o = g.name("s"), g.name("order")
     v2 = list(reversed(items)) if g.edit() else items
@@ -245,18 +263,30 @@ def m_builtin_subclass(g: Gen) -> Motif:
 
 
 def m_function_change(g: Gen) -> Motif:
-    variant = g.rng.choice(["wraps", "lru_cache", "partial", "attribute", "two-lambdas", "closure", "default", "method"])
+    variant = g.rng.choice(
+        ["wraps", "lru_cache", "partial", "attribute", "two-lambdas", "closure", "default", "method"]
+    )
     m = Motif("function-change", variant)
     f, r = g.name("fn"), g.name("res")
     a, b = g.lit()
     call = f"{r} = {f}(3)"
     if variant == "wraps":
         d = g.name("deco")
-        _add(m, g, f"def {d}(func):\n    @functools.wraps(func)\n    def inner(*args):\n"
-                   f"        return func(*args) + 1\n    return inner", cached=False)
+        _add(
+            m,
+            g,
+            f"def {d}(func):\n    @functools.wraps(func)\n    def inner(*args):\n"
+            f"        return func(*args) + 1\n    return inner",
+            cached=False,
+        )
         _add(m, g, f"@{d}\ndef {f}(x):\n    return x * {a}", f"@{d}\ndef {f}(x):\n    return x * {b}")
     elif variant == "lru_cache":
-        _add(m, g, f"@functools.lru_cache\ndef {f}(x):\n    return x * {a}", f"@functools.lru_cache\ndef {f}(x):\n    return x * {b}")
+        _add(
+            m,
+            g,
+            f"@functools.lru_cache\ndef {f}(x):\n    return x * {a}",
+            f"@functools.lru_cache\ndef {f}(x):\n    return x * {b}",
+        )
     elif variant == "partial":
         h = g.name("base")
         _add(m, g, f"def {h}(k, x):\n    return k * x", cached=False)
@@ -266,8 +296,13 @@ def m_function_change(g: Gen) -> Motif:
         _add(m, g, f"{f}.scale = {a}", f"{f}.scale = {b}", cached=False)
     elif variant == "two-lambdas":
         f0 = g.name("lam")
-        _add(m, g, f"{f0}, {f} = (lambda x: x + 1), (lambda x: x * {a})", f"{f0}, {f} = (lambda x: x + 1), (lambda x: x * {b})",
-             cached=False)
+        _add(
+            m,
+            g,
+            f"{f0}, {f} = (lambda x: x + 1), (lambda x: x * {a})",
+            f"{f0}, {f} = (lambda x: x + 1), (lambda x: x * {b})",
+            cached=False,
+        )
     elif variant == "closure":
         mk = g.name("make")
         _add(m, g, f"def {mk}(k):\n    def inner(x):\n        return x * k\n    return inner", cached=False)
@@ -276,8 +311,13 @@ def m_function_change(g: Gen) -> Motif:
         _add(m, g, f"def {f}(x, k={a}):\n    return x * k", f"def {f}(x, k={b}):\n    return x * k", cached=False)
     else:
         c, o = g.name("Cls"), g.name("obj")
-        _add(m, g, f"class {c}:\n    def twice(self, x):\n        return x * {a}",
-             f"class {c}:\n    def twice(self, x):\n        return x * {b}", cached=False)
+        _add(
+            m,
+            g,
+            f"class {c}:\n    def twice(self, x):\n        return x * {a}",
+            f"class {c}:\n    def twice(self, x):\n        return x * {b}",
+            cached=False,
+        )
         _add(m, g, f"{o} = {c}()", cached=False)
         call = f"{r} = {o}.twice(3)"
     _add(m, g, call, cached=True)
@@ -291,8 +331,10 @@ def m_local_module(g: Gen) -> Motif:
     a, b = g.lit()
     src = "import math\nCONST = {k}\n\ndef f(x):\n    return x + CONST + math.floor(0.5)\n"
     if variant == "deco-from-module":
-        src = ("import time, functools\nCONST = {k}\n\ndef timed(func):\n    @functools.wraps(func)\n"
-               "    def inner(*a):\n        time.perf_counter()\n        return func(*a) + CONST\n    return inner\n")
+        src = (
+            "import time, functools\nCONST = {k}\n\ndef timed(func):\n    @functools.wraps(func)\n"
+            "    def inner(*a):\n        time.perf_counter()\n        return func(*a) + CONST\n    return inner\n"
+        )
     edit_file = variant != "runtime-const"
     m.files1[f"{mod}.py"] = src.format(k=a)
     m.files2[f"{mod}.py"] = src.format(k=b if edit_file else a)
@@ -317,8 +359,22 @@ def m_local_module(g: Gen) -> Motif:
 
 def m_effect(g: Gen) -> Motif:
     """A cached cell with a side effect on process state, observed by a later plain cell."""
-    variant = g.rng.choice(["np-seed", "random-seed", "environ", "%env", "chdir", "%cd", "rcParams", "plt.rc",
-                            "style", "global", "mutate-via-helper", "draw-advances"])
+    variant = g.rng.choice(
+        [
+            "np-seed",
+            "random-seed",
+            "environ",
+            "%env",
+            "chdir",
+            "%cd",
+            "rcParams",
+            "plt.rc",
+            "style",
+            "global",
+            "mutate-via-helper",
+            "draw-advances",
+        ]
+    )
     m = Motif("effect-on-hit", variant)
     k, obs = g.name("k"), g.name("seen")
     a, b = g.lit()
@@ -362,8 +418,13 @@ def m_effect(g: Gen) -> Motif:
         _add(m, g, "mpl.rcdefaults()", cached=False)  # so later motifs start from the defaults
     elif variant == "global":
         cnt, bump = g.name("counter"), g.name("bump")
-        _add(m, g, f"{cnt} = {a}\ndef {bump}():\n    global {cnt}\n    {cnt} += 1\n    return {cnt}",
-             f"{cnt} = {b}\ndef {bump}():\n    global {cnt}\n    {cnt} += 1\n    return {cnt}", cached=False)
+        _add(
+            m,
+            g,
+            f"{cnt} = {a}\ndef {bump}():\n    global {cnt}\n    {cnt} += 1\n    return {cnt}",
+            f"{cnt} = {b}\ndef {bump}():\n    global {cnt}\n    {cnt} += 1\n    return {cnt}",
+            cached=False,
+        )
         _add(m, g, f"{k} = {bump}() * 10", cached=True)
         _add(m, g, f"{obs} = {cnt}", cached=False)
     else:
@@ -397,13 +458,22 @@ def m_relation(g: Gen) -> Motif:
         _add(m, g, f"{a}[0].append(7)", cached=False)
     elif variant == "alias-frame":
         m.needs.add("pd")
-        _add(m, g, f"{a} = pd.DataFrame({{'x': [1.0, None, {k1}]}})", f"{a} = pd.DataFrame({{'x': [1.0, None, {k2}]}})",
-             cached=False)
+        _add(
+            m,
+            g,
+            f"{a} = pd.DataFrame({{'x': [1.0, None, {k1}]}})",
+            f"{a} = pd.DataFrame({{'x': [1.0, None, {k2}]}})",
+            cached=False,
+        )
         _add(m, g, f"{b} = {a}\n{a}.dropna(inplace=True)", cached=True)
     elif variant == "instance-class":
         c, mk = g.name("Pt"), g.name("make")
-        _add(m, g, f"class {c}:\n    def __init__(self, v):\n        self.v = v\ndef {mk}(v):\n    return {c}(v)",
-             cached=False)
+        _add(
+            m,
+            g,
+            f"class {c}:\n    def __init__(self, v):\n        self.v = v\ndef {mk}(v):\n    return {c}(v)",
+            cached=False,
+        )
         _add(m, g, f"{b} = {mk}({k1})", f"{b} = {mk}({k2})", cached=True)
         _add(m, g, f"{a} = isinstance({b}, {c})", cached=False)
     else:
@@ -417,19 +487,24 @@ def m_relation(g: Gen) -> Motif:
 
 
 def m_output(g: Gen) -> Motif:
-    variant = g.rng.choice(["semicolon", "print", "display", "last-value", "stderr", "print-and-value"])
+    variant = g.rng.choice(
+        ["semicolon", "print", "display", "last-value", "stderr", "print-and-value", "logging", "display-update"]
+    )
     m = Motif("output", variant)
     v = g.name("shown")
     a, b = g.lit()
     body = {
-        "semicolon": f"{v} = {a}\n[{v}, {v} + 1];",
-        "print": f"{v} = {a}\nprint('value', {v})",
-        "display": f"from IPython.display import display\n{v} = {a}\ndisplay({{'v': {v}}})",
-        "last-value": f"{v} = {a}\n{v} * 2",
-        "stderr": f"{v} = {a}\nprint('warn', {v}, file=sys.stderr)",
-        "print-and-value": f"{v} = {a}\nprint({v})\n({v}, 'x')",
+        "semicolon": f"{v} = {{k}}\n[{v}, {v} + 1];",
+        "print": f"{v} = {{k}}\nprint('value', {v})",
+        "display": f"from IPython.display import display\n{v} = {{k}}\ndisplay({{'v': {v}}})",
+        "last-value": f"{v} = {{k}}\n{v} * 2",
+        "stderr": f"{v} = {{k}}\nprint('warn', {v}, file=sys.stderr)",
+        "print-and-value": f"{v} = {{k}}\nprint({v})\n({v}, 'x')",
+        "logging": f"import logging\n{v} = {{k}}\nlogging.getLogger('dt').warning('logged %s', {v})",
+        "display-update": f"from IPython.display import display, update_display\n{v} = {{k}}\n"
+        f"display('first', display_id='{v}')\nupdate_display({v}, display_id='{v}')",
     }[variant]
-    _add(m, g, body, body.replace(str(a), str(b)) if b != a else body, cached=True)
+    _add(m, g, body.replace("{k}", str(a)), body.replace("{k}", str(b)), cached=True)
     if variant in ("semicolon", "last-value") and g.maybe(0.5):
         _add(m, g, f"{g.name('after')} = _", cached=False)
     return m
@@ -440,13 +515,23 @@ def m_mutate(g: Gen) -> Motif:
     m = Motif("mutate", variant)
     x, k = g.name("mut"), g.name("done")
     a, b = g.lit()
-    init = {"list.append": "[1, 2]", "dict.update": "{'a': 1}", "arr+=": "np.arange(4)", "set.add": "{1, 2}",
-            "frame-col": "pd.DataFrame({'a': [1, 2]})"}[variant]
+    init = {
+        "list.append": "[1, 2]",
+        "dict.update": "{'a': 1}",
+        "arr+=": "np.arange(4)",
+        "set.add": "{1, 2}",
+        "frame-col": "pd.DataFrame({'a': [1, 2]})",
+    }[variant]
     if variant == "frame-col":
         m.needs.add("pd")
     _add(m, g, f"{x} = {init}", cached=False)
-    op = {"list.append": f"{x}.append({{}})", "dict.update": f"{x}.update(b={{}})", "arr+=": f"{x} += {{}}",
-          "set.add": f"{x}.add({{}})", "frame-col": f"{x}['c'] = {x}['a'] * {{}}"}[variant]
+    op = {
+        "list.append": f"{x}.append({{}})",
+        "dict.update": f"{x}.update(b={{}})",
+        "arr+=": f"{x} += {{}}",
+        "set.add": f"{x}.add({{}})",
+        "frame-col": f"{x}['c'] = {x}['a'] * {{}}",
+    }[variant]
     _add(m, g, f"{op.format(a)}\n{k} = 1", f"{op.format(b)}\n{k} = 1", cached=True)
     _add(m, g, f"{g.name('copy')} = repr({x})", cached=False)
     return m
@@ -482,11 +567,15 @@ _VALUES = {
     "series": ("pd", "{n} = pd.Series([{k}, 2.5], name='s')"),
     "dataclass": ("@dataclasses.dataclass\nclass {C}:\n    a: int\n    b: list", "{n} = {C}({k}, [1])"),
     "namedtuple": ("{C} = collections.namedtuple('{C}', 'x y')", "{n} = {C}({k}, 'y')"),
-    "slots": ("class {C}:\n    __slots__ = ('a', 'b')\n    def __init__(self, a):\n        self.a, self.b = a, [a]",
-              "{n} = {C}({k})"),
+    "slots": (
+        "class {C}:\n    __slots__ = ('a', 'b')\n    def __init__(self, a):\n        self.a, self.b = a, [a]",
+        "{n} = {C}({k})",
+    ),
     "enum": ("class {C}(enum.Enum):\n    A = 1\n    B = 2", "{n} = [{C}.A, {C}({k} % 2 + 1)]"),
-    "instance": ("class {C}:\n    def __init__(self, v):\n        self.v = v\n    def get(self):\n        return self.v",
-                 "{n} = {C}({k})"),
+    "instance": (
+        "class {C}:\n    def __init__(self, v):\n        self.v = v\n    def get(self):\n        return self.v",
+        "{n} = {C}({k})",
+    ),
     "str-sub": ("class {C}(str):\n    pass", "{n} = {C}('w{k}')\n{n}.note = 'n'"),
     "dict-sub": ("class {C}(dict):\n    pass", "{n} = {C}(a={k})\n{n}.meta = [1]"),
 }
@@ -513,6 +602,100 @@ def m_values(g: Gen) -> Motif:
     return m
 
 
+def m_memo(g: Gen) -> Motif:
+    """Code that is not a plain cell changes a restored value; a later cached cell must not reuse its old hash."""
+    variant = g.rng.choice(["uncacheable-cell", "silent-run"])
+    m = Motif("hash-memo", variant)
+    gen, lst, tot = g.name("gen"), g.name("lst"), g.name("total")
+    a, b = g.lit()
+    if variant == "uncacheable-cell":
+        _add(m, g, f"{gen} = iter([{a}, 5])", f"{gen} = iter([{b}, 5])", cached=False)
+        _add(m, g, f"{lst} = [1, 2]", cached=True)
+        _add(m, g, f"{lst}.append(next({gen}))", cached=True)  # a generator ref: runs normally, every time
+    else:
+        _add(m, g, f"{lst} = [1, 2]", cached=True)
+        _add(
+            m,
+            g,
+            f"get_ipython().run_cell('{lst}.append({a})', silent=True)\n{gen} = 0",
+            f"get_ipython().run_cell('{lst}.append({b})', silent=True)\n{gen} = 0",
+            cached=True,
+        )
+    _add(m, g, f"{tot} = sum({lst})", cached=True)
+    return m
+
+
+def m_dynamic(g: Gen) -> Motif:
+    """Names reached through globals()/vars()/eval are refs nobody can see: the cell must not hit stale."""
+    variant = g.rng.choice(["globals", "vars", "eval", "locals"])
+    m = Motif("dynamic", variant)
+    x, r = g.name("hidden"), g.name("dyn")
+    a, b = g.lit()
+    _add(m, g, f"{x} = {a}", f"{x} = {b}", cached=False)
+    body = {
+        "globals": f"{r} = globals()['{x}'] * 2",
+        "vars": f"{r} = vars()['{x}'] * 2",
+        "eval": f"{r} = eval('{x} * 2')",
+        "locals": f"{r} = locals()['{x}'] * 2",
+    }[variant]
+    _add(m, g, body, cached=True)
+    return m
+
+
+def m_hidden_defs(g: Gen) -> Motif:
+    """Bindings analysis cannot see (exec, star imports) are defs too."""
+    variant = g.rng.choice(["exec-deps", "star-import"])
+    m = Motif("hidden-defs", variant)
+    r = g.name("hd")
+    a, b = g.lit()
+    if variant == "exec-deps":
+        base, z = g.name("base"), g.name("z")
+        _add(m, g, f"{base} = {a}", f"{base} = {b}", cached=False)
+        _add(m, g, f"exec('{z} = {base} + 1')", cached=True, opts=f"--deps {base}")
+        _add(m, g, f"{r} = {z} * 2", cached=False)
+    else:
+        _add(m, g, "from math import *", cached=True)
+        _add(m, g, f"{r} = sqrt({a * a})", f"{r} = sqrt({b * b})", cached=False)
+    return m
+
+
+def m_first_run(g: Gen) -> Motif:
+    """The first run with the magic is a plain run: names visible to called code, await, errors."""
+    variant = g.rng.choice(["helper-reads-def", "await", "raises", "warning"])
+    m = Motif("first-run", variant)
+    x, r = g.name("df"), g.name("fr")
+    a, b = g.lit()
+    if variant == "helper-reads-def":
+        f = g.name("add_col")
+        _add(
+            m,
+            g,
+            f"{x} = [1, {a}]\ndef {f}():\n    return {x} + [3]",
+            f"{x} = [1, {b}]\ndef {f}():\n    return {x} + [3]",
+            cached=False,
+        )
+        _add(m, g, f"{x} = {f}()", cached=True)
+    elif variant == "await":
+        _add(
+            m,
+            g,
+            f"import asyncio\nawait asyncio.sleep(0)\n{r} = {a}",
+            f"import asyncio\nawait asyncio.sleep(0)\n{r} = {b}",
+            cached=True,
+        )
+    elif variant == "raises":
+        _add(m, g, f"{r} = {a}\n{r} / 0", f"{r} = {b}\n{r} / 0", cached=True, raises=True)
+    else:
+        _add(
+            m,
+            g,
+            f"import warnings\n{r} = {a}\nwarnings.warn('careful {a}')",
+            f"import warnings\n{r} = {b}\nwarnings.warn('careful {b}')",
+            cached=True,
+        )
+    return m
+
+
 MOTIFS = {
     "seed-draw": m_seed_draw,
     "history": m_history,
@@ -526,6 +709,10 @@ MOTIFS = {
     "mutate": m_mutate,
     "delete": m_delete,
     "values": m_values,
+    "hash-memo": m_memo,
+    "dynamic": m_dynamic,
+    "hidden-defs": m_hidden_defs,
+    "first-run": m_first_run,
 }
 
 
@@ -542,6 +729,7 @@ def generate(seed: int, index: int, n_motifs: tuple = (2, 5), tags=None) -> Note
 # One session (runs in the child process)
 
 _ADDR = re.compile(r"0x[0-9a-fA-F]{4,}")
+_INPUT = re.compile(r"<ipython-input-(\d+)-[0-9a-f]+>")  # the hash is of the raw cell, which has the magic line
 _ATOMS = (type(None), bool, int, float, complex, str, bytes)
 
 
@@ -552,7 +740,7 @@ def _digest(b: bytes) -> str:
 def _clean(text: str) -> str:
     """Drop the extension's own status lines; memory addresses differ between processes."""
     lines = [ln for ln in text.splitlines(keepends=True) if not ln.startswith(STATUS)]
-    return _ADDR.sub("0x?", "".join(lines))
+    return _INPUT.sub(r"<ipython-input-\1-?>", _ADDR.sub("0x?", "".join(lines)))
 
 
 def _code(co) -> str:
@@ -600,8 +788,11 @@ def _canon(v, ns_types: dict, seen: frozenset) -> str:
     if isinstance(v, enum.Enum):
         return f"{tn}.{v.name}({c(v.value)}) is-member={t.__members__.get(v.name) is v}" + attrs()
     if isinstance(v, type):
-        body = {k: (_code(x.__code__) if hasattr(x, "__code__") else c(x))
-                for k, x in v.__dict__.items() if not k.startswith("__") or k == "__slots__"}
+        body = {
+            k: (_code(x.__code__) if hasattr(x, "__code__") else c(x))
+            for k, x in v.__dict__.items()
+            if not k.startswith("__") or k == "__slots__"
+        }
         return f"class {v.__module__}.{v.__qualname__}({[b.__qualname__ for b in v.__mro__[1:]]}) {body}"
     if isinstance(v, types.ModuleType):
         return f"module {v.__name__}"
@@ -633,9 +824,11 @@ def _canon(v, ns_types: dict, seen: frozenset) -> str:
         code = _code(fn.__code__) if hasattr(fn, "__code__") else repr(type(fn))
         cells = [c(cl.cell_contents) if _filled(cl) else "<empty>" for cl in (getattr(fn, "__closure__", None) or ())]
         extra = {k: c(x) for k, x in getattr(fn, "__dict__", {}).items()}
-        return (f"{tn} {getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', '?')} {code} "
-                f"defaults={c(getattr(fn, '__defaults__', None))} kw={c(getattr(fn, '__kwdefaults__', None))} "
-                f"closure={cells} dict={extra}")
+        return (
+            f"{tn} {getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', '?')} {code} "
+            f"defaults={c(getattr(fn, '__defaults__', None))} kw={c(getattr(fn, '__kwdefaults__', None))} "
+            f"closure={cells} dict={extra}"
+        )
     if t.__module__ == "__main__" or hasattr(v, "__dict__") and t.__module__.split(".")[0] in ("dataclasses",):
         return tn + attrs()
     return f"{tn} {_ADDR.sub('0x?', repr(v))}"
@@ -656,8 +849,9 @@ def describe_namespace(shell) -> dict:
     """Every user name described, plus ``_``/``__``/``___``/``Out`` (history is observable)."""
     ns = shell.user_ns
     hidden = set(shell.user_ns_hidden)
-    names = sorted(k for k in ns if k not in hidden and not _IPY_NAMES.match(k)
-                   and not (k.startswith("__") and k.endswith("__")))
+    names = sorted(
+        k for k in ns if k not in hidden and not _IPY_NAMES.match(k) and not (k.startswith("__") and k.endswith("__"))
+    )
     types_ = {k: ns[k] for k in names if isinstance(ns[k], type)}
     out = {k: canon(ns[k], types_) for k in names}
     for k in ("_", "__", "___"):
@@ -678,7 +872,7 @@ def _relations(objs: dict) -> list:
     rel += [" is ".join(g) for g in by_id.values() if len(g) > 1]
     arrays = [(k, v) for k, v in objs.items() if np is not None and isinstance(v, np.ndarray)]
     for i, (k1, a1) in enumerate(arrays):
-        for k2, a2 in arrays[i + 1:]:
+        for k2, a2 in arrays[i + 1 :]:
             if a1 is not a2 and np.shares_memory(a1, a2):
                 rel.append(f"{k1} shares memory with {k2}")
     for k, v in objs.items():
@@ -691,8 +885,10 @@ def _relations(objs: dict) -> list:
 
 def describe_state(spec: dict) -> dict:
     """Process state a later cell could observe."""
-    state = {"cwd": os.path.relpath(os.getcwd(), spec["cwd"]),
-             "env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("DT_") and k != "DT_NB"}}
+    state = {
+        "cwd": os.path.relpath(os.getcwd(), spec["cwd"]),
+        "env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("DT_") and k != "DT_NB"},
+    }
     if "random" in spec["seeded"]:
         state["random"] = _digest(repr(random.getstate()).encode())
     np = sys.modules.get("numpy")
@@ -702,7 +898,9 @@ def describe_state(spec: dict) -> dict:
     mpl = sys.modules.get("matplotlib")
     if mpl is not None:
         rc, default = mpl.rcParams, mpl.rcParamsDefault
-        state["rcParams changed"] = {k: repr(rc[k]) for k in sorted(rc) if k != "backend" and repr(rc[k]) != repr(default[k])}
+        state["rcParams changed"] = {
+            k: repr(rc[k]) for k in sorted(rc) if k != "backend" and repr(rc[k]) != repr(default[k])
+        }
     return state
 
 
@@ -736,13 +934,15 @@ def run_session(spec_path: str, out_path: str) -> None:
             result = shell.run_cell(code, store_history=True)
         exc = result.error_before_exec or result.error_in_exec
         raw = out.getvalue() + err.getvalue()
-        cells.append({
-            "stdout": _clean(out.getvalue()),
-            "stderr": _clean(err.getvalue()),
-            "displays": [{k: _clean(x) for k, x in d.items() if not x.startswith(STATUS)} for d in shown],
-            "error": f"{type(exc).__name__}: {exc}" if exc else None,
-            "status": [ln for ln in raw.splitlines() if ln.startswith(STATUS)],
-        })
+        cells.append(
+            {
+                "stdout": _clean(out.getvalue()),
+                "stderr": _clean(err.getvalue()),
+                "displays": [{k: _clean(x) for k, x in d.items() if not x.startswith(STATUS)} for d in shown],
+                "error": f"{type(exc).__name__}: {exc}" if exc else None,
+                "status": [ln for ln in raw.splitlines() if ln.startswith(STATUS)],
+            }
+        )
     result = {"cells": cells, "namespace": describe_namespace(shell), "state": describe_state(spec)}
     with open(out_path, "w") as f:
         json.dump(result, f, indent=1, default=repr)
@@ -759,24 +959,37 @@ def _write_files(folder: str, files: dict) -> None:
             f.write(text)
 
 
-def run_chain(nb: Notebook, magic: bool, root: str, timeout: float = 120) -> list:
-    """The three sessions (v1, v1 again, v2) with or without the magic, in fresh processes."""
-    folder = os.path.join(root, "magic" if magic else "plain", "nb")
+def run_chain(nb: Notebook, magic: bool, root: str, timeout: float = 120, side: str = "") -> list:
+    """The sessions (``VERSIONS``) with or without the magic, each in a fresh process."""
+    folder = os.path.join(root, side or ("magic" if magic else "plain"), "nb")
     cache = os.path.join(root, "cache")
     os.makedirs(folder, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IPY_LAZYCACHE", "DT_", "PYTHONPATH"))}
-    env.update(PYTHONPATH=package_dir(), PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg",
-               IPY_LAZYCACHE_DIR=cache, DT_NB=folder)
+    env.update(
+        PYTHONPATH=package_dir(),
+        PYTHONHASHSEED="0",
+        PYTHONDONTWRITEBYTECODE="1",
+        MPLBACKEND="Agg",
+        IPY_LAZYCACHE_DIR=cache,
+        DT_NB=folder,
+    )
     results = []
-    for k, version in enumerate((1, 1, 2)):
+    for k, version in enumerate(VERSIONS):
         _write_files(folder, nb.files(version))
         spec = {"cells": nb.sources(version, magic), "cwd": folder, "magic": magic, "seeded": nb.seeded()}
         spec_path = os.path.join(root, f"spec-{'m' if magic else 'p'}{k}.json")
         out_path = spec_path.replace("spec-", "out-")
         with open(spec_path, "w") as f:
             json.dump(spec, f)
-        proc = subprocess.run([sys.executable, os.path.abspath(__file__), "session", spec_path, out_path],
-                              check=False, env=env, cwd=folder, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "session", spec_path, out_path],
+            check=False,
+            env=env,
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if proc.returncode != 0 or not os.path.exists(out_path):
             tail = proc.stderr.strip().splitlines()[-6:]
             results.append({"crash": f"exit {proc.returncode}: " + " | ".join(tail)})
@@ -797,8 +1010,10 @@ class Difference:
 
     def line(self) -> str:
         who = f" [{self.motif.label}]" if self.motif else ""
-        return (f"session {self.session + 1} ({SESSIONS[self.session]}): {self.where}{who}\n"
-                f"      plain: {_short(self.plain)}\n      magic: {_short(self.magic)}")
+        return (
+            f"session {self.session + 1} ({SESSIONS[self.session]}): {self.where}{who}\n"
+            f"      plain: {_short(self.plain)}\n      magic: {_short(self.magic)}"
+        )
 
 
 def _short(x, n=400) -> str:
@@ -814,7 +1029,7 @@ def compare(nb: Notebook, plain: list, magic: list) -> list:
         for name in re.findall(r"[A-Za-z_]\w*", c.v1 + c.v2):
             owner.setdefault(name, m)
     diffs = []
-    for s in range(3):
+    for s in range(len(VERSIONS)):
         p = plain[s] if s < len(plain) else {"crash": "no session"}
         q = magic[s] if s < len(magic) else {"crash": "no session"}
         if "crash" in p or "crash" in q:
@@ -839,22 +1054,34 @@ def compare(nb: Notebook, plain: list, magic: list) -> list:
                             m = cells[int(n) - 1][0] if 0 < int(n) <= len(cells) else None
                             diffs.append(Difference(s, f"Out[{n}]", a.get(n, "<none>"), b.get(n, "<none>"), m))
                 else:
-                    diffs.append(Difference(s, f"name {name}", pn.get(name, "<unbound>"), qn.get(name, "<unbound>"),
-                                            owner.get(name.split()[-1])))
+                    diffs.append(
+                        Difference(
+                            s,
+                            f"name {name}",
+                            pn.get(name, "<unbound>"),
+                            qn.get(name, "<unbound>"),
+                            owner.get(name.split()[-1]),
+                        )
+                    )
         for key in sorted(set(p["state"]) | set(q["state"])):
             if p["state"].get(key) != q["state"].get(key):
                 diffs.append(Difference(s, f"state {key}", p["state"].get(key), q["state"].get(key)))
     return diffs
 
 
-def plain_errors(plain: list) -> list:
-    """Errors in the plain run are the grammar's bugs, not the cache's."""
+def plain_errors(nb: Notebook, plain: list) -> list:
+    """Errors in the plain run are the grammar's bugs, not the cache's (but for cells meant to raise)."""
+    raises = [c.raises for _, c in nb.cells()]
     out = []
     for s, r in enumerate(plain):
         if "crash" in r:
             out.append(f"session {s + 1} crashed: {r['crash']}")
             continue
-        out += [f"session {s + 1} cell [{i + 1}]: {c['error']}" for i, c in enumerate(r["cells"]) if c["error"]]
+        out += [
+            f"session {s + 1} cell [{i + 1}]: {c['error']}"
+            for i, c in enumerate(r["cells"])
+            if c["error"] and not raises[i]
+        ]
     return out
 
 
@@ -879,15 +1106,16 @@ class Outcome:
         return "\n".join(rows)
 
 
-def run_scenario(nb: Notebook, pool: concurrent.futures.Executor | None = None) -> Outcome:
+def run_scenario(nb: Notebook, pool: concurrent.futures.Executor | None = None, control: bool = False) -> Outcome:
+    """Both chains of a scenario; ``control`` runs the second one without the magic too (the tester's own
+    noise, which must be none)."""
     start = time.monotonic()
     root = tempfile.mkdtemp(prefix="lazycache-diff-")
     try:
-        if pool is None:
-            plain, magic = run_chain(nb, False, root), run_chain(nb, True, root)
-        else:
-            fp, fm = pool.submit(run_chain, nb, False, root), pool.submit(run_chain, nb, True, root)
-            plain, magic = fp.result(), fm.result()
+        pool = pool or concurrent.futures.ThreadPoolExecutor(1)
+        fp = pool.submit(run_chain, nb, False, root)
+        fm = pool.submit(run_chain, nb, not control, root, side="magic")
+        plain, magic = fp.result(), fm.result()
     finally:
         shutil.rmtree(root, ignore_errors=True)
     misses = []
@@ -895,7 +1123,7 @@ def run_scenario(nb: Notebook, pool: concurrent.futures.Executor | None = None) 
         for i, c in enumerate(magic[1]["cells"]):
             if nb.cells()[i][1].cached and not any("restored" in ln for ln in c["status"]):
                 misses.append(i + 1)
-    return Outcome(nb, compare(nb, plain, magic), plain_errors(plain), misses, time.monotonic() - start)
+    return Outcome(nb, compare(nb, plain, magic), plain_errors(nb, plain), misses, time.monotonic() - start)
 
 
 def run_batch(seed: int, n: int, workers: int = 2, on_done=None) -> list:
@@ -910,16 +1138,73 @@ def run_batch(seed: int, n: int, workers: int = 2, on_done=None) -> list:
     return outcomes
 
 
-def confirm(o: Outcome, pool) -> dict:
+def confirm(o: Outcome, pool, skip=()) -> dict:
     """Each motif a difference was attributed to, run alone: ``{label: (Notebook, [Difference])}`` where it
-    reproduces, so each finding has a minimal repro."""
+    reproduces, so each finding has a minimal repro. Labels in ``skip`` are not run again."""
     found = {}
-    for m in {d.motif.label: d.motif for d in o.diffs if d.motif}.values():
+    for m in {d.motif.label: d.motif for d in o.diffs if d.motif and d.motif.label not in skip}.values():
         alone = Notebook([m], setup_cached=False, seed=o.nb.seed, index=o.nb.index)
         r = run_scenario(alone, pool)
-        if r.diffs:
+        if r.diffs and not r.grammar_errors:
             found[m.label] = (alone, r.diffs)
     return found
+
+
+def _git_head(folder: str) -> str:
+    proc = subprocess.run(
+        ["git", "-C", folder, "log", "-1", "--format=%h %s"], capture_output=True, text=True, check=False
+    )
+    return proc.stdout.strip() or "?"
+
+
+def write_findings(path: str, args, outcomes: list, findings: dict) -> None:
+    """A readable list of what still differs, one minimal repro per motif class (DIFF_FINDINGS.md)."""
+    seen = sorted({m.label for o in outcomes for m in o.nb.motifs})
+    implicated = sorted({d.motif.label for o in outcomes for d in o.diffs if d.motif})
+    unattributed = sorted({d.where for o in outcomes for d in o.diffs if not d.motif})
+    failing = [o for o in outcomes if o.diffs or o.grammar_errors]
+    rows = [
+        "# Differential tester findings",
+        "",
+        f"Written {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} by `python tests/difftest.py run "
+        f"--n {args.n} --seed {args.seed} --confirm --findings ...` (tests/difftest.py).",
+        f"Package under test: `{package_dir()}` at `{_git_head(package_dir())}`.",
+        "",
+        f"**{len(failing)} of {len(outcomes)} scenarios differ.** Motif classes run: {len(seen)}; implicated in a "
+        f"difference: {len(implicated)}; confirmed alone (minimal repro below): {len(findings)}.",
+        "",
+        "Each repro is the setup cell plus one motif; `-- v2:` shows the edit before session 3. Sessions: "
+        + "; ".join(f"{i + 1} = {s}" for i, s in enumerate(SESSIONS))
+        + ". `plain` is IPython without the magic.",
+        "",
+    ]
+    for label, (nb, diffs) in sorted(findings.items()):
+        rows += [f"## {label}", "", "```", nb.render(), "```", ""]
+        rows += ["```"] + [d.line() for d in diffs[:3]] + ["```", ""]
+    rest = sorted(set(implicated) - set(findings))
+    if rest:
+        rows += ["## Implicated, but not reproduced by the motif alone (interaction or flaky)", ""]
+        rows += [f"- {label}" for label in rest] + [""]
+    if unattributed:
+        rows += ["## Differences not attributed to one motif", ""] + [f"- {w}" for w in unattributed] + [""]
+    clean = sorted(set(seen) - set(implicated))
+    rows += ["## Motif classes with no difference in this run", "", ", ".join(clean) or "(none)", ""]
+    misses = sorted(
+        {nb_label for o in outcomes for i in o.misses_on_rerun for nb_label in [_label_of(o.nb, i)] if nb_label}
+    )
+    rows += [
+        "## Info: cached cells that did not hit after a restart (spurious misses, allowed)",
+        "",
+        ", ".join(misses) or "(none)",
+        "",
+    ]
+    with open(path, "w") as f:
+        f.write("\n".join(rows))
+
+
+def _label_of(nb: Notebook, count: int) -> str:
+    m = nb.cells()[count - 1][0]
+    return m.label if m else "setup"
 
 
 def main(argv: list) -> int:
@@ -934,28 +1219,45 @@ def main(argv: list) -> int:
     ap.add_argument("--seed", type=int, default=int(os.environ.get("IPY_LAZYCACHE_DIFF_SEED", "0")))
     ap.add_argument("--confirm", action="store_true", help="re-run each implicated motif alone (minimal repro)")
     ap.add_argument("--json", help="write a summary of confirmed findings here")
+    ap.add_argument("--tags", help="only these motifs, comma-separated (see MOTIFS)")
+    ap.add_argument("--findings", help="write a markdown summary (implies --confirm)")
     args = ap.parse_args(argv)
+    args.confirm = args.confirm or bool(args.findings)
+    outcomes = []
     print(f"package: {package_dir()}  seed={args.seed} n={args.n}", flush=True)
-    failing, findings = 0, {}
+    failing, findings, tried = 0, {}, set()
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         for i in range(args.n):
-            o = run_scenario(generate(args.seed, i), pool)
+            tags = args.tags.split(",") if args.tags else None
+            o = run_scenario(generate(args.seed, i, tags=tags), pool)
+            outcomes.append(o)
             failing += bool(o.diffs or o.grammar_errors)
-            print(o.report() if (o.diffs or o.grammar_errors) else
-                  f"scenario seed={args.seed} index={i} ok ({o.seconds:.0f} s) {[m.label for m in o.nb.motifs]}",
-                  flush=True)
+            print(
+                o.report()
+                if (o.diffs or o.grammar_errors)
+                else f"scenario seed={args.seed} index={i} ok ({o.seconds:.0f} s) {[m.label for m in o.nb.motifs]}",
+                flush=True,
+            )
             if args.confirm and o.diffs:
-                for label, (alone, diffs) in confirm(o, pool).items():
-                    if label not in findings:
-                        findings[label] = (alone, diffs)
-                        print(f"  CONFIRMED alone: {label}: {diffs[0].line()}", flush=True)
+                for label, (alone, diffs) in confirm(o, pool, skip=set(findings) | tried).items():
+                    findings[label] = (alone, diffs)
+                    print(f"  CONFIRMED alone: {label}: {diffs[0].line()}", flush=True)
+                tried |= {d.motif.label for d in o.diffs if d.motif}
     print(f"\n{failing} of {args.n} scenarios differ")
     if args.confirm:
         print(f"confirmed classes ({len(findings)}): {sorted(findings)}")
+    if args.findings:
+        write_findings(args.findings, args, outcomes, findings)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({label: {"notebook": nb.render(), "differences": [d.line() for d in diffs[:4]]}
-                       for label, (nb, diffs) in sorted(findings.items())}, f, indent=1)
+            json.dump(
+                {
+                    label: {"notebook": nb.render(), "differences": [d.line() for d in diffs[:4]]}
+                    for label, (nb, diffs) in sorted(findings.items())
+                },
+                f,
+                indent=1,
+            )
     return 1 if failing else 0
 
 

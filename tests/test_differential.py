@@ -53,3 +53,12 @@ def test_canonical_description_sees_what_a_user_sees():
     assert canon(t1, {}) != canon(t2, {})
     assert canon(np.zeros((2, 2)), {}) != canon(np.asfortranarray(np.zeros((2, 2))), {})
     assert "0x" not in canon(object(), {}).replace("0x?", "")
+
+
+@pytest.mark.slow
+def test_the_tester_sees_no_difference_between_two_plain_runs(pool):
+    """Both chains without the magic: any difference would be the tester's own noise (addresses, hash seeds,
+    unseeded draws, folder names), which would make its findings worthless."""
+    for index in range(2):
+        outcome = difftest.run_scenario(difftest.generate(SEED + 1000, index), pool, control=True)
+        assert not outcome.diffs and not outcome.grammar_errors, outcome.report()
