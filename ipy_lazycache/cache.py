@@ -33,6 +33,28 @@ class Uncacheable(Exception):
     """The cell cannot be keyed; it runs uncached and one line says why."""
 
 
+class OverBudget(Exception):
+    """Hashing the cell's inputs would cost more than the caller allowed."""
+
+
+def hash_cost(obj) -> float:
+    """A cheap estimate of the microseconds :func:`value_hash` takes: buffers
+    at ~10 GB/s, containers at ~1 µs an element. Only a bound for auto mode."""
+    nbytes = getattr(obj, "nbytes", None)
+    if isinstance(nbytes, int):
+        return nbytes / 10_000
+    if isinstance(obj, (bytes, bytearray, str)):
+        return len(obj) / 10_000
+    if type(obj).__module__.startswith("pandas") and hasattr(obj, "size"):
+        try:
+            return int(obj.size) * 8 / 10_000
+        except Exception:
+            return float("inf")
+    if isinstance(obj, (list, tuple, dict, set, frozenset)):
+        return len(obj)
+    return 1
+
+
 class NotStored(Exception):
     """The run cannot be stored as a hit that does what it did (its outputs
     hold live widgets); nothing was written, and the message says why."""
@@ -52,6 +74,7 @@ class Plan:
     # names excluded): what the run bound, rebound or deleted is found by identity.
     before: dict = field(default_factory=dict)
     ambient: dict = field(default_factory=dict)  # provider -> digest of observed process state (in the key)
+    code: str = ""  # the code's own hash (auto mode remembers which code has entries)
 
 
 class Memo:
@@ -489,6 +512,7 @@ def _encode(values: dict, pids: dict, locate=None) -> dict:
     each other in a cycle share one pickle (so their identities survive)."""
     blobs = {}
     pickled = {}  # first name -> (bytes, used pids, modules)
+    seen = {}  # first name -> the mutable objects its pickle holds (kept alive, so ids stay unique)
     # Names bound to one object share one blob, so they stay one object.
     aliases: dict[int, list] = {}
     for name, value in values.items():
@@ -502,7 +526,8 @@ def _encode(values: dict, pids: dict, locate=None) -> dict:
             # a ref's object, or a view, element or module attribute: a
             # pickle of the relation (a few bytes), never a copy
             try:
-                pickled[name] = codecs.dumps(value, pids, root_ids=() if is_ref else [id(value)], locate=locate)
+                pickled[name] = codecs.dumps(value, pids, root_ids=() if is_ref else [id(value)], locate=locate,
+                                             seen=seen.setdefault(name, []))
             except Exception as exc:
                 blobs[f"{stem}.tripwire"] = _blob("tripwire", names, _unserializable(name, value, exc).encode())
             continue
@@ -524,7 +549,7 @@ def _encode(values: dict, pids: dict, locate=None) -> dict:
                 blobs[f"{stem}.{codec.ext}"] = _blob(codec.name, names, parts, modules=sorted(needs))
                 continue
         try:
-            pickled[name] = codecs.dumps(value, pids, root_ids=[id(value)], locate=locate)
+            pickled[name] = codecs.dumps(value, pids, root_ids=[id(value)], locate=locate, seen=seen.setdefault(name, []))
         except Exception as exc:
             blobs[f"{stem}.tripwire"] = _blob("tripwire", names, _unserializable(name, value, exc).encode())
     owners = {n: names[0] for names in aliases.values() for n in names}
@@ -535,6 +560,16 @@ def _encode(values: dict, pids: dict, locate=None) -> dict:
         n: {owners[pid[1]] for pid in used if pid[0] == "def" and owners.get(pid[1]) in pickled}
         for n, (_, used, _) in pickled.items()
     }
+    # Defs that hold one object between them (``fig, ax = plt.subplots()``:
+    # ax's Axes are inside fig) are pickled together, so it stays one object.
+    holder = {}
+    for n in pickled:
+        for obj in seen.get(n, ()):
+            other = holder.setdefault(id(obj), n)
+            if other != n:
+                deps[n].add(other)
+                deps[other].add(n)
+    seen.clear()
     for group in _cycles(deps):
         members = sorted(group)
         group_value = {n: values[n] for n in members}

@@ -141,7 +141,7 @@ class _Pickler:
       restore can tell, before fetching, whether the blob can load here.
     """
 
-    def __new__(cls, file, pids, root_ids, locate=None):
+    def __new__(cls, file, pids, root_ids, locate=None, seen=None):
         import cloudpickle
 
         class Pickler(cloudpickle.Pickler):
@@ -155,6 +155,8 @@ class _Pickler:
                         return pid[0]
                 found = locate(obj) if locate is not None else None
                 if found is None:
+                    if seen is not None and _shareable(obj):
+                        seen.append(obj)
                     return None
                 kind, base, arg = found
                 if kind == "attr":
@@ -189,17 +191,30 @@ class _Pickler:
         return p
 
 
-def dumps(value, pids: dict, root_ids=(), locate=None) -> tuple[bytes, set, set]:
+def dumps(value, pids: dict, root_ids=(), locate=None, seen=None) -> tuple[bytes, set, set]:
     """Pickle ``value``; ``pids`` maps ``id(obj) -> (pid, obj)``; ``locate``
     (see :class:`_Pickler`) keeps relations to objects outside the blob.
+    ``seen`` (a list) is given every mutable object pickled by value, so
+    the caller can tell which defs share objects.
 
     Returns the bytes, the pids used and the top-level modules needed.
     """
     buf = io.BytesIO()
-    p = _Pickler(buf, pids, set(root_ids), locate)
+    p = _Pickler(buf, pids, set(root_ids), locate, seen)
     p.dump(value)
     modules = {m for m in p.modules if m not in ("builtins", "__main__", "copyreg", "cloudpickle")}
     return buf.getvalue(), p.used, modules
+
+
+_CODE = (type, types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.ModuleType)
+
+
+def _shareable(obj) -> bool:
+    """Objects whose identity another def may share: containers and instances."""
+    t = type(obj)
+    if t in (list, dict, set, bytearray):
+        return True
+    return hasattr(obj, "__dict__") and not isinstance(obj, _CODE)
 
 
 def loads(data, resolve):

@@ -413,3 +413,29 @@ def test_restored_function_source_is_aligned_when_the_stored_source_lacks_leadin
     later = {"__name__": "__main__"}
     hit(store, stored, later)
     assert inspect.getsource(later["f"]) == "def f(x):\n    return x + 1\n"
+
+
+def test_defs_sharing_objects_stay_one_structure(store):
+    class Node:
+        pass
+
+    shared = Node()
+    src = "a = {'node': shared}\nb = [shared]\nc = 'unrelated'\n"
+    ns = {"__name__": "__main__", "Node": Node}
+    plan = cache.plan("a = 1\nb = 1\nc = 1\n", ns)
+    ns.update(a={"node": shared}, b=[shared], c=[1])
+    m = cache.save(store, plan, ns, cache.Outcome([], None))[0]
+    assert len([b for b in m["blobs"].values() if set(b["defs"]) >= {"a", "b"}]) == 1  # one pickle for both
+    later = {"__name__": "__main__", "Node": Node}
+    r = cache.restore(store, plan.key, later)
+    assert r.values["a"]["node"] is r.values["b"][0]
+
+
+def test_restart_subplots_axes_are_the_figures_axes(tmp_path):
+    pytest.importorskip("matplotlib")
+    cell = lazy("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nfig, ax = plt.subplots(2, 2)\n")
+    probes = ["ax[0, 0] is fig.axes[0]", "ax[1, 1].figure is fig"]
+    first, _ = session(tmp_path, [cell], probes)
+    second, log = session(tmp_path, [cell], probes)
+    assert runs_in(tmp_path) == 1, log
+    assert first == second == {p: "True" for p in probes}, log
