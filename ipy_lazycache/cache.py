@@ -298,9 +298,9 @@ def changed_names(plan: Plan, ns: dict):
     a def; a def the analysis says is surely bound is stored even when it is
     the same object again (``x = 5`` twice); a conditional def left alone is
     not. Refs are re-hashed: one whose content changed is stored as mutated
-    (updated in place on a hit). A ref function whose hash changed while
-    it stayed the same object changed something it reaches (a global list it
-    appends to): those globals are stored as mutated too. ``after`` holds the
+    (updated in place on a hit). A ref function or instance whose hash
+    changed may have changed what its code reaches (a global list it appends
+    to): those notebook globals are stored as mutated too. ``after`` holds the
     refs' content hashes after the run, so nothing is hashed twice.
     """
     a = plan.analysis
@@ -328,11 +328,13 @@ def changed_names(plan: Plan, ns: dict):
             after[name] = None
         if after[name] == old_hash:
             continue
-        if isinstance(ns[name], (types.FunctionType, types.MethodType, type)):
-            reaches.append(ns[name])  # its code did not change: what it reaches did
-        else:
-            values[name] = ns[name]
+        obj = ns[name]
+        if not isinstance(obj, (types.MethodType, types.ModuleType)):
+            values[name] = obj  # updated in place on a hit (a function's or class's attributes too)
             mutated.append(name)
+        # A function's code cannot change in place, so what it reaches did
+        # (``log.append`` inside it); an instance's methods may have done the same.
+        reaches.append(obj if isinstance(obj, (types.FunctionType, types.MethodType, type)) else type(obj))
     for name in sorted(_reached_globals(reaches, ns)):
         if name not in values and _user_name(name) and not _is_code(ns[name]):
             values[name] = ns[name]

@@ -277,6 +277,9 @@ def _is_notebook_lru(obj) -> bool:
     )
 
 
+_CLASS_FIXED = frozenset({"__dict__", "__weakref__", "__module__", "__qualname__", "__doc__", "__slotnames__"})
+
+
 def update_in_place(target, value) -> bool:
     """Give ``target`` the content of ``value`` without replacing the object,
     so every other name bound to it sees the change (as after a run).
@@ -297,6 +300,15 @@ def update_in_place(target, value) -> bool:
             # what ``inplace=True`` does inside pandas: take over the result's data
             target._update_inplace(value.copy())
             target.attrs = dict(value.attrs)
+        elif isinstance(target, types.FunctionType):  # same code (it is keyed); attributes and defaults may differ
+            target.__dict__.clear()
+            target.__dict__.update(value.__dict__)
+            target.__defaults__, target.__kwdefaults__ = value.__defaults__, value.__kwdefaults__
+        elif isinstance(target, type):
+            if target is not value:
+                for attr, member in vars(value).items():
+                    if attr not in _CLASS_FIXED and not isinstance(member, types.FunctionType):
+                        setattr(target, attr, member)
         elif hasattr(target, "__dict__") and type(target).__module__ == "__main__":
             target.__dict__.clear()
             target.__dict__.update(value.__dict__)

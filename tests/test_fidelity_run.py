@@ -96,12 +96,13 @@ def test_a_global_changed_in_place_through_a_called_function_is_an_effect(store)
     ns = {"__name__": "__main__"}
     exec(setup, ns)
     m = store_run(store, "add(3)\n", ns)
-    assert ns["log"] == [3] and "log" in m["mutated"] and "add" not in m["defs"]
+    assert ns["log"] == [3] and "log" in m["mutated"]
     later = {"__name__": "__main__"}
     exec(setup, later)
-    log = later["log"]
+    log, add = later["log"], later["add"]
     hit(store, "add(3)\n", later)
     assert later["log"] is log and log == [3]  # the same list, changed in place
+    assert later["add"] is add
 
 
 def test_a_def_that_is_a_ref_restores_as_that_object(store):
@@ -439,3 +440,24 @@ def test_restart_subplots_axes_are_the_figures_axes(tmp_path):
     second, log = session(tmp_path, [cell], probes)
     assert runs_in(tmp_path) == 1, log
     assert first == second == {p: "True" for p in probes}, log
+
+
+def test_state_changed_through_methods_and_function_attributes_is_reapplied(store):
+    setup = (
+        "events = []\n"
+        "class Counter:\n    def __init__(self):\n        self.n = 0\n"
+        "    def bump(self):\n        self.n += 1\n        events.append(self.n)\n"
+        "c = Counter()\n"
+        "def tick():\n    tick.calls = getattr(tick, 'calls', 0) + 1\n"
+    )
+    src = "c.bump()\ntick()\n"
+    ns = {"__name__": "__main__"}
+    exec(setup, ns)
+    store_run(store, src, ns)
+    later = {"__name__": "__main__"}
+    exec(setup, later)
+    c, events, tick = later["c"], later["events"], later["tick"]
+    hit(store, src, later)
+    assert later["c"] is c and c.n == 1
+    assert later["events"] is events and events == [1]
+    assert later["tick"] is tick and tick.calls == 1
