@@ -6,7 +6,7 @@
 #   chromium   : Debian's build, driven by Playwright from PyPI
 #                (never `playwright install`: it downloads its own browser)
 # Python packages (jupyterlite-*, playwright) come from the project's
-# extras; Pyodide and wheels are fetched into the download cache by the
+# extras and requirements/test.txt; Pyodide and wheels are fetched into the download cache by the
 # tests themselves (ipy_lazycache.offline_pyodide).
 set -euo pipefail
 

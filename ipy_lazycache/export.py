@@ -34,9 +34,9 @@ from pathlib import Path
 import xxhash
 
 from . import manifest as mf
+from .manage import human_size, plural
 from .manifest import CorruptEntry
 from .stores.base import validate_key
-from .manage import human_size
 from .stores.file import FileStore, write_atomic
 
 EXPORTS = "exports"
@@ -237,7 +237,7 @@ class Exported:
     def lines(self) -> list[str]:
         out = [f"export: {key[:10]} is damaged ({why}); not copied" for key, why in self.bad]
         out += [f"export: {key[:10]} is listed but not in the cache folder; not copied" for key in self.missing]
-        out.append(f"export: copied {len(self.copied)} entries ({human_size(self.nbytes)})"
+        out.append(f"export: copied {plural(len(self.copied), 'entry', 'entries')} ({human_size(self.nbytes)})"
                    + (f"; {len(self.bad) + len(self.missing)} failed" if not self.ok else ""))
         return out
 

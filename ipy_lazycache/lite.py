@@ -51,6 +51,7 @@ from jupyterlite_core.constants import JUPYTERLITE_JSON
 from traitlets import Bool, Int, Unicode
 
 from . import export, manifest as mf
+from .manage import plural
 from .platform import DEFAULT_DIR
 from .stores.file import FileStore
 
@@ -152,7 +153,8 @@ class LazyCacheAddon(BaseAddon):
         def report():
             plan = self.plan()
             n = sum(len(k) for _, k, _ in plan.values())
-            print(f"    ipy-lazycache: {n} entries for {sum(len(v[2]) for v in plan.values())} notebooks"
+            notebooks = sum(len(v[2]) for v in plan.values())
+            print(f"    ipy-lazycache: {plural(n, 'entry', 'entries')} for {plural(notebooks, 'notebook')}"
                   f" ({'all entries' if self.ship_all else 'export lists'}), execute={self.execute}")
 
         yield self.task(name="lazycache", actions=[report])

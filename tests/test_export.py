@@ -145,8 +145,9 @@ def test_a_tampered_entry_fails_export(shell, tmp_path):
 
     proc = cli("export", folder, tmp_path / "dest", "--no-progress")
     assert proc.returncode == 1
-    assert f"export: {bad_key[:10]} is damaged (blob {bad_blob.name} does not match its digest); not copied" in proc.stdout
-    assert "copied 1 entries" in proc.stdout and "1 failed" in proc.stdout
+    damaged = f"export: {bad_key[:10]} is damaged (blob {bad_blob.name} does not match its digest); not copied"
+    assert damaged in proc.stdout
+    assert "copied 1 entry " in proc.stdout and "1 failed" in proc.stdout
     # The damaged entry left nothing behind in the destination.
     assert not (tmp_path / "dest" / bad_key).exists() or not any((tmp_path / "dest" / bad_key).iterdir())
     good = [k for k in entry_keys(tmp_path / "dest") if (tmp_path / "dest" / k / "manifest.json").exists()]
@@ -203,6 +204,7 @@ def test_ipythons_open_wrapper_is_not_part_of_a_key():
     assert cache.plan(src, {"open": lambda *a: None}).key != cache.plan(src, {}).key  # the user's own open is data
 
 
+@pytest.mark.slow
 def test_sessions_without_a_notebook_name_share_one_list(tmp_path, monkeypatch):
     """nbconvert / papermill / myst-nb run notebooks through nbclient, which
     tells the kernel no notebook name: two runs leave one list, not two."""
@@ -211,9 +213,11 @@ def test_sessions_without_a_notebook_name_share_one_list(tmp_path, monkeypatch):
 
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     cells = ["%load_ext ipy_lazycache", "%%lazycache\nx = sum(range(10))\nprint(x)"]
-    for run in range(2):
+    for _ in range(2):
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-        NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+        client = NotebookClient(nb, timeout=60, kernel_name="python3",
+                                resources={"metadata": {"path": str(tmp_path)}})
+        client.execute()
         assert "45" in nb.cells[1].outputs[0]["text"]
     lists = sorted(p.name for p in (tmp_path / "__lazycache__" / "exports").iterdir())
     assert lists == ["sessions.json"]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import pytest
 from nbclient import NotebookClient
 
 from ipy_lazycache import offline_pyodide
+
 # lite_browser comes from conftest: importing it here too would make a second
 # session browser, and Playwright's sync API refuses a second one in a thread.
 from tests._lite import build_site, run_notebook, serve, write_notebook

@@ -8,6 +8,7 @@ import zipfile
 import pytest
 
 from ipy_lazycache import offline_pyodide
+
 # lite_browser comes from conftest: importing it here too would make a second
 # session browser, and Playwright's sync API refuses a second one in a thread.
 from tests._lite import build_site, run_notebook, serve, write_notebook

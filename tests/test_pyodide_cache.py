@@ -6,8 +6,6 @@ by the browser test (tests/test_lite_cache.py); here the HTTP tier is only
 seen failing, which must be a miss plus one warning.
 """
 
-import json
-import threading
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell

@@ -2,9 +2,7 @@
 
 import pytest
 
-from tests._pyodide import run_in_pyodide  # noqa: F401  (fixture)
-
-pytestmark = [pytest.mark.pyodide]
+pytestmark = [pytest.mark.pyodide, pytest.mark.slow]
 
 CODE = """
 import sys, xxhash, cloudpickle, IPython, pyodide_http

@@ -30,7 +30,8 @@ def test_sphinx_build_ships_the_executed_notebooks_entry(tmp_path):
     (src / "conf.py").write_text(CONF)
     (src / "index.rst").write_text("Cached\n======\n\n.. jupyterlite:: nb/a.ipynb\n")
     cells = ["%load_ext ipy_lazycache", "%%lazycache\ntotal = sum(range(10**6))\nprint(total)"]
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), src / "nb" / "a.ipynb")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nbformat.write(nb, src / "nb" / "a.ipynb")
     # A stale entry in the notebook's cache folder that no cell uses: never shipped.
     stale = src / "nb" / "__lazycache__" / ("0" * 32)
     stale.mkdir(parents=True)
@@ -89,7 +90,8 @@ def test_myst_nb_force_execution_restores_from_the_kept_cache_folder(tmp_path):
     (src / "conf.py").write_text(MYST_CONF)
     (src / "index.md").write_text("# Docs\n\n```{toctree}\nanalysis\n```\n")
     runs = tmp_path / "runs.txt"
-    cells = ["%load_ext ipy_lazycache\n%config LazyCache.verbose = 0", f"RUNS = {str(runs)!r}", SLOW, "print(total + 1)"]
+    setup = "%load_ext ipy_lazycache\n%config LazyCache.verbose = 0"
+    cells = [setup, f"RUNS = {str(runs)!r}", SLOW, "print(total + 1)"]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Analysis")]
                                   + [nbformat.v4.new_code_cell(c) for c in cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
