@@ -114,8 +114,9 @@ def _verify(args):
             signer = signing.from_config()
         except signing.SigningError as exc:
             raise BadInput(str(exc)) from None
-    bad = manage.verify(store, fix=args.fix, signer=signer)
-    return manage.verify_report(bad, args.fix, store), (1 if bad and not args.fix else 0)
+    skipped: list = []
+    bad = manage.verify(store, fix=args.fix, signer=signer, skipped=skipped)
+    return manage.verify_report(bad, args.fix, store, skipped), (1 if bad and not args.fix else 0)
 
 
 def _export_args(p):
