@@ -182,7 +182,7 @@ def _blob(key: str, name, b) -> None:
     _need(isinstance(b.get("sha256", ""), str), f"blob {name}'s sha256 must be a string")
     needs = b.get("needs", [])
     _need(isinstance(needs, list) and all(
-        isinstance(p, list) and len(p) == 2 and p[0] in ("def", "ref") and isinstance(p[1], str) for p in needs
+        isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], str) for p in needs
     ), f"blob {name}'s needs must be [kind, name] pairs")
     _strs(b.get("modules", []), f"blob {name}'s modules")
     aliases = b.get("aliases", {})
