@@ -90,7 +90,10 @@ def test_build_ships_exactly_the_listed_entries_and_writes_settings(tmp_path):
         names = zf.namelist()
         meta = zf.read(next(n for n in names if n.endswith("METADATA"))).decode()
     assert "ipy_lazycache/magics.py" in names and "ipy_lazycache/stores/http.py" in names
-    assert "Requires-Dist: xxhash" in meta and "Requires-Dist: cloudpickle" in meta
+    # What `%pip install ipy_lazycache` pulls in: the requirements, no extras.
+    requires = sorted(line.split(":", 1)[1].split(">")[0].strip() for line in meta.splitlines()
+                      if line.startswith("Requires-Dist:"))
+    assert requires == ["cloudpickle", "ipython", "pyodide-http", "xxhash"], meta
     assert not any("__pycache__" in n for n in names)
 
     # --lazycache-all ships every entry of the folder instead (still only entries).
