@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from . import codecs, relations
 from . import manifest as mf
-from .analysis import Analysis, analyze, is_ipython_name
+from .analysis import Analysis, Dynamic, analyze, is_ipython_name
 from .hashing import Unhashable, cell_key, code_hash, digest_chunks, value_hash
 from .manifest import CorruptEntry
 from .stores.base import UnsafePath, chunks
@@ -189,7 +189,7 @@ def file_hash(path) -> str:
 
 
 def plan(tree, ns: dict, memo: Memo | None = None, deps=(), files=(), source: str | None = None,
-         ambient=None) -> Plan:
+         ambient=None, budget: float | None = None, code: str | None = None) -> Plan:
     """Analyze and key a (transformed) cell against ``ns``.
 
     ``tree`` is the cell's module AST (or its source). ``ambient`` (an
@@ -202,17 +202,21 @@ def plan(tree, ns: dict, memo: Memo | None = None, deps=(), files=(), source: st
     elif source is None:
         source = ast.unparse(tree)
     analysis = analyze(tree)
-    names = set(analysis.refs(ns))
     for name in deps:
         if name not in ns:
             raise Uncacheable(f"--deps names {name!r}, which is not defined")
-        names.add(name)
-    if analysis.has_dynamic:
-        # eval/exec/globals() can read defs that already exist; key them too.
-        names |= {n for n in analysis.defs if n in ns and not is_ipython_name(n)}
+    try:  # refs, deps, history names read, values read through modules, imports (analysis.Analysis.inputs)
+        inputs = analysis.inputs(ns, deps)
+    except Dynamic as exc:
+        raise Uncacheable(str(exc)) from None
+    names = {n for n in inputs if n in ns}
+    if budget is not None:
+        cost = sum(hash_cost(obj) for name, obj in inputs.items() if not (memo and memo.get(name, obj)))
+        if cost > budget:
+            raise OverBudget(f"hashing the inputs would take about {cost:.0f} µs")
     refs = {}
-    for name in sorted(names):
-        obj = ns[name]
+    for name in sorted(inputs):
+        obj = inputs[name]
         known = memo.get(name, obj) if memo else None
         if known is None:
             try:
@@ -234,8 +238,9 @@ def plan(tree, ns: dict, memo: Memo | None = None, deps=(), files=(), source: st
         options["files"] = "\n".join(f"{p}\t{file_hash(p)}" for p in sorted(files))
     for name, digest in observed.items():
         options[f"ambient:{name}"] = digest
-    key = cell_key(code_hash(tree), refs, options)
-    return Plan(key=key, source=source, analysis=analysis, refs=refs, ambient=observed)
+    code = code or code_hash(tree)
+    key = cell_key(code, refs, options)
+    return Plan(key=key, source=source, analysis=analysis, refs=refs, ambient=observed, code=code)
 
 
 # ----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, validat
 
 from . import ambient, cache, manage, platform, signing
 from .analysis import is_ipython_name
+from .hashing import code_hash
 from .capture import Capture, flush_inline_figures, jsonable, replay, show_result, split_at_result
 from .manage import human_size
 from .manifest import CorruptEntry
@@ -42,11 +43,46 @@ def _local(store):
     return getattr(store, "tiers", [store])[0]
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 def _secs(s: float) -> str:
     return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.1f} s"
 
 
 MAGIC = "%%lazycache"
+
+#: Auto mode: cells whose inputs would take longer than this (µs, estimated)
+#: to hash are only timed on their first run, so a cheap cell reading a
+#: large array pays nothing; a slow one is keyed from its next run on.
+AUTO_BUDGET = 300
+
+#: Auto mode's record of code that has entries or ran slowly: ``codes/<hash>``.
+CODES = "codes"
+
+
+def _auto_eligible(raw: str) -> bool:
+    """Auto mode leaves alone other cell magics and cells that opt out."""
+    if raw.startswith("%%"):
+        return False
+    first = raw.split("\n", 1)[0].strip().lower().replace(" ", "")
+    return first != "#lazycache:off"
+
+
+def _only_setup(tree) -> bool:
+    """Cells that only import or run magics (``%matplotlib``, ``%config``)
+    always run: caching them would gain nothing and hide their effects."""
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            continue
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            func = stmt.value.func
+            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call) and \
+                    isinstance(func.value.func, ast.Name) and func.value.func.id == "get_ipython":
+                continue
+        return False
+    return True
 
 
 def _is_lazycache_cell(text: str) -> bool:
@@ -99,11 +135,14 @@ class _Pending:
 
 
 class _Running:
-    """A miss whose body is running: what post_run_cell needs to store it."""
+    """A miss whose body is running: what post_run_cell needs to store it.
+    ``auto`` is the cell's code hash in auto mode (None for %%lazycache);
+    ``plan`` is None when auto mode only times the run."""
 
-    def __init__(self, plan, store, signer, capture, states, quiet, result_name, started):
+    def __init__(self, plan, store, signer, capture, states, quiet, result_name, started, auto=None):
         self.plan, self.store, self.signer, self.capture = plan, store, signer, capture
         self.states, self.quiet, self.result_name, self.started = states, quiet, result_name, started
+        self.auto = auto
 
 
 class _KeyAndLookup(ast.NodeTransformer):
@@ -251,6 +290,16 @@ class LazyCache(Magics):
     store_options = Dict(help="fsspec storage options for the shared store (default: $IPY_LAZYCACHE_STORE_OPTIONS, JSON)").tag(config=True)
     store_timeout = Float(0.0, help="seconds before the shared store counts as down (default: $IPY_LAZYCACHE_STORE_TIMEOUT or 10)").tag(config=True)
 
+    auto = Bool(False, help="cache every slow cell, no %%lazycache needed (default: $IPY_LAZYCACHE_AUTO)").tag(config=True)
+    auto_min_time = Float(1.0, help="auto mode stores cells whose run took at least this many seconds "
+                          "(default: $IPY_LAZYCACHE_AUTO_MIN_TIME or 1)").tag(config=True)
+
+    @validate("auto_min_time")
+    def _check_auto_min_time(self, proposal):
+        if not (0 <= proposal["value"] < 1e9):
+            _refuse(f"LazyCache.auto_min_time: {proposal['value']!r} is not a number of seconds")
+        return proposal["value"]
+
     @validate("max_size")
     def _check_max_size(self, proposal):
         if proposal["value"]:
@@ -301,13 +350,35 @@ class LazyCache(Magics):
         super().__init__(shell=shell, **kwargs)
         self.memo = cache.Memo()
         self.ambient = ambient.Registry()
-        self.stats = {"hits": 0, "misses": 0, "bytes_restored": 0, "time_saved": 0.0}
+        self.stats = {"hits": 0, "misses": 0, "bytes_restored": 0, "time_saved": 0.0, "auto_hits": 0, "auto_saved": 0.0}
         self._warned: set[str] = set()
         self._pending = None  # options of the %%lazycache cell about to run
-        self._running = None  # a miss whose body is running
+        self._running = {}  # depth -> a miss whose body is running (cells run cells: %%capture, run_cell)
+        self._depth = 0  # how many cells are running, this one included
         self._after_hit = []  # a hit's outputs that the run showed after its value
         self._transformer = _KeyAndLookup(self)
+        self._codes: set[str] = set()  # code hashes known to have entries or slow runs (auto mode)
         ambient.watch_seeding()
+        self._auto_from_environment()
+
+    def _auto_from_environment(self):
+        """IPY_LAZYCACHE_AUTO / _AUTO_MIN_TIME turn auto mode on for a team, a
+        docs build or a JupyterLite site without touching notebooks."""
+        on = os.environ.get("IPY_LAZYCACHE_AUTO", "").strip().lower()
+        if on in ("1", "true", "on", "yes"):
+            self.auto = True
+        elif on not in ("", "0", "false", "off", "no"):
+            print(f"{PREFIX} IPY_LAZYCACHE_AUTO={on!r} is not on/off; auto mode stays off.")
+        min_time = os.environ.get("IPY_LAZYCACHE_AUTO_MIN_TIME", "").strip()
+        if min_time:
+            try:
+                value = float(min_time)
+                if not 0 <= value < 1e9:
+                    raise ValueError
+                self.auto_min_time = value
+            except ValueError:
+                print(f"{PREFIX} IPY_LAZYCACHE_AUTO_MIN_TIME={min_time!r} is not a number of seconds; using "
+                      f"{self.auto_min_time:g}.")
 
     # -- wiring ------------------------------------------------------------------
     # %%lazycache is not run by the cell magic: a cleanup transform blanks its
@@ -336,18 +407,26 @@ class LazyCache(Magics):
             shell.input_transformers_cleanup.remove(strip_magic_line)
         if self._transformer in shell.ast_transformers:
             shell.ast_transformers.remove(self._transformer)
-        if self._running is not None:
-            self._running.capture.__exit__(None, None, None)
-            self._running = None
+        for running in self._running.values():
+            if running.capture is not None:
+                running.capture.__exit__(None, None, None)
+        self._running.clear()
 
     # -- events ------------------------------------------------------------------
     def pre_run_cell(self, info):
-        self._cell_info = info  # the cell's id (or source), for the export list
+        self._depth += 1
+        nested = self._depth > 1  # a cell run by a running cell (%%capture, run_cell)
+        if not nested:
+            self._cell_info = info  # the cell's id (or source), for the export list
         self._pending = None
         raw = (getattr(info, "raw_cell", "") or "").lstrip()
         if not _is_lazycache_cell(raw):
+            if self.auto and not nested and _auto_eligible(raw):
+                self._pending = _Pending(_parse_options(""), auto=True)
             return
         line = raw.split("\n", 1)[0][len(MAGIC):]
+        if "--off" in line.split():
+            return  # opted out: the body runs as a plain cell
         try:
             args = _parse_options(line)
         except _Help as help_text:
@@ -370,6 +449,8 @@ class LazyCache(Magics):
             return ast.Module(body=[], type_ignores=[])
         if _is_magic_call(tree):
             return tree  # the first line was not blanked: the cell magic runs it
+        if pending.auto and _only_setup(tree):
+            return tree  # imports and configuration always run
         args = pending.args
         quiet = args.quiet or self.verbose == 0
         shell = self.shell
@@ -382,11 +463,22 @@ class LazyCache(Magics):
         except UsageError as exc:
             print(f"UsageError: {exc}; running the cell without the cache.")
             return tree
+        budget = code = None
+        if pending.auto:
+            quiet = quiet or False
+            code = code_hash(tree)
+            if not self._code_known(store, code):
+                budget = AUTO_BUDGET  # a cell never seen slow: its inputs are hashed only if that is cheap
         try:
             plan = cache.plan(tree, ns, self.memo, deps=args.deps, files=args.files, source=source,
-                              ambient=self.ambient)
+                              ambient=self.ambient, budget=budget, code=code)
+        except cache.OverBudget:
+            self._running[self._depth] = _Running(None, store, None, None, None, True, None, time.perf_counter(),
+                                                  auto=code)
+            return tree  # timed only: if it is slow, its next run is keyed and stored
         except cache.Uncacheable as exc:
-            self._say(f"{PREFIX} not cached: {exc}; running the cell normally.", force=True)
+            if not pending.auto:
+                self._say(f"{PREFIX} not cached: {exc}; running the cell normally.", force=True)
             return tree
 
         if not args.force:
@@ -397,9 +489,13 @@ class LazyCache(Magics):
                 _HIT[:] = [("raise", exc)]
                 return _tree_of([ast.Expr(_call_take())])
             if restored is not None:
+                if pending.auto:
+                    self.stats["auto_hits"] += 1
+                    self.stats["auto_saved"] += max((restored.manifest.get("duration") or 0.0) - (time.perf_counter() - started), 0.0)
                 return self._hit(restored, started, quiet, store, plan)
 
-        self.stats["misses"] += 1
+        if not pending.auto:
+            self.stats["misses"] += 1  # auto mode counts only the runs it stores
         before = {k: v for k, v in ns.items() if not is_ipython_name(k)}
         plan.before = before
         states = self.ambient.snapshot()
@@ -407,20 +503,31 @@ class LazyCache(Magics):
         capture.__enter__()
         hook = sys.displayhook
         sys.displayhook = capture.pause(hook)  # IPython's display trap puts it back
-        self._running = _Running(plan, store, signer, capture, states, quiet, _result_name(tree), time.perf_counter())
+        self._running[self._depth] = _Running(plan, store, signer, capture, states, quiet, _result_name(tree),
+                                              time.perf_counter(), auto=plan.code if pending.auto else None)
         return tree
 
     def post_run_cell(self, result):
+        raw = getattr(getattr(result, "info", None), "raw_cell", None)
+        if raw is not None and not raw.strip():
+            return  # IPython skips pre_run_cell for empty cells, but not this
         after, self._after_hit = self._after_hit, []
         if after:
             replay(self.shell, after)
-        running, self._running = self._running, None
+        running = self._running.pop(self._depth, None)
+        self._depth = max(self._depth - 1, 0)
         if running is None:
             return
         duration = time.perf_counter() - running.started
-        running.capture.__exit__(None, None, None)
+        if running.capture is not None:
+            running.capture.__exit__(None, None, None)
         if result.error_before_exec is not None or result.error_in_exec is not None:
             return  # a failed run is not a result; the traceback was shown as usual
+        if running.auto is not None and duration < self.auto_min_time:
+            return  # auto mode: a cheap cell always runs
+        if running.plan is None:  # auto mode, inputs too large to hash before a run that might be cheap
+            self._mark_code(running.store, running.auto)
+            return
         self._store(running, result.result, duration)
 
     def _store(self, running, value, duration):
@@ -444,12 +551,22 @@ class LazyCache(Magics):
                 m, nbytes = cache.save(running.store, plan, ns, outcome, self.memo, signer=running.signer,
                                        progress=progress)
         except cache.NotStored as exc:
-            self._say(f"{PREFIX} not stored: {exc}.", force=True)
+            self._say(f"{PREFIX} not stored: {exc}.", force=running.auto is None, quiet=True)
             return
         except Exception as exc:  # a full disk or read-only folder loses the cache, not the results
             self._say(f"{PREFIX} not stored ({type(exc).__name__}: {exc}); the results are in the namespace.",
                       force=True)
             return
+        unstored = sorted(n for n, e in m["defs"].items() if e.get("unstored"))
+        if running.auto is not None and unstored:
+            try:  # auto mode stores a cell only if a hit can give back all it defined
+                cache.evict(running.store, plan.key)
+            except Exception:
+                pass
+            return
+        self._mark_code(running.store, plan.code)
+        if running.auto is not None:
+            self.stats["misses"] += 1
         names = ", ".join(sorted(m["defs"])) or "nothing to restore but the outputs"
         self._say(
             f"{PREFIX} stored {names} as {plan.key[:10]} ({human_size(nbytes)}) in {_secs(time.perf_counter() - t0)}; "
@@ -466,6 +583,28 @@ class LazyCache(Magics):
                 manage.prune(_local(running.store), max_size=manage.parse_size(self.max_size), keep={plan.key})
             except Exception as exc:
                 self._say(f"{PREFIX} could not prune the cache ({type(exc).__name__}: {exc}).", force=True)
+
+    def _code_known(self, store, code) -> bool:
+        """Whether this code ever had an entry or a slow run here (auto mode:
+        only then are its inputs hashed however large)."""
+        if code in self._codes:
+            return True
+        try:
+            known = store.has(f"{CODES}/{code}")
+        except Exception:
+            known = False
+        if known:
+            self._codes.add(code)
+        return known
+
+    def _mark_code(self, store, code):
+        if not code or code in self._codes:
+            return
+        self._codes.add(code)
+        try:
+            _local(store).put(f"{CODES}/{code}", b"")
+        except Exception:
+            pass  # a read-only folder: the next session times the cell again
 
     def _hit(self, restored, started, quiet, store, plan):
         """Apply a restored entry and return the tree that shows its value."""
@@ -573,6 +712,31 @@ class LazyCache(Magics):
         manage.mark_used(_local(store), plan.key)  # local: a hit writes nothing remote
         return restored
 
+    def _auto_command(self, words):
+        """``%lazycache auto [on|off] [--min-time S]``."""
+        import argparse
+
+        parser = argparse.ArgumentParser(prog="%lazycache auto", description="Cache every cell that runs at least "
+                                         "--min-time seconds, with no %%lazycache line.", exit_on_error=False)
+        parser.add_argument("state", nargs="?", choices=["on", "off"], help="turn auto mode on or off")
+        parser.add_argument("--min-time", type=float, default=None, metavar="S",
+                            help="store only cells whose run took at least S seconds (default 1)")
+        if "-h" in words or "--help" in words:
+            print(parser.format_help())
+            return
+        try:
+            args = parser.parse_args(words)
+        except (argparse.ArgumentError, SystemExit) as exc:
+            raise manage.BadInput(f"%lazycache auto: {exc}") from None
+        if args.min_time is not None:
+            if not 0 <= args.min_time < 1e9:
+                raise manage.BadInput(f"%lazycache auto: --min-time {args.min_time:g} is not a number of seconds")
+            self.auto_min_time = args.min_time
+        if args.state:
+            self.auto = args.state == "on"
+        print(f"{PREFIX} auto mode is {'on' if self.auto else 'off'}"
+              + (f": cells that run {self.auto_min_time:g} s or more are cached." if self.auto else "."))
+
     def _say(self, text, quiet=False, force=False):
         if force or not quiet:
             print(text)
@@ -595,6 +759,8 @@ class LazyCache(Magics):
                 words = shlex.split(line)
             except ValueError as exc:
                 raise manage.BadInput(f"%lazycache: {exc}") from None
+            if words[:1] == ["auto"]:
+                return self._auto_command(words[1:])
             try:
                 args = cli.parse(words or ["stats"], prog="%lazycache",
                                  extra=[("stats", "this session's hits and misses")])
@@ -605,9 +771,13 @@ class LazyCache(Magics):
             if args.command == "stats":
                 s = self.stats
                 text = (
-                    f"{PREFIX} {s['hits']} hits, {s['misses']} misses, {human_size(s['bytes_restored'])} restored, "
-                    f"{_secs(s['time_saved'])} saved this session."
+                    f"{PREFIX} {_count(s['hits'], 'hit')}, {_count(s['misses'], 'miss', 'misses')}, "
+                    f"{human_size(s['bytes_restored'])} restored, {_secs(s['time_saved'])} saved this session"
                 )
+                if self.auto or s["auto_hits"]:
+                    text += (f"; auto mode {'on' if self.auto else 'off'} (cells of {self.auto_min_time:g} s or more): "
+                             f"{_count(s['auto_hits'], 'hit')}, {_secs(s['auto_saved'])} saved")
+                text += "."
                 display({"text/plain": text, "text/html": manage.stats_report(s).html()}, raw=True)
                 return
             if getattr(args, "dir", None):
