@@ -140,3 +140,25 @@ def test_demo_builds_with_one_command_and_restores_in_the_browser(tmp_path, lite
     # The cache really came over HTTP from this site, and nothing left 127.0.0.1.
     assert any("/files/__lazycache__/" in u and u.endswith("manifest.json") for u in requests)
     assert [u for u in requests if not u.startswith(("http://127.0.0.1:", "data:", "blob:"))] == []
+
+
+def test_serve_logs_only_failed_requests(tmp_path):
+    """``build.py --serve`` says where to go, then stays quiet: a page load is
+    hundreds of requests; only the ones that failed are worth a line."""
+    import urllib.error
+    import urllib.request
+
+    (tmp_path / "index.html").write_text("hello")
+    code = f"import sys; sys.path.insert(0, {str(DEMO)!r}); import build; build.serve(build.Path({str(tmp_path)!r}), 0)"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = re.search(r"open (http://127\.0\.0\.1:\d+/)", proc.stdout.readline()).group(1)
+        for _ in range(3):
+            assert urllib.request.urlopen(url + "index.html").read() == b"hello"
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(url + "missing.js")
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    logged = [line for line in err.splitlines() if "HTTP/1.1" in line]
+    assert len(logged) == 1 and "missing.js" in logged[0] and "404" in logged[0], err
