@@ -22,6 +22,10 @@ class _Tee:
         elif events and events[-1].get("name") == self._name:
             events[-1]["text"] += text
         else:
+            if events and events[-1].get("output_type") == "stream":
+                # the other stream's text comes first: flush it, so a front
+                # end shows the order recorded (and replayed), not the buffers'
+                self._capture.flush(events[-1]["name"])
             events.append({"output_type": "stream", "name": self._name, "text": text})
         return self._stream.write(text)
 
@@ -111,6 +115,13 @@ class Capture:
         pub.publish, pub.clear_output = publish, clear_output
         return self
 
+    def flush(self, name):
+        stream = self._out if name == "stdout" else self._err
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed or odd stream; the text is recorded anyway
+            pass
+
     def __exit__(self, *exc):
         sys.stdout, sys.stderr = self._out, self._err
         for handler, stream, tee in self._handlers:
@@ -186,7 +197,9 @@ def replay(shell, outputs):
     for out in outputs:
         kind = out.get("output_type")
         if kind == "stream":
-            (sys.stderr if out.get("name") == "stderr" else sys.stdout).write(out.get("text", ""))
+            stream = sys.stderr if out.get("name") == "stderr" else sys.stdout
+            stream.write(out.get("text", ""))
+            stream.flush()  # in the recorded order, whatever the streams' buffers would do
         elif kind in ("display_data", "update_display_data"):
             extra = {"transient": out["transient"]} if out.get("transient") else {}
             if kind == "update_display_data":
