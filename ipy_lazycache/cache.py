@@ -68,8 +68,6 @@ class Plan:
     source: str
     analysis: Analysis
     refs: dict  # name -> content hash before the run
-    hidden: dict = field(default_factory=dict)  # defs moved aside for the run
-    unassigned: set = field(default_factory=set)  # hidden defs the run left alone
     # {name: object} of the user namespace just before the body ran (IPython
     # names excluded): what the run bound, rebound or deleted is found by identity.
     before: dict = field(default_factory=dict)
@@ -244,35 +242,6 @@ def plan(tree, ns: dict, memo: Memo | None = None, deps=(), files=(), source: st
 
 
 # ----------------------------------------------------------------------------
-# Running
-
-
-def hide_defs(plan: Plan, ns: dict):
-    """Move aside the names the cell only binds, before running its body.
-
-    The body never reads them (they are not refs), so it cannot notice. After
-    the run, a name that is back was assigned by the cell; one that is not
-    was left alone and gets its old value back. Without this, ``x = 5`` and a
-    skipped ``if False: x = 1`` would look the same afterwards.
-    """
-    if not plan.before:
-        plan.before = {n: v for n, v in ns.items() if _user_name(n)}
-    if plan.analysis.has_dynamic:
-        return
-    for name in plan.analysis.defs - plan.analysis.reads - plan.analysis.deletes:
-        if name in ns and not is_ipython_name(name):
-            plan.hidden[name] = ns.pop(name)
-
-
-def unhide_defs(plan: Plan, ns: dict):
-    """Put back hidden names the run did not assign (also after an error)."""
-    for name, value in plan.hidden.items():
-        if name not in ns:
-            ns[name] = value
-            plan.unassigned.add(name)
-
-
-# ----------------------------------------------------------------------------
 # Storing
 
 
@@ -313,7 +282,7 @@ def changed_names(plan: Plan, ns: dict):
     surely = getattr(a, "surely", set())
     values, mutated = {}, []
     for name in sorted(ns):
-        if not _user_name(name) or name in plan.unassigned:
+        if not _user_name(name):
             continue
         value = ns[name]
         if name in before:
@@ -478,12 +447,18 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
         store.put(f"{plan.key}/{blob_name}", parts if progress is None else progress.wrap(parts))
         m["blobs"][blob_name] = blob
     values.pop(RESULT, None)  # encoded above; not a def (no hash, no name)
+    codec_of = {d: blob["codec"] for blob in m["blobs"].values() for d in blob["defs"]}
     for name, value in values.items():
         entry = m["defs"].setdefault(name, {})
-        try:
-            entry["hash"] = after[name] if name in after else value_hash(value)  # mutated refs: hashed already
-        except (Unhashable, RecursionError):
-            entry["hash"] = None
+        entry["hash"] = after.get(name)  # mutated refs: hashed already
+        # Only a hash the memo can reuse is worth computing (an immutable, or
+        # an array mapped from its .npy); any other value is hashed again when
+        # a later cell reads it, so hashing a figure or model here is waste.
+        if entry["hash"] is None and (type(value) in _IMMUTABLE or codec_of.get(name) == "npy"):
+            try:
+                entry["hash"] = value_hash(value)
+            except (Unhashable, RecursionError):
+                entry["hash"] = None
         entry["type"] = f"{type(value).__module__}.{type(value).__qualname__}"
         if name in unstored:  # said when storing, not first at a restore
             entry["unstored"] = unstored[name]
