@@ -449,14 +449,29 @@ def _feed_pandas(h, obj, hasher):
 
 
 class _Walk:
-    """One hash's traversal: the containers and objects being fed (cycle
-    guard) and the digests of functions, classes and modules fed once."""
+    """One hash's traversal. Like pickle's memo, an object already fed (a
+    container, an instance, an array) is fed again only as a reference to its
+    first visit: shared objects cost one walk (an object graph such as a
+    figure's is a DAG, exponential as a tree), cycles end, and aliasing is in
+    the key (``[x, x]`` is not ``[x, copy(x)]``). Visited objects are kept
+    alive so that a temporary's id is never reused within the walk.
+    Functions, classes and modules are fed by a digest computed once."""
 
-    __slots__ = ("done", "stack")
+    __slots__ = ("done", "seen", "stack")
 
     def __init__(self):
-        self.stack: set[int] = set()
+        self.stack: set[int] = set()  # functions, classes, modules being fed
         self.done: dict[int, str] = {}
+        self.seen: dict[int, tuple[int, object]] = {}
+
+    def visit(self, h, obj) -> bool:
+        """False (and a back-reference fed) when ``obj`` was fed already."""
+        hit = self.seen.get(id(obj))
+        if hit is not None:
+            _tag(h, b"^", hit[0].to_bytes(8, "little"))
+            return False
+        self.seen[id(obj)] = (len(self.seen), obj)
+        return True
 
 
 def value_hash(obj) -> str:
@@ -492,22 +507,23 @@ def _feed_value(h, obj, hasher, walk):
     elif t in (tuple, list, dict, set, frozenset):
         if hasher is None:
             raise Unhashable(f"unexpected container in code: {t.__name__}")
-        if id(obj) in walk.stack:  # a cycle
-            _tag(h, b"@")
+        if not walk.visit(h, obj):
             return
-        walk.stack.add(id(obj))
-        try:
-            if t is dict:
-                _tag(h, b"D", len(obj).to_bytes(8, "little"))
-                for k, v in obj.items():
-                    hasher(h, k)
-                    hasher(h, v)
-            else:  # sets too in iteration order: list(s) shows it
-                _tag(h, {tuple: b"T", list: b"L", set: b"E", frozenset: b"R"}[t], len(obj).to_bytes(8, "little"))
-                for x in obj:
-                    hasher(h, x)
-        finally:
-            walk.stack.discard(id(obj))
+        if t is dict and obj and all(type(k) is int and k == id(v) for k, v in obj.items()):
+            # {id(x): x}, as in matplotlib's transform state: ids differ per
+            # process, the objects are what counts.
+            _tag(h, b"DI", len(obj).to_bytes(8, "little"))
+            for v in obj.values():
+                hasher(h, v)
+        elif t is dict:
+            _tag(h, b"D", len(obj).to_bytes(8, "little"))
+            for k, v in obj.items():
+                hasher(h, k)
+                hasher(h, v)
+        else:  # sets too in iteration order: list(s) shows it
+            _tag(h, {tuple: b"T", list: b"L", set: b"E", frozenset: b"R"}[t], len(obj).to_bytes(8, "little"))
+            for x in obj:
+                hasher(h, x)
     elif hasher is None:
         raise Unhashable(f"unexpected constant in code: {t.__name__}")
     else:
@@ -526,6 +542,8 @@ def _feed_object(h, obj, hasher, walk):
         _once(h, obj, hasher, walk, _feed_function)
     elif isinstance(obj, type):
         _once(h, obj, hasher, walk, _feed_class)
+    elif not walk.visit(h, obj):
+        return
     elif isinstance(obj, (types.MethodType, types.BuiltinFunctionType)):
         _feed_method(h, obj, hasher)
     elif np is not None and isinstance(obj, (np.ndarray, np.generic)):
@@ -549,6 +567,8 @@ def _feed_object(h, obj, hasher, walk):
         _feed_lru(h, obj, hasher)
     elif t is ModuleAttr:
         _feed_module_attr(h, obj, hasher)
+    elif mod == "matplotlib.cbook" and t.__name__ == "CallbackRegistry" and hasattr(obj, "_pickled_cids"):
+        _feed_callback_registry(h, obj, hasher)
     else:
         _feed_reduced(h, obj, hasher, walk)
 
@@ -579,11 +599,6 @@ def _feed_reduced(h, obj, hasher, walk):
     subclasses of ``str``/``list``/``dict``...) by their class's code and their
     state; library objects by their reduce output. Pickle bytes would carry
     bytecode and per-process ids, and never hit after a restart."""
-    key = id(obj)
-    if key in walk.stack:
-        _tag(h, b"@")
-        return
-    walk.stack.add(key)
     try:
         try:
             reduced = obj.__reduce_ex__(4)
@@ -608,8 +623,18 @@ def _feed_reduced(h, obj, hasher, walk):
         raise
     except Exception as exc:  # noqa: BLE001 - a reduce that returns something odd
         raise Unhashable(f"{type(obj).__name__} cannot be hashed ({type(exc).__name__}: {exc})") from None
-    finally:
-        walk.stack.discard(key)
+
+
+def _feed_callback_registry(h, reg, hasher):
+    """What matplotlib's ``CallbackRegistry.__getstate__`` returns, without
+    calling it: it advances the registry's id counter, so every figure would
+    hash differently each time (and hashing would change the user's object)."""
+    _tag(h, b"CR")
+    hasher(h, type(reg))
+    state = {k: v for k, v in vars(reg).items() if k not in ("_cid_gen", "_func_cid_map", "callbacks")}
+    hasher(h, state)
+    kept = {s: {cid: proxy() for cid, proxy in d.items() if cid in reg._pickled_cids} for s, d in reg.callbacks.items()}
+    hasher(h, kept)
 
 
 def _feed_pickled(h, obj):

@@ -151,14 +151,21 @@ def is_installed_path(path: str) -> bool:
     return "site-packages" in parts or "dist-packages" in parts or real.startswith(_INSTALLED)
 
 
+_local: dict[tuple[str, str], bool] = {}
+
+
 def is_local_file(path: str | None) -> bool:
     """A file of the notebook's own folder tree (the working directory), not
     of an installed package or the standard library."""
-    if not path or not os.path.isabs(path) and path.startswith("<"):
+    if not path or path.startswith("<"):
         return False
-    real = os.path.realpath(path)
-    cwd = os.path.realpath(os.getcwd()).rstrip(os.sep) + os.sep
-    return real.startswith(cwd) and not is_installed_path(real)
+    cwd = os.getcwd()
+    known = _local.get((path, cwd))
+    if known is None:
+        real = os.path.realpath(path)
+        folder = os.path.realpath(cwd).rstrip(os.sep) + os.sep
+        known = _local[(path, cwd)] = real.startswith(folder) and not is_installed_path(real)
+    return known
 
 
 def is_local_module(module) -> bool:
