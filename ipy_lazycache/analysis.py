@@ -12,7 +12,12 @@ from __future__ import annotations
 import ast
 import keyword
 import re
+import sys
+import types
 from dataclasses import dataclass, field
+
+from . import sources
+from .hashing import ModuleAttr, digest_file, module_version
 
 #: IPython's own bookkeeping names; never part of a key, never restored.
 IPYTHON_NAMES = frozenset(
@@ -490,12 +495,9 @@ def _through_modules(a: Analysis, ns) -> dict:
     module by a dotted name (``cfg.THRESHOLD``, ``np.pi``) or imports from one
     (``from cfg import THRESHOLD``). ``os.environ`` is left to the ambient
     environment provider, which keys only the variables read."""
-    import sys
-    import types
-
-    from .hashing import ModuleAttr
-
     out = {}
+    if not (a.imports or a.chains or a.imported):
+        return out
     for module in sorted(a.imports):
         out[f"import {module}"] = _module_input(module)
     starts = []
@@ -537,11 +539,6 @@ def _module_input(name: str):
     """A module an ``import`` reads: the loaded module (hashed as a module
     is), else its file when the notebook's folder provides it (the import will
     read it), else its distribution version."""
-    import sys
-
-    from . import sources
-    from .hashing import digest_file, module_version
-
     loaded = sys.modules.get(name)
     if loaded is not None:
         return loaded

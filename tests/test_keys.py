@@ -216,3 +216,27 @@ def test_dynamic_cell_runs_uncached_unless_deps_name_its_reads(tmp_path):
 def test_nested_lambdas_on_one_line_are_told_apart(tmp_path):
     check(tmp_path, ["f = (lambda k: lambda x: x * k)(2)"], ["f = (lambda k: lambda x: x * k)(3)"], lazy("y = f(5)"),
           ["y"])
+
+
+def test_local_module_edited_but_not_reloaded_runs_uncached(run, shell, runs, tmp_path, monkeypatch):
+    import os
+    import time
+
+    monkeypatch.syspath_prepend(str(tmp_path))  # a kernel imports from its folder
+    monkeypatch.delitem(sys.modules, "stale_mod", raising=False)
+    (tmp_path / "stale_mod.py").write_text(MOD.format(3))
+    run("import stale_mod")
+    cell = lazy("y = stale_mod.above(5)")
+    run(cell)
+    time.sleep(0.01)
+    (tmp_path / "stale_mod.py").write_text(MOD.format(7))  # the kernel still runs THRESHOLD = 3
+    os.utime(tmp_path / "stale_mod.py", ns=(time.time_ns(), time.time_ns() + 10**9))
+    r = run(cell)
+    lines = [line for line in r.out.splitlines() if "not cached" in line]
+    assert runs() == 2 and shell.user_ns["y"] is True
+    assert len(lines) == 1 and "stale_mod changed on disk" in lines[0] and "reload" in lines[0]
+    run("import importlib\nimportlib.reload(stale_mod)")
+    run(cell)
+    assert runs() == 3 and shell.user_ns["y"] is False
+    run(cell)
+    assert runs() == 3  # reloaded: keyed by the new source again, and a hit
