@@ -426,7 +426,7 @@ def test_malformed_manifest_is_a_miss_and_every_command_names_it(run, shell, run
     _damage(d, case)
     here = os.getcwd()
     *fine, (code, out, err) = cli_many(["info"], ["du"], ["prune"], ["verify"], cwd=here)
-    for command, (c, o, e) in zip(("info", "du", "prune"), fine):
+    for command, (c, _out, e) in zip(("info", "du", "prune"), fine):
         assert c == 0 and "Traceback" not in e, (command, e)
     assert code == 1 and "Traceback" not in err and os.path.basename(d)[:10] in out, (out, err)
     r = run(cell)

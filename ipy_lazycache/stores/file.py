@@ -11,6 +11,7 @@ itself is the user's choice and may be a link.)
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -32,9 +33,13 @@ TEMP_RE = re.compile(r"^\.tmp-.+$")
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
-_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# getattr: the module is imported everywhere (a browser's Pyodide included),
+# though only POSIX systems open folders this way.
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC
 #: O_NONBLOCK: opening a FIFO planted under a key must not hang.
-_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_READ = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC
 
 
 def is_temp(name: str) -> bool:
@@ -44,7 +49,7 @@ def is_temp(name: str) -> bool:
 def _open_root(root: Path, create: bool) -> int:
     if create:
         root.mkdir(parents=True, exist_ok=True)
-    return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    return os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _CLOEXEC)
 
 
 def _open_dir(parent: int, name: str, create: bool) -> int:
@@ -74,7 +79,7 @@ def write_atomic(path: Path, data: Data, fsync: bool = True) -> None:
     temp file in the same folder and ``os.replace``: whole or absent."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    dfd = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _CLOEXEC)
     try:
         _commit(dfd, path.parent, path.name, data, fsync)
     finally:
@@ -181,9 +186,9 @@ class FileStore(Store):
         dfd, name = self._parent(key)
         try:
             try:
-                fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+                fd = os.open(name, os.O_WRONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC, dir_fd=dfd)
             except FileNotFoundError:
-                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=dfd)
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o666, dir_fd=dfd)
         finally:
             os.close(dfd)
         try:
@@ -326,7 +331,9 @@ class FileStore(Store):
         f.close()
         return self._path(key)
 
-    def remove_stale_temps(self, max_age: float = STALE_TEMP_SECONDS, folders: Callable[[str], bool] | None = None) -> int:
+    def remove_stale_temps(
+        self, max_age: float = STALE_TEMP_SECONDS, folders: Callable[[str], bool] | None = None
+    ) -> int:
         """Delete temp files left by writers that were killed mid-write: in
         the folders directly under the root that ``folders(name)`` accepts
         (all of them by default), and only names shaped like our temps."""
@@ -365,8 +372,7 @@ class FileStore(Store):
         return str(self.root)
 
 
-_ELOOP = getattr(__import__("errno"), "ELOOP", 40)
-_EMLINK = getattr(__import__("errno"), "EMLINK", 31)  # FreeBSD's O_NOFOLLOW error
+_ELOOP, _EMLINK = errno.ELOOP, errno.EMLINK  # EMLINK: FreeBSD's O_NOFOLLOW error
 
 
 def _remove(dfd: int, name: str) -> None:
