@@ -317,15 +317,34 @@ def _is_notebook(obj) -> bool:
 
 
 def _generated(cls, value) -> bool:
-    """Methods a dataclass or namedtuple generated from its fields, which are
-    keyed themselves (their bytecode differs per Python version)."""
+    """Methods a dataclass or namedtuple made from its fields (exec'd code,
+    or library wrappers of it), which are keyed themselves: their code and
+    wrappers differ per Python version."""
+    if "__dataclass_fields__" not in cls.__dict__ and "_fields" not in cls.__dict__:
+        return False
+    while hasattr(value, "__wrapped__"):
+        value = value.__wrapped__
     code = getattr(value, "__code__", None)
-    return (
-        code is not None
-        and code.co_filename.startswith("<")
-        and not code.co_filename.startswith("<ipython-input")
-        and ("__dataclass_fields__" in cls.__dict__ or "_fields" in cls.__dict__)
-    )
+    if code is None:
+        return False
+    name = code.co_filename
+    return not sources.is_notebook_code(code) or name.startswith("<") and not name.startswith("<ipython-input")
+
+
+#: Annotations: a dict in the class up to 3.13, a function from 3.14 (PEP 649).
+_ANNOTATIONS = frozenset({"__annotations__", "__annotate__", "__annotate_func__", "__annotations_cache__"})
+
+
+def _class_annotations(cls):
+    d = cls.__dict__
+    if "__annotations__" in d:
+        return d["__annotations__"]
+    if not any(k in d for k in _ANNOTATIONS):
+        return None
+    try:
+        return cls.__annotations__
+    except Exception:  # noqa: BLE001 - a name the annotations use is missing: key their code
+        return d.get("__annotate__") or d.get("__annotate_func__")
 
 
 def _feed_class(h, cls, hasher):
@@ -348,10 +367,16 @@ def _feed_class(h, cls, hasher):
             value = value.__func__
         elif isinstance(value, property):
             value = (value.fget, value.fset, value.fdel)
-        if _generated(cls, value) or name in _VERSIONED.get(kind, ()) or kind == "namedtuple" and name in cls._fields:
-            continue  # the fields (namedtuple: _fields) are keyed, and Python's versions lay them out differently
+        if name in _ANNOTATIONS or name in _VERSIONED.get(kind, ()) or kind == "namedtuple" and name in cls._fields:
+            continue  # keyed below, or by the fields, which Python's versions lay out differently
+        if _generated(cls, value):
+            continue
         _tag(h, b"a", name.encode())
         hasher(h, value)
+    annotations = _class_annotations(cls)
+    if annotations:
+        _tag(h, b"an")
+        hasher(h, annotations)
     if "__dataclass_fields__" in cls.__dict__:
         _feed_dataclass_spec(h, cls, hasher)
 
