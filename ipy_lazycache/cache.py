@@ -644,7 +644,14 @@ def load_manifest(store, key: str) -> dict | None:
     """The entry's manifest, validated (:func:`.manifest.loads`); None when
     there is none. Raises :class:`CorruptEntry`."""
     try:
-        data = store.get(mf.manifest_key(key))
+        f = store.open(mf.manifest_key(key))  # local: its size is known before reading it
+        if f is None:
+            data = store.get(mf.manifest_key(key))
+        else:
+            with f:
+                if os.fstat(f.fileno()).st_size > mf.MAX_MANIFEST_BYTES:
+                    raise CorruptEntry(f"manifest is larger than {mf.MAX_MANIFEST_BYTES >> 20} MiB")
+                data = f.read()
     except UnsafePath as exc:  # a link or a folder where the manifest should be
         raise CorruptEntry(f"manifest cannot be read ({exc})") from None
     if data is None:
