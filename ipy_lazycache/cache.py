@@ -504,7 +504,7 @@ def _encode(values: dict, pids: dict, locate=None) -> dict:
         stem = _blob_stem(name, index)
         pid = pids.get(id(value))
         is_ref = pid is not None and pid[0][0] == "ref" and pid[1] is value
-        if is_ref or (locate is not None and type(value) not in codecs._ATOMIC and locate(value) is not None):
+        if is_ref or (locate is not None and type(value) not in codecs._ATOMIC and locate.locate(value) is not None):
             # a ref's object, or a view, element or module attribute: a
             # pickle of the relation (a few bytes), never a copy
             try:
@@ -531,7 +531,9 @@ def _encode(values: dict, pids: dict, locate=None) -> dict:
                 blobs[f"{stem}.{codec.ext}"] = _blob(codec.name, names, parts, modules=sorted(needs))
                 continue
         try:
-            pickled[name] = codecs.dumps(value, pids, root_ids=[id(value)], locate=locate, seen=seen.setdefault(name, []))
+            pickled[name] = codecs.dumps(
+                value, pids, root_ids=[id(value)], locate=locate, seen=seen.setdefault(name, [])
+            )
         except Exception as exc:
             blobs[f"{stem}.tripwire"] = _blob("tripwire", names, _unserializable(name, value, exc).encode())
     owners = {n: names[0] for names in aliases.values() for n in names}

@@ -132,7 +132,7 @@ class _Pickler:
     - objects that are other top-level names (defs stored elsewhere, refs
       already in the namespace) become persistent references, so identities
       between names survive a restore and a ref is not copied into the blob;
-    - ``locate(obj)`` may name an object as a relation instead of a copy:
+    - ``locate`` (a :class:`.relations.Locator`) may name an object as a relation instead of a copy:
       ``("attr", module, attribute)`` (a module's own object),
       ``("view", array, (offset, shape, strides, dtype))`` (a numpy view into
       a named array) or ``("at", obj, path)`` (an element of a named object);
@@ -144,18 +144,32 @@ class _Pickler:
     def __new__(cls, file, pids, root_ids, locate=None, seen=None):
         import cloudpickle
 
+        known = locate.known if locate is not None else None
+
         class Pickler(cloudpickle.Pickler):
             def persistent_id(self, obj):
-                if type(obj) in _ATOMIC:
+                # Called for every object pickled: keep the common path to
+                # a few dict lookups.
+                t = type(obj)
+                if t in _ATOMIC:
                     return None
-                if id(obj) not in root_ids:
-                    pid = pids.get(id(obj))
+                i = id(obj)
+                if i not in root_ids:
+                    pid = pids.get(i)
                     if pid is not None and pid[1] is obj:
                         self.used.add(pid[0])
                         return pid[0]
-                found = locate(obj) if locate is not None else None
+                found = None
+                if known is not None:
+                    hit = known.get(i)
+                    if hit is not None and hit[1] is obj:
+                        found = hit[0]
+                    elif t is types.MethodType:
+                        found = locate.method(obj)
+                    elif t.__name__ == "ndarray" and t.__module__ == "numpy":
+                        found = locate.view(obj)
                 if found is None:
-                    if seen is not None and _shareable(obj):
+                    if seen is not None and (t in _CONTAINERS or _has_dict(t)):
                         seen.append(obj)
                     return None
                 kind, base, arg = found
@@ -206,15 +220,18 @@ def dumps(value, pids: dict, root_ids=(), locate=None, seen=None) -> tuple[bytes
     return buf.getvalue(), p.used, modules
 
 
+_CONTAINERS = frozenset({list, dict, set, bytearray})
 _CODE = (type, types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.ModuleType)
+_HAS_DICT: dict[type, bool] = {}
 
 
-def _shareable(obj) -> bool:
-    """Objects whose identity another def may share: containers and instances."""
-    t = type(obj)
-    if t in (list, dict, set, bytearray):
-        return True
-    return hasattr(obj, "__dict__") and not isinstance(obj, _CODE)
+def _has_dict(t) -> bool:
+    """Whether instances of ``t`` are objects with their own state (that
+    another def may share), cached per type."""
+    known = _HAS_DICT.get(t)
+    if known is None:
+        known = _HAS_DICT[t] = bool(getattr(t, "__dictoffset__", 0)) and not issubclass(t, _CODE)
+    return known
 
 
 def loads(data, resolve):

@@ -54,7 +54,10 @@ def imported_modules(source: str) -> set[str]:
 
 
 class Locator:
-    """``locate(obj) -> ("attr" | "view" | "at", base, arg) | None`` for :func:`.codecs.dumps`.
+    """Relations for :func:`.codecs.dumps`: ``known`` maps ``id(obj)`` to
+    ``(("attr", module, attribute) | ("at", base, path), obj)``, prebuilt so
+    the pickler pays one dict lookup per object; :meth:`method` and
+    :meth:`view` handle the two types whose relation is found on demand.
 
     ``kept`` are the refs the run left unchanged (pickled as references to
     the namespace), ``values`` the defs being stored, ``modules`` the names
@@ -62,80 +65,98 @@ class Locator:
     """
 
     def __init__(self, kept: dict, values: dict, modules=()):
-        self._kept = kept
-        self._owned: dict[int, tuple] = {}
+        self.known: dict[int, tuple] = {}
+        self._scanned: set[str] = set()
+        self._index(kept)  # elements first: a module's own object wins below
         for name in sorted(set(modules) | {v.__name__ for v in kept.values() if isinstance(v, types.ModuleType)}):
             self._own(name)
         # Arrays a view may be rebuilt on: the refs' objects, and new arrays
         # that own their memory (stored whole, so no two views point at each other).
         self._arrays = [v for v in kept.values() if _is_array(v) and v.flags.c_contiguous]
         self._arrays += [v for v in values.values() if _is_array(v) and v.base is None and v.flags.c_contiguous]
-        self._index = None
 
     def _own(self, name):
+        """Index what module ``name`` holds. Its objects are taken as the
+        module has them at the hit: carrying the run's content along could
+        undo later changes the cell never saw."""
+        if name in self._scanned:
+            return
+        self._scanned.add(name)
         module = sys.modules.get(name)
         if module is None or name == "__main__" or name.startswith("ipy_lazycache") or not _importable(name):
             return
         for attr, value in list(vars(module).items()):
             if type(value) not in _ATOMIC and not isinstance(value, types.ModuleType) and not attr.startswith("__"):
-                self._owned.setdefault(id(value), (name, attr, value))
+                self.known[id(value)] = (("attr", name, attr), value)
 
-    def __call__(self, obj):
-        if isinstance(obj, types.MethodType) and not isinstance(obj.__self__, (type, types.ModuleType)):
-            owner = getattr(obj.__func__, "__module__", None)  # random.uniform: random._inst's method
-            if isinstance(owner, str) and owner not in {n for n, _, _ in self._owned.values()}:
-                self._own(owner)
-        owned = self._owned.get(id(obj))
-        if owned is not None and owned[2] is obj:
-            # Its content is taken as the module has it at the hit: carrying
-            # the run's content along could undo later changes the cell never saw.
-            return ("attr", owned[0], owned[1])
-        if _is_array(obj) and obj.base is not None:
-            lo, hi = _bounds(obj)
-            for base in self._arrays:
-                if base is obj:
-                    continue
-                start = base.__array_interface__["data"][0]
-                if start <= lo and hi <= start + base.nbytes:
-                    offset = obj.__array_interface__["data"][0] - start
-                    return ("view", base, (offset, obj.shape, obj.strides, obj.dtype))
-        if self._index is None:
-            self._index = self._build_index()
-        found = self._index.get(id(obj))
-        if found is not None and found[2] is obj:
-            return ("at", self._kept[found[0]], found[1])
+    def method(self, obj):
+        """A bound method of an object a module owns (``random.uniform``)."""
+        if isinstance(obj.__self__, (type, types.ModuleType)):
+            return None
+        owner = getattr(obj.__func__, "__module__", None)
+        if isinstance(owner, str) and owner not in self._scanned:
+            self._own(owner)
+            hit = self.known.get(id(obj))
+            if hit is not None and hit[1] is obj:
+                return hit[0]
         return None
 
-    def _build_index(self) -> dict:
+    def view(self, obj):
+        """A numpy view into one of the named arrays' memory."""
+        if obj.base is None or obj.dtype.hasobject:
+            return None
+        lo, hi = _bounds(obj)
+        for base in self._arrays:
+            if base is obj:
+                continue
+            start = base.__array_interface__["data"][0]
+            if start <= lo and hi <= start + base.nbytes:
+                offset = obj.__array_interface__["data"][0] - start
+                return ("view", base, (offset, obj.shape, obj.strides, obj.dtype))
+        return None
+
+    def locate(self, obj):
+        """The relation of one object, or None (for callers outside pickling)."""
+        hit = self.known.get(id(obj))
+        if hit is not None and hit[1] is obj:
+            return hit[0]
+        if isinstance(obj, types.MethodType):
+            return self.method(obj)
+        if _is_array(obj):
+            return self.view(obj)
+        return None
+
+    def _index(self, kept):
         """Where each object inside an unchanged ref sits (shortest path),
-        through lists, tuples, dicts with plain keys and notebook instances."""
-        index: dict[int, tuple] = {}
-        todo = [(name, (), obj) for name, obj in sorted(self._kept.items())]
+        through lists, tuples, dicts with plain keys and notebook instances,
+        up to :data:`INDEX_BUDGET` objects."""
+        todo = [(kept[name], (), name) for name in sorted(kept)]
+        roots = {id(v) for v in kept.values()}
         budget = INDEX_BUDGET
         while todo and budget > 0:
             layer = []
-            for root, path, obj in todo:
+            for obj, path, root in todo:
                 for step, child in _children(obj):
                     budget -= 1
-                    if type(child) in _ATOMIC or id(child) in index or child is self._kept.get(root):
+                    if budget < 0:
+                        break
+                    if type(child) in _ATOMIC or id(child) in self.known or id(child) in roots:
                         continue
-                    index[id(child)] = (root, path + (step,), child)
-                    layer.append((root, path + (step,), child))
-                if budget <= 0:
-                    break
+                    self.known[id(child)] = (("at", kept[root], path + (step,)), child)
+                    layer.append((child, path + (step,), root))
             todo = layer
-        return index
 
 
 def _children(obj):
+    """``(step, child)`` pairs, lazily (a big list is cut by the budget)."""
     t = type(obj)
     if t in (list, tuple):
-        return [(("i", i), v) for i, v in enumerate(obj)]
+        return ((("i", i), v) for i, v in enumerate(obj))
     if t is dict:
-        return [(("k", k), v) for k, v in obj.items() if type(k) in _ATOMIC]
+        return ((("k", k), v) for k, v in obj.items() if type(k) in _ATOMIC)
     if t.__module__ == "__main__" and isinstance(getattr(obj, "__dict__", None), dict) and not isinstance(obj, type):
-        return [(("a", k), v) for k, v in vars(obj).items()]
-    return []
+        return ((("a", k), v) for k, v in vars(obj).items())
+    return ()
 
 
 def _importable(name) -> bool:

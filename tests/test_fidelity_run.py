@@ -59,7 +59,10 @@ def store(tmp_path):
 
 
 def test_bindings_analysis_cannot_see_are_stored(store):
-    src = "exec('z = base + 1')\nfrom math import *\ndef bump():\n    global counter\n    counter = counter + 1\nbump()\n"
+    src = (
+        "exec('z = base + 1')\nfrom math import *\n"
+        "def bump():\n    global counter\n    counter = counter + 1\nbump()\n"
+    )
     ns = {"base": 41, "counter": 0}
     m = store_run(store, src, ns, deps=["base"])
     assert {"z", "sqrt", "pi", "counter", "bump"} <= set(m["defs"])
@@ -335,7 +338,10 @@ def test_restart_exec_import_star_and_global_statements(tmp_path):
 
 def test_restart_module_owned_objects_are_the_modules_own(tmp_path):
     cached = lazy("from random import uniform, seed\nimport numpy as np\nnormal = np.random.normal\n")
-    probes = ["uniform.__self__ is __import__('random')._inst", "(seed(3), uniform(0, 1))[1] == (seed(3), __import__('random').random())[1]"]
+    probes = [
+        "uniform.__self__ is __import__('random')._inst",
+        "(seed(3), uniform(0, 1))[1] == (seed(3), __import__('random').random())[1]",
+    ]
     session(tmp_path, [cached], probes)
     second, log = session(tmp_path, [cached], probes + ["normal is np.random.normal"])
     assert runs_in(tmp_path) == 1, log
@@ -421,7 +427,6 @@ def test_defs_sharing_objects_stay_one_structure(store):
         pass
 
     shared = Node()
-    src = "a = {'node': shared}\nb = [shared]\nc = 'unrelated'\n"
     ns = {"__name__": "__main__", "Node": Node}
     plan = cache.plan("a = 1\nb = 1\nc = 1\n", ns)
     ns.update(a={"node": shared}, b=[shared], c=[1])
@@ -434,7 +439,8 @@ def test_defs_sharing_objects_stay_one_structure(store):
 
 def test_restart_subplots_axes_are_the_figures_axes(tmp_path):
     pytest.importorskip("matplotlib")
-    cell = lazy("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nfig, ax = plt.subplots(2, 2)\n")
+    cell = lazy("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+                "fig, ax = plt.subplots(2, 2)\n")
     probes = ["ax[0, 0] is fig.axes[0]", "ax[1, 1].figure is fig"]
     first, _ = session(tmp_path, [cell], probes)
     second, log = session(tmp_path, [cell], probes)
@@ -481,7 +487,8 @@ def test_real_kernels_outputs_display_updates_logging_and_semicolon(tmp_path):
 
     def execute():
         nb = nbformat.read(path, as_version=4)
-        NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+        resources = {"metadata": {"path": str(tmp_path)}}
+        NotebookClient(nb, timeout=120, kernel_name="python3", resources=resources).execute()
         out = []
         for o in nb.cells[1].outputs:
             o = dict(o)
@@ -499,4 +506,5 @@ def test_real_kernels_outputs_display_updates_logging_and_semicolon(tmp_path):
     assert second == first
     texts = [o.get("text") or o.get("data", {}).get("text/plain") for o in first]
     assert texts[0] == "done"  # the display shows its final content
-    assert any("logged line" in (t or "") for t in texts) and not any(o["output_type"] == "execute_result" for o in first)
+    assert any("logged line" in (t or "") for t in texts)
+    assert not any(o["output_type"] == "execute_result" for o in first)  # ';' hides the value
