@@ -240,3 +240,23 @@ def test_local_module_edited_but_not_reloaded_runs_uncached(run, shell, runs, tm
     assert runs() == 3 and shell.user_ns["y"] is False
     run(cell)
     assert runs() == 3  # reloaded: keyed by the new source again, and a hit
+
+
+def test_restored_functions_and_instances_key_like_the_originals(tmp_path):
+    """A chain of cached cells: after a restart the first restores functions,
+    lambdas and instances, and the second must still hit on them."""
+    define = lazy(
+        "import functools, dataclasses\n"
+        "def deco(fn):\n    @functools.wraps(fn)\n    def w(x):\n        return fn(x) * 2\n    return w\n"
+        "@deco\ndef f(x):\n    return x + 1\n"
+        "add, mul = (lambda x: x + 1), (lambda x: x * 3)\n"
+        "@dataclasses.dataclass\nclass P:\n    v: int\n"
+        "p = P(4)\n"
+        "s = {3, 1, 2}\n"
+    )
+    use = lazy("y = (f(1), add(1), mul(2), p.v, list(s))")
+    first = session(tmp_path, [define, use], ["y"])
+    assert first["runs"] == 2 and first["values"]["y"] == "(4, 2, 6, 4, [1, 2, 3])", first
+    again = session(tmp_path, [define, use], ["y"])
+    assert again["runs"] == 2, f"a restored value keys differently: {again}"
+    assert again["values"] == first["values"]
