@@ -126,7 +126,7 @@ def test_demo_builds_with_one_command_and_restores_in_the_browser(tmp_path, lite
     assert shown["images"] >= 1 and "626,331 takes the most steps (508)" in shown["text"], shown
     assert not shown["kernel_up_then"] and shown["at"] < kernel_up, (shown, kernel_up)
     errors = [o for c in cells for o in c["outputs"] if o["output_type"] == "error"]
-    assert not errors, errors
+    assert not errors, "\n".join(f"--- cell {i}\n{text(c)}" for i, c in enumerate(cells))
     assert "lazycache: restored" in text(cells[slow_cell]), text(cells[slow_cell])
     assert "takes the most steps (" in text(cells[slow_cell])
     assert times[slow_cell] < 2.0, times
