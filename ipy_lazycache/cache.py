@@ -241,6 +241,26 @@ def plan(tree, ns: dict, memo: Memo | None = None, deps=(), files=(), source: st
     return Plan(key=key, source=source, analysis=analysis, refs=refs, ambient=observed, code=code)
 
 
+#: Analysis and code hash of recent cell texts: a cell run again unchanged
+#: (every hit) skips the AST walks. Both depend on the text alone.
+_ANALYZED: dict[str, tuple[Analysis, str]] = {}
+_ANALYZED_MAX = 256
+
+
+def _analyzed(tree, source: str | None) -> tuple[Analysis, str | None]:
+    """``analyze(tree)``, and the code hash when known: from the memo when
+    ``source`` (the exact text ``tree`` was parsed from) was seen before.
+    The Analysis is shared between plans: nothing may modify it."""
+    if source is None:
+        return analyze(tree), None
+    known = _ANALYZED.get(source)
+    if known is None:
+        if len(_ANALYZED) >= _ANALYZED_MAX:
+            _ANALYZED.pop(next(iter(_ANALYZED)))  # the oldest text
+        known = _ANALYZED[source] = (analyze(tree), code_hash(tree))
+    return known
+
+
 # ----------------------------------------------------------------------------
 # Storing
 
@@ -916,15 +936,30 @@ def _register_source(values, source: str):
     """
     import linecache
 
-    functions = _notebook_functions(values)
+    functions = [fn for fn in _notebook_functions(values) if not _source_found(fn.__code__)]
     lines = _aligned(source, functions)
     for fn in functions:
         code = fn.__code__
-        if linecache.cache.get(code.co_filename, (None, None, None))[2] == lines:
-            continue  # this session's own cell (or the same text): nothing to fix
         name = f"<lazycache-restored-{next(_source_names)}>"
         fn.__code__ = _renamed(code, name)
         linecache.cache[name] = (len(source), None, lines, name)
+
+
+def _source_found(code) -> bool:
+    """The function's file, as ``linecache`` has it, defines it on its line:
+    a function of this session (maybe taken from the namespace as a ref),
+    never to be touched. A file name a new session gave to another cell does
+    not pass (the line there is something else)."""
+    import linecache
+
+    entry = linecache.cache.get(code.co_filename)
+    lines = entry[2] if entry else None
+    if not lines or not 0 < code.co_firstlineno <= len(lines):
+        return False
+    line = lines[code.co_firstlineno - 1].strip()
+    if code.co_name == "<lambda>":
+        return "lambda" in line
+    return line.startswith(("@", f"def {code.co_name}", f"async def {code.co_name}"))
 
 
 def _aligned(source: str, functions) -> list:
@@ -965,12 +1000,17 @@ def _notebook_functions(values):
     """Notebook functions among ``values``: top-level, methods of notebook
     classes, and what decorators and ``lru_cache`` wrap (closures, ``__wrapped__``)."""
     seen, todo, out = set(), list(values), []
-    while todo:
+    budget = _WALK_BUDGET
+    while todo and budget > 0:
         obj = todo.pop()
         if id(obj) in seen:
             continue
         seen.add(id(obj))
-        if isinstance(obj, (staticmethod, classmethod)):
+        budget -= 1
+        inside = _inside(obj)
+        if inside is not None:
+            todo.extend(v for _, v in inside)
+        elif isinstance(obj, (staticmethod, classmethod)):
             todo.append(obj.__func__)
         elif isinstance(obj, type) and obj.__module__ == "__main__":
             todo.extend(vars(obj).values())
@@ -983,6 +1023,46 @@ def _notebook_functions(values):
         elif codecs._is_notebook_lru(obj):
             todo.append(obj.__wrapped__)
     return out
+
+
+#: How many objects the walks through restored containers visit at most.
+_WALK_BUDGET = 10_000
+
+
+def _inside(obj):
+    """``(key, value)`` pairs of a list, dict or notebook instance (whose
+    functions a restore must fix up), else None."""
+    t = type(obj)
+    if t is list:
+        return list(enumerate(obj))
+    if t is dict:
+        return list(obj.items())
+    if t.__module__ == "__main__" and not isinstance(obj, type) and isinstance(getattr(obj, "__dict__", None), dict):
+        return list(vars(obj).items())
+    return None
+
+
+def _rebind_inside(value, ns, done):
+    """Rebind functions held in restored lists, dicts and notebook instances
+    (``handlers = {"a": lambda x: x + k}``), in place, within a budget."""
+    todo, seen, budget = [value], set(), _WALK_BUDGET
+    while todo and budget > 0:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        inside = _inside(obj)
+        for key, child in inside or ():
+            budget -= 1
+            if _rebindable(child):
+                new = _rebind(child, ns, done)
+                if new is not child:
+                    if type(obj) in (list, dict):
+                        obj[key] = new
+                    else:
+                        setattr(obj, key, new)
+            elif _inside(child) is not None:
+                todo.append(child)
 
 
 def _rebind(value, ns, _done=None):
@@ -998,6 +1078,9 @@ def _rebind(value, ns, _done=None):
     done = {} if _done is None else _done
     if id(value) in done:
         return done[id(value)]
+    if _done is None and _inside(value) is not None:
+        _rebind_inside(value, ns, done)
+        return value
     if isinstance(value, types.FunctionType):
         done[id(value)] = value  # cycles (a closure holding its own function) end here
         target = _globals_for(value, ns)

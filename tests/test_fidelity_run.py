@@ -508,3 +508,30 @@ def test_real_kernels_outputs_display_updates_logging_and_semicolon(tmp_path):
     assert texts[0] == "done"  # the display shows its final content
     assert any("logged line" in (t or "") for t in texts)
     assert not any(o["output_type"] == "execute_result" for o in first)  # ';' hides the value
+
+
+def test_restart_functions_inside_containers_see_the_notebook(tmp_path):
+    setup = "k = 1\n"
+    cached = lazy("handlers = {'add': lambda x: x + k}\nsteps = [lambda x: x * k]\ndef base(x):\n    return x + k\n")
+    probes = ["(globals().__setitem__('k', 10), handlers['add'](1), steps[0](2), base(0))[1:]",
+              "__import__('inspect').getsource(base).startswith('def base')"]
+    first, _ = session(tmp_path, [setup, cached], probes)
+    second, log = session(tmp_path, [setup, cached], probes)
+    assert runs_in(tmp_path) == 1, log
+    assert second == first == {probes[0]: "(11, 20, 10)", probes[1]: "True"}, log
+
+
+def test_a_ref_function_taken_as_a_def_is_left_as_it_is(store):
+    import inspect
+    import linecache
+
+    cell = "def f(x):\n    return x\n"
+    ns = {"__name__": "__main__"}
+    exec(compile(cell, "<ipython-input-5-aa>", "exec"), ns)
+    linecache.cache["<ipython-input-5-aa>"] = (len(cell), None, cell.splitlines(True), "<ipython-input-5-aa>")
+    store_run(store, "g = f\nfs = [f]\n", ns)
+    del ns["g"], ns["fs"]
+    hit(store, "g = f\nfs = [f]\n", ns)  # the same session
+    assert ns["g"] is ns["f"] and ns["fs"][0] is ns["f"]
+    assert ns["f"].__code__.co_filename == "<ipython-input-5-aa>"  # not renamed to this cell's source
+    assert inspect.getsource(ns["f"]) == cell
