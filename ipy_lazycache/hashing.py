@@ -197,7 +197,7 @@ def _feed_function(h, fn, hasher):
     defaults, closure cells and attributes (``__wrapped__`` among them)."""
     code = fn.__code__
     if not sources.is_notebook_code(code):
-        _feed_named(h, fn)
+        _feed_library_function(h, fn, hasher)
         return
     _tag(h, b"F", fn.__qualname__.encode())
     try:
@@ -230,6 +230,28 @@ def _feed_function(h, fn, hasher):
     if fn.__dict__:
         _tag(h, b"a")
         hasher(h, dict(fn.__dict__))
+
+
+def _feed_library_function(h, fn, hasher):
+    """A function of an installed package, by where its code lives and the
+    package's version (``functools.wraps`` copies the wrapped function's
+    names onto a wrapper: the code's own module is used). What such a function
+    was made around is keyed too: the functions and classes in its closure
+    (a decorator without ``wraps``) and in its attributes (``__wrapped__``,
+    ``singledispatch``'s registry); its other state is the library's own."""
+    module = fn.__globals__.get("__name__") or getattr(fn, "__module__", None) or ""
+    _tag(h, b"f", f"{module}:{fn.__qualname__}".encode())
+    _tag(h, b"v", module_version(module).encode())
+    made_around = list(vars(fn).items())
+    for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
+        try:
+            made_around.append((name, cell.cell_contents))
+        except ValueError:  # empty cell
+            pass
+    for name, value in made_around:
+        if callable(value) or isinstance(value, (dict, types.MappingProxyType)):
+            _tag(h, b"a", name.encode())
+            hasher(h, value)
 
 
 def _feed_bytecode(h, code, hasher):

@@ -154,8 +154,11 @@ DECO = (
         ("import functools\n@functools.lru_cache\ndef f(x):\n    return x + 1",
          "import functools\n@functools.lru_cache\ndef f(x):\n    return x + 2"),
         (METHOD + "f = C(2).m", METHOD + "f = C(3).m"),
+        # A library's wrapper (functools' own code) around the notebook's function.
+        ("import functools\n@functools.singledispatch\ndef f(x):\n    return x + 1",
+         "import functools\n@functools.singledispatch\ndef f(x):\n    return x + 2"),
     ],
-    ids=["wrapper", "wrapped", "partial", "lru_cache", "bound-method"],
+    ids=["wrapper", "wrapped", "partial", "lru_cache", "bound-method", "singledispatch"],
 )
 def test_wrappers_and_what_they_wrap(tmp_path, v1, v2):
     check(tmp_path, [v1], [v2], lazy("y = f(5)"), ["y"])
