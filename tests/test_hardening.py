@@ -63,7 +63,7 @@ def cli_many(*argvs, cwd):
     """Several ``ipy-lazycache`` commands through ``cli.main`` in one process
     (a process each costs ~0.3 s): [(exit code, stdout, stderr)]."""
     p = subprocess.run([sys.executable, "-c", _MANY, json.dumps(argvs)], cwd=cwd, capture_output=True, text=True,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+                       env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert p.returncode == 0, p.stderr
     return [tuple(r) for r in json.loads(p.stdout)]
 
@@ -628,3 +628,33 @@ def test_manifest_with_new_fields_still_loads(tmp_path):
     m.update(effects={"cwd": "/x", "nested": {"a": [1, 2]}}, requires={"numpy.random": "abc"}, mutated=["y"],
              something_new={"from": "a later version"})
     assert mf.loads(mf.dumps(m), "e" * 32)["effects"]["nested"] == {"a": [1, 2]}
+
+
+def test_every_command_survives_any_folder_content(tmp_path):
+    """`verify` and `clear` (and the rest) on a folder of odd things: no
+    traceback, no hang, nothing outside touched, only entry-shaped things removed."""
+    root = tmp_path / "__lazycache__"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep")
+    k = iter("0123456789abcdef")
+    fifo = root / (next(k) * 32)  # a FIFO where the manifest should be
+    fifo.mkdir(parents=True)
+    os.mkfifo(fifo / "manifest.json")
+    linkloop = root / (next(k) * 32)
+    linkloop.mkdir()
+    os.symlink("manifest.json", linkloop / "manifest.json")  # a link to itself
+    blob_link = root / (next(k) * 32)
+    blob_link.mkdir()
+    os.symlink(outside / "keep.txt", blob_link / "x.0123456789ab.pkl")
+    (root / (next(k) * 32)).write_text("a file with an entry's name")
+    os.symlink(outside, root / (next(k) * 32))  # a link with an entry's name
+    empty = root / (next(k) * 32)
+    empty.mkdir()
+    (root / "exports").mkdir()
+    (root / "exports" / "nb.json").write_bytes(b"\xff\x00")
+    results = cli_many(["info"], ["du"], ["verify"], ["prune"], ["verify", "--fix"], ["clear"], cwd=tmp_path)
+    for argv, (code, out, err) in zip(["info", "du", "verify", "prune", "verify --fix", "clear"], results):
+        assert code in (0, 1) and "Traceback" not in err, (argv, out, err)
+    assert (outside / "keep.txt").read_text() == "keep" and sorted(os.listdir(outside)) == ["keep.txt"]
+    assert sorted(os.listdir(root)) == sorted(["exports", "3" * 32]), os.listdir(root)  # the plain file stays
