@@ -276,16 +276,18 @@ def _code_names(code) -> set[str]:
 
 
 def _module_owned(method) -> bool:
-    """A bound method of an object an installed module owns and exposes
-    under the method's name (``random.uniform``, ``np.random.normal``): the
+    """A bound method of an object that an installed module holds as a global
+    (``random.uniform``, ``np.random.normal``, also when wrapped): the
     object's state is ambient process state (DESIGN §9), not the method's."""
     owner = method.__self__
     func = getattr(method, "__func__", None)
-    module = getattr(func, "__module__", None) or getattr(method, "__module__", None) or type(owner).__module__
-    mod = sys.modules.get(module or "")
-    if mod is None or sources.is_local_module(mod):
-        return False
-    return getattr(getattr(mod, method.__name__, None), "__self__", None) is owner
+    for module in {getattr(func, "__module__", None), getattr(method, "__module__", None), type(owner).__module__}:
+        mod = sys.modules.get(module or "")
+        if mod is None or sources.is_local_module(mod):
+            continue
+        if any(value is owner for value in list(vars(mod).values())):  # random._inst, numpy.random.mtrand._rand
+            return True
+    return False
 
 
 def _feed_method(h, method, hasher):

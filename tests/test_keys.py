@@ -263,3 +263,13 @@ def test_restored_functions_and_instances_key_like_the_originals(tmp_path):
     again = session(tmp_path, [define, use], ["y"])
     assert again["runs"] == 2, f"a restored value keys differently: {again}"
     assert again["values"] == first["values"]
+
+
+def test_methods_of_module_generators_are_not_keyed_by_the_generator_state(tmp_path):
+    # The unseeded global generators differ in every process; their state is
+    # ambient (keyed only when seeded), so a ref to their methods still hits.
+    cells = ["import random, numpy as np\nfrom random import uniform, seed\nfrom numpy.random import normal",
+             lazy("ok = callable(uniform) and callable(normal) and callable(seed) and callable(np.random.rand)")]
+    assert session(tmp_path, cells, ["ok"])["runs"] == 1
+    again = session(tmp_path, cells, ["ok"])
+    assert again["runs"] == 1 and again["values"]["ok"] == "True", again
