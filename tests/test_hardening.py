@@ -243,6 +243,17 @@ def test_recency_record_is_not_written_through_a_link(run, runs, tmp_path):
     assert victim.read_text() == "precious\n"
 
 
+def test_export_list_is_not_written_through_a_linked_folder(run, runs, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.makedirs("__lazycache__")
+    os.symlink(elsewhere, "__lazycache__/exports")
+    r = run("%%lazycache\n" + BODY + "x = 1\n")
+    assert r.success and runs() == 1
+    assert os.listdir(elsewhere) == [], "the export list was written outside the cache"
+    assert len([line for line in r.out.splitlines() if "export list" in line]) == 1, r.out
+
+
 def test_a_linked_entry_folder_is_never_followed(run, shell, runs, tmp_path):
     """The entry folder is a link to a folder of the user's (with a damaged
     manifest, so the magic evicts): nothing there is read or deleted."""

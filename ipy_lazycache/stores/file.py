@@ -76,10 +76,17 @@ def _open_dir(parent: int, name: str, create: bool) -> int:
 
 def write_atomic(path: Path, data: Data, fsync: bool = True) -> None:
     """Write ``data`` (bytes-like or a list of chunks) to ``path`` through a
-    temp file in the same folder and ``os.replace``: whole or absent."""
+    temp file in the same folder and ``os.replace``: whole or absent. The
+    folder itself must not be a link (e.g. a cache's ``exports/`` pointing
+    elsewhere): :class:`UnsafePath`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    dfd = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _CLOEXEC)
+    try:
+        dfd = os.open(path.parent, _DIR)
+    except OSError as exc:
+        if exc.errno in (_ELOOP, _EMLINK, errno.ENOTDIR):
+            raise UnsafePath(exc.errno, f"{path.parent} is a symbolic link") from None
+        raise
     try:
         _commit(dfd, path.parent, path.name, data, fsync)
     finally:
