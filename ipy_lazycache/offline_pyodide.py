@@ -70,6 +70,11 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _say(message: str) -> None:
+    """Progress for the slow first run (downloads); silent once cached."""
+    print(f"offline_pyodide: {message}", file=sys.stderr, flush=True)
+
+
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
     if proc.returncode:
@@ -91,6 +96,7 @@ def fetch_pyodide(cache: Path | None = None) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     tgz = cache / f"pyodide-{PYODIDE_VERSION}.tgz"
     if not tgz.exists():
+        _say(f"downloading pyodide@{PYODIDE_VERSION} from npm (about 10 MB, once) ...")
         _run(["npm", "pack", f"pyodide@{PYODIDE_VERSION}", "--silent",
               "--pack-destination", str(cache)])
     tmp = dest.with_name(dest.name + ".tmp")
@@ -162,6 +168,7 @@ def download_wheel(spec: str, lock_entry: dict | None = None,
         if hit:
             return hit
     for req in [f"{name}=={v}" for v in versions] + ([] if pinned else [name]):
+        _say(f"downloading {req} ({plat}) from PyPI, once ...")
         hit = _pip_download(req, flags, wheels)
         if hit:
             if not pinned:
