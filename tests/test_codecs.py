@@ -269,12 +269,21 @@ def test_structured_dtypes_keyed_by_fields():
     assert hashing.value_hash(a) == hashing.value_hash(a.astype([("a", ">i4"), ("b", ">i4")]))
 
 
-def test_memo_is_tied_to_the_object():
+def test_memo_is_tied_to_the_object_and_only_trusts_what_cannot_change(tmp_path):
     memo = cache.Memo()
+    text = "x" * 1000
+    memo.record("x", text, "h")
+    assert memo.get("x", text) == "h"
+    assert memo.get("x", "y" * 1000) is None  # rebinding the name forgets it
     arr = np.zeros(3)
-    memo.record("x", arr, "h")
-    assert memo.get("x", arr) == "h"
-    assert memo.get("x", np.zeros(3)) is None  # rebinding the name forgets it
+    memo.record("a", arr, "h")
+    assert memo.get("a", arr) is None, "an ordinary array can change in place: never trusted"
+    np.save(tmp_path / "m.npy", np.arange(10_000.0))
+    mapped = np.load(tmp_path / "m.npy", mmap_mode="c")
+    memo.record("m", mapped, "h")
+    assert memo.get("m", mapped) == "h", "an unwritten copy-on-write mapping is trusted"
+    mapped[5] = -1.0
+    assert memo.get("m", mapped) is None, "a written page makes it re-hashed"
 
 
 # ----------------------------------------------------------------------------
