@@ -28,8 +28,9 @@ when that is wanted.
 
 Configuration (``jupyter_lite_config.json`` or the command line)::
 
-    {"LazyCacheAddon": {"execute": true, "ship_all": false}}
+    {"LazyCacheAddon": {"execute": true, "ship_outputs": true, "ship_all": false}}
     jupyter lite build --LazyCacheAddon.execute=True   (or --lazycache-execute)
+    jupyter lite build --lazycache-execute --lazycache-as-written   (ship_outputs=False)
 """
 
 from __future__ import annotations
