@@ -453,7 +453,7 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
     for blob_name, blob in blobs.items():
         parts = blob.pop("parts")
         if blob["codec"] == "tripwire":
-            unstored.update((d, b"".join(map(bytes, parts)).decode("utf-8", "replace")) for d in blob["defs"])
+            unstored.update((d, blob.pop("why")) for d in blob["defs"])
         blob["size"] = sum(memoryview(p).nbytes for p in parts)
         blob["digest"] = digest_chunks(parts)
         if signer.key:
@@ -531,7 +531,7 @@ def _encode(values: dict, pids: dict, locate=None) -> dict:
                 pickled[name] = codecs.dumps(value, pids, root_ids=() if is_ref else [id(value)], locate=locate,
                                              seen=seen.setdefault(name, []))
             except Exception as exc:
-                blobs[f"{stem}.tripwire"] = _blob("tripwire", names, _unserializable(name, value, exc).encode())
+                blobs[f"{stem}.tripwire"] = _tripwire_blob(names, value, exc)
             continue
         if isinstance(value, types.ModuleType) and _importable(value):
             # its top-level package as "modules": where that is missing (pandas
@@ -555,7 +555,7 @@ def _encode(values: dict, pids: dict, locate=None) -> dict:
                 value, pids, root_ids=[id(value)], locate=locate, seen=seen.setdefault(name, [])
             )
         except Exception as exc:
-            blobs[f"{stem}.tripwire"] = _blob("tripwire", names, _unserializable(name, value, exc).encode())
+            blobs[f"{stem}.tripwire"] = _tripwire_blob(names, value, exc)
     owners = {n: names[0] for names in aliases.values() for n in names}
     same = {names[0]: names for names in aliases.values()}
 
@@ -604,8 +604,13 @@ def _shows_widgets(outcome) -> bool:
     return any("application/vnd.jupyter.widget-view+json" in b for b in bundles)
 
 
-def _unserializable(name, value, exc) -> str:
-    return f"{type(value).__name__} could not be stored ({type(exc).__name__}: {exc})"[:300]
+def _tripwire_blob(names, value, exc) -> dict:
+    """The blob of a def that cannot be stored: its reason, shown by the
+    tripwire a hit restores; ``why`` (the error alone) is said when storing."""
+    why = f"{type(exc).__name__}: {exc}"[:200]
+    blob = _blob("tripwire", names, f"{type(value).__name__} could not be stored ({why})"[:300].encode())
+    blob["why"] = why
+    return blob
 
 
 def _importable(module) -> bool:

@@ -183,7 +183,7 @@ def test_module_owned_defs_restore_by_reference(store, tmp_path, monkeypatch):
 
 def test_a_generator_is_reported_when_storing(store):
     m = store_run(store, "gen = (i for i in range(3))\nok = 1\n", {})
-    assert "could not be stored" in m["defs"]["gen"]["unstored"] and "generator" in m["defs"]["gen"]["unstored"]
+    assert "generator" in m["defs"]["gen"]["unstored"]  # the error, which the magic prints as it stores
     assert "unstored" not in m["defs"]["ok"]
 
 
