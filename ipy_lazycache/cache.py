@@ -1014,7 +1014,12 @@ def _notebook_functions(values):
         budget -= 1
         inside = _inside(obj)
         if inside is not None:
-            todo.extend(v for _, v in inside)
+            for _, v in inside:
+                budget -= 1
+                if budget <= 0:
+                    break
+                if type(v) not in codecs._ATOMIC:
+                    todo.append(v)
         elif isinstance(obj, (staticmethod, classmethod)):
             todo.append(obj.__func__)
         elif isinstance(obj, type) and obj.__module__ == "__main__":
@@ -1039,11 +1044,11 @@ def _inside(obj):
     functions a restore must fix up), else None."""
     t = type(obj)
     if t is list:
-        return list(enumerate(obj))
+        return itertools.islice(enumerate(obj), _WALK_BUDGET)  # lazily: a long list costs the budget, no more
     if t is dict:
-        return list(obj.items())
+        return itertools.islice(obj.items(), _WALK_BUDGET)
     if t.__module__ == "__main__" and not isinstance(obj, type) and isinstance(getattr(obj, "__dict__", None), dict):
-        return list(vars(obj).items())
+        return itertools.islice(vars(obj).items(), _WALK_BUDGET)
     return None
 
 
@@ -1056,9 +1061,12 @@ def _rebind_inside(value, ns, done):
         if id(obj) in seen:
             continue
         seen.add(id(obj))
-        inside = _inside(obj)
-        for key, child in inside or ():
+        for key, child in list(_inside(obj) or ()):  # a list: entries may be replaced below
             budget -= 1
+            if budget <= 0:
+                break
+            if type(child) in codecs._ATOMIC:
+                continue
             if _rebindable(child):
                 new = _rebind(child, ns, done)
                 if new is not child:
