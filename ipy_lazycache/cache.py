@@ -187,19 +187,22 @@ def file_hash(path) -> str:
 
 
 def plan(tree, ns: dict, memo: Memo | None = None, deps=(), files=(), source: str | None = None,
-         ambient=None, budget: float | None = None, code: str | None = None) -> Plan:
+         ambient=None, budget: float | None = None, code: str | None = None, exact_source: bool = False) -> Plan:
     """Analyze and key a (transformed) cell against ``ns``.
 
     ``tree`` is the cell's module AST (or its source). ``ambient`` (an
     :class:`.ambient.Registry`) adds the process state the cell observes.
+    ``exact_source``: ``tree`` is exactly ``ast.parse(source)`` (no AST
+    transformer changed it), so its analysis and code hash may be reused
+    from an earlier cell with the same text.
     Raises :class:`Uncacheable` naming the ref that cannot be hashed, and
     ``SyntaxError`` for code that does not parse.
     """
     if isinstance(tree, str):
-        source, tree = tree, ast.parse(tree)
+        source, tree, exact_source = tree, ast.parse(tree), True
     elif source is None:
         source = ast.unparse(tree)
-    analysis = analyze(tree)
+    analysis, tree_code = _analyzed(tree, source if exact_source else None)
     for name in deps:
         if name not in ns:
             raise Uncacheable(f"--deps names {name!r}, which is not defined")
@@ -236,9 +239,29 @@ def plan(tree, ns: dict, memo: Memo | None = None, deps=(), files=(), source: st
         options["files"] = "\n".join(f"{p}\t{file_hash(p)}" for p in sorted(files))
     for name, digest in observed.items():
         options[f"ambient:{name}"] = digest
-    code = code or code_hash(tree)
+    code = code or tree_code or code_hash(tree)
     key = cell_key(code, refs, options)
     return Plan(key=key, source=source, analysis=analysis, refs=refs, ambient=observed, code=code)
+
+
+#: Analysis and code hash of recent cell texts: a cell run again unchanged
+#: (every hit) skips the AST walks. Both depend on the text alone.
+_ANALYZED: dict[str, tuple[Analysis, str]] = {}
+_ANALYZED_MAX = 256
+
+
+def _analyzed(tree, source: str | None) -> tuple[Analysis, str | None]:
+    """``analyze(tree)``, and the code hash when known: from the memo when
+    ``source`` (the exact text ``tree`` was parsed from) was seen before.
+    The Analysis is shared between plans: nothing may modify it."""
+    if source is None:
+        return analyze(tree), None
+    known = _ANALYZED.get(source)
+    if known is None:
+        if len(_ANALYZED) >= _ANALYZED_MAX:
+            _ANALYZED.pop(next(iter(_ANALYZED)))  # the oldest text
+        known = _ANALYZED[source] = (analyze(tree), code_hash(tree))
+    return known
 
 
 #: Analysis and code hash of recent cell texts: a cell run again unchanged

@@ -14,13 +14,13 @@ import time
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, validate
 
 from . import ambient, cache, manage, platform, signing
 from .analysis import is_ipython_name
-from .hashing import code_hash
 from .capture import Capture, flush_inline_figures, jsonable, replay, show_result, split_at_result
+from .hashing import code_hash
 from .manage import human_size
 from .manifest import CorruptEntry
 from .progress import Progress
@@ -97,38 +97,6 @@ def strip_magic_line(lines: list[str]) -> list[str]:
     return lines
 
 
-class _Help(Exception):
-    """``--help`` was given: the text to show instead of running the cell."""
-
-
-def _parse_options(line: str):
-    """%%lazycache's options, validated; raises UsageError or _Help."""
-    import io
-
-    words = line.split()
-    if "-h" in words or "--help" in words:
-        raise _Help(LazyCache.lazycache.__doc__ + "\n" + _usage())
-    parse = globals().get("parse_line")  # hardened parser, where present
-    if parse is not None:
-        return parse(line)
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            args = parse_argstring(LazyCache.lazycache, line)
-    except (UsageError, SystemExit) as exc:
-        raise UsageError(f"%%lazycache {line.strip()}: {exc}") from None
-    for name in args.deps:
-        if not name.isidentifier():
-            raise UsageError(f"--deps takes variable names; {name!r} is not one")
-    for path in args.files:
-        if os.path.isdir(path):
-            raise UsageError(f"lazycache: --files takes files; {path} is a folder")
-    return args
-
-
-def _usage() -> str:
-    return LazyCache.lazycache.parser.format_help()
-
-
 class _Pending:
     def __init__(self, args, help=False, auto=False):
         self.args, self.help, self.auto = args, help, auto
@@ -198,6 +166,15 @@ def _result_name(tree):
     if isinstance(last, ast.Expr) and isinstance(last.value, ast.Name):
         return last.value.id
     return None
+
+
+def _stat_of(path):
+    """What tells a file changed: inode, size and modification time."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _source_of(info, tree) -> str:
@@ -284,13 +261,19 @@ class LazyCache(Magics):
     signing_key = Unicode("", help="HMAC key for signed manifests (default: $IPY_LAZYCACHE_KEY)").tag(config=True)
     signing = Enum(["", "off", "on", "strict"], "", help="off | on (unverified entry = miss) | strict (error); "
                    "default: $IPY_LAZYCACHE_SIGNING, else on with a key, off without").tag(config=True)
-    max_size = Unicode("", help="prune the cache to this size after each store, e.g. 2G (default: no limit)").tag(config=True)
-    store = Unicode("", help="shared cache URL tiered after the folder, e.g. s3://bucket/prefix (default: $IPY_LAZYCACHE_STORE)").tag(config=True)
-    store_readonly = Bool(False, help="read the shared store but never write it (default: $IPY_LAZYCACHE_STORE_READONLY)").tag(config=True)
-    store_options = Dict(help="fsspec storage options for the shared store (default: $IPY_LAZYCACHE_STORE_OPTIONS, JSON)").tag(config=True)
-    store_timeout = Float(0.0, help="seconds before the shared store counts as down (default: $IPY_LAZYCACHE_STORE_TIMEOUT or 10)").tag(config=True)
+    max_size = Unicode("", help="prune the cache to this size after each store, e.g. 2G "
+                       "(default: no limit)").tag(config=True)
+    store = Unicode("", help="shared cache URL tiered after the folder, e.g. s3://bucket/prefix "
+                    "(default: $IPY_LAZYCACHE_STORE)").tag(config=True)
+    store_readonly = Bool(False, help="read the shared store but never write it "
+                          "(default: $IPY_LAZYCACHE_STORE_READONLY)").tag(config=True)
+    store_options = Dict(help="fsspec storage options for the shared store "
+                         "(default: $IPY_LAZYCACHE_STORE_OPTIONS, JSON)").tag(config=True)
+    store_timeout = Float(0.0, help="seconds before the shared store counts as down "
+                          "(default: $IPY_LAZYCACHE_STORE_TIMEOUT or 10)").tag(config=True)
 
-    auto = Bool(False, help="cache every slow cell, no %%lazycache needed (default: $IPY_LAZYCACHE_AUTO)").tag(config=True)
+    auto = Bool(False, help="cache every slow cell, no %%lazycache needed "
+                "(default: $IPY_LAZYCACHE_AUTO)").tag(config=True)
     auto_min_time = Float(1.0, help="auto mode stores cells whose run took at least this many seconds "
                           "(default: $IPY_LAZYCACHE_AUTO_MIN_TIME or 1)").tag(config=True)
 
@@ -422,14 +405,14 @@ class LazyCache(Magics):
         raw = (getattr(info, "raw_cell", "") or "").lstrip()
         if not _is_lazycache_cell(raw):
             if self.auto and not nested and _auto_eligible(raw):
-                self._pending = _Pending(_parse_options(""), auto=True)
+                self._pending = _Pending(parse_line(""), auto=True)
             return
         line = raw.split("\n", 1)[0][len(MAGIC):]
         if "--off" in line.split():
             return  # opted out: the body runs as a plain cell
         try:
-            args = _parse_options(line)
-        except _Help as help_text:
+            args = parse_line(line)
+        except HelpRequested as help_text:
             print(help_text)
             self._pending = _Pending(None, help=True)
             return
@@ -471,7 +454,8 @@ class LazyCache(Magics):
                 budget = AUTO_BUDGET  # a cell never seen slow: its inputs are hashed only if that is cheap
         try:
             plan = cache.plan(tree, ns, self.memo, deps=args.deps, files=args.files, source=source,
-                              ambient=self.ambient, budget=budget, code=code)
+                              ambient=self.ambient, budget=budget, code=code,
+                              exact_source=self._parsed_as_is(source))
         except cache.OverBudget:
             self._running[self._depth] = _Running(None, store, None, None, None, True, None, time.perf_counter(),
                                                   auto=code)
@@ -491,7 +475,8 @@ class LazyCache(Magics):
             if restored is not None:
                 if pending.auto:
                     self.stats["auto_hits"] += 1
-                    self.stats["auto_saved"] += max((restored.manifest.get("duration") or 0.0) - (time.perf_counter() - started), 0.0)
+                    ran = restored.manifest.get("duration") or 0.0
+                    self.stats["auto_saved"] += max(ran - (time.perf_counter() - started), 0.0)
                 return self._hit(restored, started, quiet, store, plan)
 
         if not pending.auto:
@@ -506,6 +491,15 @@ class LazyCache(Magics):
         self._running[self._depth] = _Running(plan, store, signer, capture, states, quiet, _result_name(tree),
                                               time.perf_counter(), auto=plan.code if pending.auto else None)
         return tree
+
+    def _parsed_as_is(self, source) -> bool:
+        """The tree came straight from parsing ``source``: it is the cell's
+        transformed text and no other AST transformer ran before ours."""
+        transformers = self.shell.ast_transformers
+        return (
+            source == getattr(self._cell_info, "transformed_cell", None)
+            and bool(transformers) and transformers[0] is self._transformer
+        )
 
     def post_run_cell(self, result):
         raw = getattr(getattr(result, "info", None), "raw_cell", None)
@@ -675,8 +669,21 @@ class LazyCache(Magics):
         try:
             from . import export
 
+            local = _local(store)
             cell = export.cell_identity(getattr(self, "_cell_info", None))
-            export.record(_local(store), key, cell, export.notebook_path(self.shell))
+            notebook = export.notebook_path(self.shell)
+            # A hit of a cell this session recorded reads the list only if
+            # someone changed it since (its stat differs): every hit would
+            # otherwise read and parse it to find the record already there.
+            recorded = self.__dict__.setdefault("_exported", {})
+            where = (id(local), notebook, cell)
+            last = recorded.get(where)
+            if last is not None and last[0] == key and _stat_of(last[1]) == last[2]:
+                return
+            path = export.record(local, key, cell, notebook)
+            stat = _stat_of(path) if path is not None else None
+            if stat is not None:
+                recorded[where] = (key, path, stat)
         except Exception as exc:
             if "export" not in self._warned:
                 self._warned.add("export")
@@ -694,7 +701,8 @@ class LazyCache(Magics):
             self._say(f"{PREFIX} {exc}; running the cell.", force=True)
             return None
         except CorruptEntry as exc:
-            self._say(f"{PREFIX} entry {plan.key[:10]} is damaged ({exc}); evicting it and re-running the cell.", force=True)
+            self._say(f"{PREFIX} entry {plan.key[:10]} is damaged ({exc}); evicting it and re-running the cell.",
+                      force=True)
             try:
                 cache.evict(store, plan.key)
             except Exception:
