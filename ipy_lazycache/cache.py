@@ -264,26 +264,6 @@ def _analyzed(tree, source: str | None) -> tuple[Analysis, str | None]:
     return known
 
 
-#: Analysis and code hash of recent cell texts: a cell run again unchanged
-#: (every hit) skips the AST walks. Both depend on the text alone.
-_ANALYZED: dict[str, tuple[Analysis, str]] = {}
-_ANALYZED_MAX = 256
-
-
-def _analyzed(tree, source: str | None) -> tuple[Analysis, str | None]:
-    """``analyze(tree)``, and the code hash when known: from the memo when
-    ``source`` (the exact text ``tree`` was parsed from) was seen before.
-    The Analysis is shared between plans: nothing may modify it."""
-    if source is None:
-        return analyze(tree), None
-    known = _ANALYZED.get(source)
-    if known is None:
-        if len(_ANALYZED) >= _ANALYZED_MAX:
-            _ANALYZED.pop(next(iter(_ANALYZED)))  # the oldest text
-        known = _ANALYZED[source] = (analyze(tree), code_hash(tree))
-    return known
-
-
 # ----------------------------------------------------------------------------
 # Storing
 
