@@ -516,7 +516,8 @@ def verify_report(bad, fixed: bool, store, skipped=()) -> Report:
         return Report(f"all {'other ' if skipped else ''}entries verified in {_where(store)}{wait}")
     verb = "removed" if fixed else "found"
     return Report(
-        f"{verb} {plural(len(bad), 'bad entry', 'bad entries')} in {_where(store)}" + ("" if fixed else f" (--fix removes {'it' if len(bad) == 1 else 'them'})") + wait,
+        f"{verb} {plural(len(bad), 'bad entry', 'bad entries')} in {_where(store)}"
+        + ("" if fixed else f" (--fix removes {'it' if len(bad) == 1 else 'them'})") + wait,
         ["key", "problem"], [[k[:10], p] for k, p in bad],
     )
 

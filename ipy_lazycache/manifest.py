@@ -214,7 +214,8 @@ def _check(m, key: str) -> None:
     for out in m["outputs"]:
         _need(isinstance(out, dict) and isinstance(out.get("output_type"), str), "each output needs an output_type")
         if out["output_type"] == "stream":
-            _need(isinstance(out.get("text"), str) and isinstance(out.get("name", ""), str), "a stream output needs text")
+            _need(isinstance(out.get("text"), str) and isinstance(out.get("name", ""), str),
+                  "a stream output needs text")
         elif out["output_type"] in ("display_data", "execute_result"):
             _bundle(out, "a display output")
     if m.get("result") is not None:

@@ -414,7 +414,12 @@ class Guarded(Store):
         self._write(key, lambda s: s.put(key, data))
 
     def put_file(self, key, local_path):
-        self._write(key, lambda s: s.put_file(key, local_path) if hasattr(s, "put_file") else s.put(key, Path(local_path).read_bytes()))
+        def upload(s):
+            if hasattr(s, "put_file"):
+                return s.put_file(key, local_path)
+            return s.put(key, Path(local_path).read_bytes())
+
+        self._write(key, upload)
 
     def delete(self, key):
         validate_key(key)

@@ -169,7 +169,9 @@ class HttpStore(Store):
 
     writable = False
 
-    def __init__(self, base_url: str, timeout: float = 30.0, transport: UrllibTransport | PyodideTransport | None = None):
+    def __init__(
+        self, base_url: str, timeout: float = 30.0, transport: UrllibTransport | PyodideTransport | None = None
+    ):
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"HttpStore needs an http(s) URL, not {base_url!r}")
         self.base_url = base_url.rstrip("/") + "/"
