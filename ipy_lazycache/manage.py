@@ -107,7 +107,9 @@ def _open_remote(url: str):
 
     try:
         conf = settings(url)
-        return FsspecStore(conf["url"], timeout=conf["timeout"], readonly=conf["readonly"], **conf["options"])
+        # Writable even with $IPY_LAZYCACHE_STORE_READONLY, which keeps notebooks
+        # from writing: pruning or clearing a shared store is asked for explicitly.
+        return FsspecStore(conf["url"], timeout=conf["timeout"], **conf["options"])
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     except ImportError as exc:
