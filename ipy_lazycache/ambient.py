@@ -226,7 +226,9 @@ class _NumpyRandom(Provider):
         for chain in cell.chains():
             if chain[0] is module or (chain[0] is numpy and len(chain) > 1 and chain[1] == "random"):
                 return True
-        return any(obj is module or getattr(obj, "__self__", None) is rand for obj in cell.ref_objects() if rand is not None)
+        if rand is None:
+            return False
+        return any(obj is module or getattr(obj, "__self__", None) is rand for obj in cell.ref_objects())
 
     def key(self, cell, state):
         return _digest(state) if state is not None and self.name in _Seeds.seeded else None
@@ -235,7 +237,8 @@ class _NumpyRandom(Provider):
         if after is None or before == after or self.name not in _Seeds.seeded:
             return None
         kind, keys, pos, has_gauss, gauss = after
-        return {"kind": kind, "keys": base64.b64encode(keys).decode(), "pos": pos, "has_gauss": has_gauss, "gauss": gauss}
+        return {"kind": kind, "keys": base64.b64encode(keys).decode(), "pos": pos, "has_gauss": has_gauss,
+                "gauss": gauss}
 
     def apply(self, effect):
         import numpy as np
@@ -299,7 +302,8 @@ class _Environ(Provider):
 
 
 def _is_module(node, ns, name) -> bool:
-    return isinstance(node, ast.Name) and getattr(ns.get(node.id), "__name__", None) == name and type(ns.get(node.id)).__name__ == "module"
+    obj = ns.get(node.id) if isinstance(node, ast.Name) else None
+    return type(obj).__name__ == "module" and getattr(obj, "__name__", None) == name
 
 
 def _is_environ(node, ns) -> bool:
@@ -468,7 +472,8 @@ class _Pandas(Provider):
     def observes(self, cell):
         if "pandas" not in sys.modules:
             return False
-        return any(_from_library(obj, ("pandas",)) or _from_library(type(obj), ("pandas",)) for obj in cell.ref_objects())
+        return any(_from_library(obj, ("pandas",)) or _from_library(type(obj), ("pandas",))
+                   for obj in cell.ref_objects())
 
     def key(self, cell, state):
         return _digest(sorted(state.items())) if state is not None else None
