@@ -84,9 +84,13 @@ def code_hash(source_or_tree) -> str:
 
 
 def _tag(h, tag: bytes, payload: bytes = b""):
-    h.update(tag)
-    h.update(len(payload).to_bytes(8, "little"))
-    h.update(payload)
+    n = len(payload)
+    if n > 4096:  # no copy of large payloads
+        h.update(tag)
+        h.update(n.to_bytes(8, "little"))
+        h.update(payload)
+    else:  # one call: the same bytes, fewer Python calls on the hot path
+        h.update(tag + n.to_bytes(8, "little") + payload)
 
 
 def _int_bytes(n: int) -> bytes:
@@ -535,16 +539,24 @@ def value_hash(obj) -> str:
     return h.hexdigest()
 
 
+_FLOAT_TAG = b"d" + (8).to_bytes(8, "little")
+_NONE_TAG = b"0" + (0).to_bytes(8, "little")
+_pack_double = struct.Struct("<d").pack
+
+
 def _feed_value(h, obj, hasher, walk):
     t = type(obj)
-    if obj is None:
-        _tag(h, b"0")
-    elif t is bool:
-        _tag(h, b"b", b"\x01" if obj else b"\x00")
+    if t is float:
+        h.update(_FLOAT_TAG + _pack_double(obj))
+    elif t is str and len(obj) < 1024:
+        data = obj.encode("utf-8", "surrogatepass")
+        h.update(b"u" + len(data).to_bytes(8, "little") + data)
     elif t is int:
         _tag(h, b"i", _int_bytes(obj))
-    elif t is float:
-        _tag(h, b"d", struct.pack("<d", obj))
+    elif obj is None:
+        h.update(_NONE_TAG)
+    elif t is bool:
+        _tag(h, b"b", b"\x01" if obj else b"\x00")
     elif t is complex:
         _tag(h, b"j", struct.pack("<dd", obj.real, obj.imag))
     elif t is str:
