@@ -8,11 +8,11 @@ errors, and at the end a canonical description of the namespace (types,
 content, identity relations, views) and of process state (random generators,
 ``DT_*`` environment variables, working directory, changed rcParams).
 
-A scenario is eight sessions: the notebook's version 1 (populates the cache),
+A scenario is ten sessions: the notebook's version 1 (populates the cache),
 version 1 again after a restart (hits), version 2, an edited notebook (must
-miss where it should), then version 1 again (back and forth: must hit the
-first entries, keyed by the right sources); each with the magic (one cache
-folder per scenario) and without. Session k with the magic is compared to session k
+miss where it should), then version 1 and version 2 again (back and forth:
+every cell hits an entry, which must be the right one); each with the magic
+(one cache folder per scenario) and without. Session k with the magic is compared to session k
 without. Lines starting with ``lazycache:`` are the extension's own status
 and are dropped before comparing.
 
@@ -49,8 +49,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 MAGIC = "%%lazycache"
 STATUS = "lazycache:"
-SESSIONS = ("v1 first run", "v1 after restart", "v2 (edited) after restart", "v1 again after restart")
-VERSIONS = (1, 1, 2, 1)
+SESSIONS = ("v1 first run", "v1 after restart", "v2 (edited) after restart", "v1 again", "v2 again")
+VERSIONS = (1, 1, 2, 1, 2)
 
 
 def package_dir() -> str:
@@ -264,22 +264,34 @@ def m_builtin_subclass(g: Gen) -> Motif:
 
 def m_function_change(g: Gen) -> Motif:
     variant = g.rng.choice(
-        ["wraps", "lru_cache", "partial", "attribute", "two-lambdas", "closure", "default", "method"]
+        ["wraps", "lru_cache", "partial", "attribute", "two-lambdas", "closure", "default", "method", "separate-defs"]
     )
     m = Motif("function-change", variant)
     f, r = g.name("fn"), g.name("res")
     a, b = g.lit()
     call = f"{r} = {f}(3)"
-    if variant == "wraps":
-        d = g.name("deco")
+    if variant == "wraps":  # the edit is in the wrapper, in what it wraps, or in the wrapper's argument
+        d, raw = g.name("deco"), g.name("raw")
+        deco = (
+            "def {d}(k):\n    def wrap(func):\n        @functools.wraps(func)\n        def inner(*args):\n"
+            "            return func(*args) + k * {k}\n        return inner\n    return wrap"
+        )
+        where = g.rng.choice(["wrapper", "wrapped", "argument"])
+        _add(m, g, deco.format(d=d, k=a), deco.format(d=d, k=b if where == "wrapper" else a), cached=g.maybe(0.5))
         _add(
             m,
             g,
-            f"def {d}(func):\n    @functools.wraps(func)\n    def inner(*args):\n"
-            f"        return func(*args) + 1\n    return inner",
-            cached=False,
+            f"def {raw}(x):\n    return x * {a}",
+            f"def {raw}(x):\n    return x * {b if where == 'wrapped' else a}",
+            cached=g.maybe(0.5),
         )
-        _add(m, g, f"@{d}\ndef {f}(x):\n    return x * {a}", f"@{d}\ndef {f}(x):\n    return x * {b}")
+        _add(
+            m, g, f"{f} = {d}({a})({raw})", f"{f} = {d}({b if where == 'argument' else a})({raw})", cached=g.maybe(0.5)
+        )
+    elif variant == "separate-defs":  # two restored functions must keep their own sources (back and forth)
+        f0 = g.name("other")
+        _add(m, g, f"def {f0}(x):\n    return x + 100", cached=True)
+        _add(m, g, f"def {f}(x):\n    return x * {a}", f"def {f}(x):\n    return x * {b}", cached=True)
     elif variant == "lru_cache":
         _add(
             m,
@@ -898,9 +910,9 @@ def describe_state(spec: dict) -> dict:
     mpl = sys.modules.get("matplotlib")
     if mpl is not None:
         rc, default = mpl.rcParams, mpl.rcParamsDefault
-        state["rcParams changed"] = {
-            k: repr(rc[k]) for k in sorted(rc) if k != "backend" and repr(rc[k]) != repr(default[k])
-        }
+        changed = {k: repr(rc[k]) for k in sorted(rc) if k != "backend" and repr(rc[k]) != repr(default[k])}
+        if changed:  # matplotlib merely imported (by the notebook or the extension) is no difference
+            state["rcParams changed"] = changed
     return state
 
 
@@ -1186,7 +1198,8 @@ def write_findings(path: str, args, outcomes: list, findings: dict) -> None:
         rows += ["## Implicated, but not reproduced by the motif alone (interaction or flaky)", ""]
         rows += [f"- {label}" for label in rest] + [""]
     if unattributed:
-        rows += ["## Differences not attributed to one motif", ""] + [f"- {w}" for w in unattributed] + [""]
+        more = f" (and {len(unattributed) - 8} more)" if len(unattributed) > 8 else ""
+        rows += ["## Differences not attributed to one motif", "", ", ".join(unattributed[:8]) + more, ""]
     clean = sorted(set(seen) - set(implicated))
     rows += ["## Motif classes with no difference in this run", "", ", ".join(clean) or "(none)", ""]
     misses = sorted(
