@@ -357,7 +357,9 @@ class _Cwd(Provider):
 
 
 class _SysPath(Provider):
-    """``sys.path`` edits a cell makes (so later imports find the same modules)."""
+    """``sys.path`` edits a cell makes (so later imports find the same
+    modules), as a difference: a cache from another machine must never
+    replace this interpreter's own path."""
 
     name = "sys.path"
 
@@ -367,10 +369,24 @@ class _SysPath(Provider):
     def effect(self, before, after):
         if before == after:
             return None
-        return {"path": after}
+        added = [p for p in after if p not in before]
+        first_kept = next((i for i, p in enumerate(after) if p in before), len(after))
+        return {
+            "prepend": [p for p in after[:first_kept] if p in added],
+            "append": [p for p in after[first_kept:] if p in added],
+            "remove": [p for p in before if p not in after],
+        }
 
     def apply(self, effect):
-        sys.path[:] = effect["path"]
+        for p in effect.get("remove", ()):
+            while p in sys.path:
+                sys.path.remove(p)
+        for p in reversed(effect.get("prepend", ())):
+            if p not in sys.path:
+                sys.path.insert(0, p)
+        for p in effect.get("append", ()):
+            if p not in sys.path:
+                sys.path.append(p)
 
 
 # ----------------------------------------------------------------------------
@@ -412,9 +428,19 @@ class _Matplotlib(Provider):
     def effect(self, before, after):
         if after is None:
             return None
-        old_params, old_backend = before if before is not None else ({}, None)
         params, backend = after
-        changed = {k: _plain(v) for k, v in params.items() if k not in old_params or _plain(old_params[k]) != _plain(v)}
+        if before is None:
+            # matplotlib was first imported by the cell: its changes are
+            # those from the defaults, and the backend is the environment's
+            # (a hit elsewhere keeps its own: inline in a notebook).
+            import matplotlib
+
+            old_params, old_backend = dict.copy(matplotlib.rcParamsDefault), backend
+        else:
+            old_params, old_backend = before
+        skip = ("backend", "backend_fallback")
+        changed = {k: _plain(v) for k, v in params.items()
+                   if k not in skip and (k not in old_params or _plain(old_params[k]) != _plain(v))}
         out = {}
         if changed:
             out["rc"] = changed

@@ -522,7 +522,11 @@ class LazyCache(Magics):
         if running.plan is None:  # auto mode, inputs too large to hash before a run that might be cheap
             self._mark_code(running.store, running.auto)
             return
-        self._store(running, result.result, duration)
+        try:
+            self._store(running, result.result, duration)
+        except Exception as exc:  # never a traceback of ours after the user's cell
+            self._say(f"{PREFIX} not stored ({type(exc).__name__}: {exc}); the results are in the namespace.",
+                      force=True)
 
     def _store(self, running, value, duration):
         shell, plan, quiet = self.shell, running.plan, running.quiet

@@ -125,3 +125,13 @@ def test_pandas_display_options_set_in_a_cell_are_set_by_a_hit(tmp_path):
     session(tmp_path, cells, ["rows"])
     hit = session(tmp_path, cells, ["rows"])
     assert hit["runs"] == 1 and hit["values"]["rows"] == "7"
+
+
+def test_sys_path_edits_are_replayed_as_a_difference(tmp_path):
+    (tmp_path / "extra").mkdir()
+    (tmp_path / "extra" / "helper_mod.py").write_text("VALUE = 41\n")
+    cells = ["import sys, os", "%%lazycache\n" + RUN + "sys.path.insert(0, os.path.abspath('extra'))\nk = 1",
+             "import helper_mod\nv = helper_mod.VALUE + 1\nhas_stdlib = any('python3' in p for p in sys.path)"]
+    session(tmp_path, cells, ["v"])
+    hit = session(tmp_path, cells, ["v", "has_stdlib"])
+    assert hit["runs"] == 1 and hit["values"] == {"v": "42", "has_stdlib": "True"}
