@@ -52,6 +52,8 @@ def hash_cost(obj) -> float:
             return float("inf")
     if isinstance(obj, (list, tuple, dict, set, frozenset)):
         return len(obj)
+    if isinstance(obj, (types.FunctionType, type)) and getattr(obj, "__module__", None) == "__main__":
+        return 150  # its source is parsed and its own globals hashed
     return 1
 
 
