@@ -31,6 +31,7 @@ import time
 
 import nbformat
 from nbclient import NotebookClient
+from run import machine_note  # bench/run.py, beside this file
 
 IMPORTS = "imports"
 LOAD = "%load_ext ipy_lazycache"
@@ -144,16 +145,6 @@ def run(path, workdir):
     return split
 
 
-def page_cache_note():
-    try:
-        with open("/proc/meminfo") as f:
-            info = dict(line.split(":", 1) for line in f)
-        free = int(info["MemAvailable"].split()[0]) // 1024
-        return f"{free} MiB available"
-    except (OSError, KeyError, ValueError):
-        return "memory unknown"
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dir", default=os.environ.get("IPY_LAZYCACHE_NB_BENCH_DIR", "/var/tmp/ipy_lazycache_nb"))
@@ -208,7 +199,7 @@ def main():
     print(
         f"Each run is Run All in a new kernel through nbclient; medians of {reps} plain/warm pair(s), round-robin, "
         f"after one cold run per notebook; data scale n={n}. Warm page cache (the files were just written), "
-        f"hot memory ({page_cache_note()}); load average {load:.1f} at the start, {os.cpu_count()} cores. "
+        f"hot memory ({machine_note()}); load average {load:.1f} at the start, {os.cpu_count()} cores. "
         f"'rest' = uncached cells + the client's turns between cells. Total {time.time() - started:.0f} s."
     )
 
