@@ -47,6 +47,14 @@ def _count(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
+def _names(names, most: int = 8) -> str:
+    """Names for a one-line message: ``from math import *`` binds sixty."""
+    names = sorted(names)
+    if len(names) <= most:
+        return ", ".join(names)
+    return f"{', '.join(names[:most])} and {len(names) - most} more"
+
+
 def _secs(s: float) -> str:
     return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.1f} s"
 
@@ -565,7 +573,7 @@ class LazyCache(Magics):
         self._mark_code(running.store, plan.code)
         if running.auto is not None:
             self.stats["misses"] += 1
-        names = ", ".join(sorted(m["defs"])) or "nothing to restore but the outputs"
+        names = _names(m["defs"]) or "nothing to restore but the outputs"
         self._say(
             f"{PREFIX} stored {names} as {plan.key[:10]} ({human_size(nbytes)}) in {_secs(time.perf_counter() - t0)}; "
             f"the cell ran {_secs(duration)}.",
@@ -616,7 +624,7 @@ class LazyCache(Magics):
         self.stats["hits"] += 1
         self.stats["bytes_restored"] += restored.nbytes
         self.stats["time_saved"] += saved
-        names = ", ".join(sorted(restored.values)) or "its outputs"
+        names = _names(restored.values) or "its outputs"
         self._say(
             f"{PREFIX} restored {names} from {m['key'][:10]} ({human_size(restored.nbytes)}) in {_secs(elapsed)}, "
             f"saving {_secs(saved)}.",
