@@ -73,6 +73,9 @@ class Plan:
     # {name: object} of the user namespace just before the body ran (IPython
     # names excluded): what the run bound, rebound or deleted is found by identity.
     before: dict = field(default_factory=dict)
+    # id(item) -> (ref name, step, item) for the direct items of container refs
+    # before the run (take_before): where a mutated ref's old items were.
+    items: dict = field(default_factory=dict)
     ambient: dict = field(default_factory=dict)  # provider -> digest of observed process state (in the key)
     code: str = ""  # the code's own hash (auto mode remembers which code has entries)
 
@@ -319,6 +322,15 @@ class Outcome:
     requires: dict = field(default_factory=dict)  # provider -> digest a hit needs (state used but not keyed)
 
 
+def take_before(plan: Plan, ns: dict):
+    """Snapshot ``ns`` into ``plan.before`` just before the body runs, and
+    note where the direct items of container refs are, so that a ref the
+    run changes in place (``rows.insert(0, x)``) keeps its old items as the
+    same objects on a hit (``first = rows[0]`` elsewhere stays one of them)."""
+    plan.before = {n: v for n, v in ns.items() if _user_name(n)}
+    plan.items = relations.direct_items({n: ns[n] for n in plan.refs if n in ns})
+
+
 def _user_name(name: str) -> bool:
     """A name the user's code owns: not IPython's bookkeeping, not a dunder."""
     return not is_ipython_name(name) and not (name.startswith("__") and name.endswith("__"))
@@ -487,6 +499,7 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
         if isinstance(value, type) and value.__module__ == "__main__" and _user_name(name) and id(value) not in pids:
             pids[id(value)] = (("ref", name), value)
     locate = relations.Locator(kept, values, relations.imported_modules(plan.source))
+    locate.was = {i: item for i, item in plan.items.items() if item[0] in mutated}
     blobs = _encode(values, pids, locate)
     if progress is not None:
         progress.total(sum(memoryview(p).nbytes for b in blobs.values() for p in b["parts"]))

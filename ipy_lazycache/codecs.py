@@ -145,6 +145,8 @@ class _Pickler:
         import cloudpickle
 
         known = locate.known if locate is not None else None
+        was = locate.was if locate is not None else {}
+        busy = set()  # items whose state is being written (a cycle refers to them plainly)
 
         class Pickler(cloudpickle.Pickler):
             def persistent_id(self, obj):
@@ -160,6 +162,19 @@ class _Pickler:
                         self.used.add(pid[0])
                         return pid[0]
                 found = None
+                if was:
+                    item = was.get(i)
+                    if item is not None and item[2] is obj:
+                        # an old item of a ref the run changed in place: the
+                        # hit's own item at that place, given the run's state
+                        self.used.add(("ref", item[0]))
+                        if i in busy:
+                            return ("lc-at", ("ref", item[0]), (item[1],))
+                        busy.add(i)
+                        try:
+                            return ("lc-was", ("ref", item[0]), item[1], _state_of(obj))
+                        finally:
+                            busy.discard(i)
                 if known is not None:
                     hit = known.get(i)
                     if hit is not None and hit[1] is obj:
@@ -247,6 +262,8 @@ def loads(data, resolve):
                 return _view(resolve(tuple(pid[1])), *pid[2])
             if kind == "lc-at":
                 return _at(resolve(tuple(pid[1])), pid[2])
+            if kind == "lc-was":
+                return _was(resolve(tuple(pid[1])), pid[2], pid[3])
             return resolve(tuple(pid))
 
     return Unpickler(io.BytesIO(data)).load()
@@ -274,6 +291,33 @@ def _at(root, path):
     for kind, step in path:
         root = getattr(root, step) if kind == "a" else root[step]
     return root
+
+
+def _state_of(obj):
+    """What the run left in an item, to set on the hit's item in place."""
+    t = type(obj)
+    if t is list:
+        return list(obj)
+    if t is dict:
+        return dict(obj)
+    if t.__module__ == "numpy" and t.__name__ == "ndarray":
+        return obj.copy()
+    return t, dict(vars(obj))
+
+
+def _was(root, step, state):
+    """The item at ``step`` of ``root`` (as the hit has it, before the entry is
+    applied), given the state the run left it in."""
+    item = _at(root, (step,))
+    if isinstance(state, tuple):  # a notebook instance: (class, attributes)
+        cls, attrs = state
+        if type(item) is not cls:
+            raise TypeError(f"expected a {cls.__name__} at {step!r}")
+        vars(item).clear()
+        vars(item).update(attrs)
+    elif not update_in_place(item, state):
+        raise TypeError(f"cannot update the item at {step!r} in place")
+    return item
 
 
 def _lru(fn, maxsize, typed, attrs):

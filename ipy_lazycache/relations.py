@@ -66,6 +66,7 @@ class Locator:
 
     def __init__(self, kept: dict, values: dict, modules=()):
         self.known: dict[int, tuple] = {}
+        self.was: dict[int, tuple] = {}  # items of mutated refs before the run (see cache.take_before)
         self._scanned: set[str] = set()
         self._index(kept)  # elements first: a module's own object wins below
         for name in sorted(set(modules) | {v.__name__ for v in kept.values() if isinstance(v, types.ModuleType)}):
@@ -145,6 +146,28 @@ class Locator:
                     self.known[id(child)] = (("at", kept[root], path + (step,)), child)
                     layer.append((child, path + (step,), root))
             todo = layer
+
+
+def direct_items(refs: dict) -> dict:
+    """``id(item) -> (name, step, item)`` for the direct items of list, dict
+    and notebook-instance refs whose state :func:`.codecs.update_in_place`
+    can set (up to :data:`INDEX_BUDGET` items)."""
+    out, budget = {}, INDEX_BUDGET
+    for name in sorted(refs):
+        for step, item in _children(refs[name]):
+            budget -= 1
+            if budget < 0:
+                return out
+            if _settable(item):
+                out.setdefault(id(item), (name, step, item))
+    return out
+
+
+def _settable(obj) -> bool:
+    t = type(obj)
+    if t in (list, dict) or _is_array(obj):
+        return True
+    return t.__module__ == "__main__" and isinstance(getattr(obj, "__dict__", None), dict) and not isinstance(obj, type)
 
 
 def _children(obj):

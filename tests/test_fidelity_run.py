@@ -29,15 +29,11 @@ def lazy(body, options=""):
 # The core, with a dict namespace
 
 
-def _user(ns):
-    return {k: v for k, v in ns.items() if not k.startswith("__")}
-
-
 def store_run(store, source, ns, outputs=(), result=None, **plan_options):
     """Key, run and store ``source`` as the magic does; returns the manifest."""
     ns.setdefault("__name__", "__main__")
     plan = cache.plan(source, ns, **plan_options)
-    plan.before = _user(ns)
+    cache.take_before(plan, ns)
     exec(compile(source, "<cell>", "exec"), ns)
     m, _ = cache.save(store, plan, ns, cache.Outcome(list(outputs), result))
     return m
@@ -535,3 +531,38 @@ def test_a_ref_function_taken_as_a_def_is_left_as_it_is(store):
     assert ns["g"] is ns["f"] and ns["fs"][0] is ns["f"]
     assert ns["f"].__code__.co_filename == "<ipython-input-5-aa>"  # not renamed to this cell's source
     assert inspect.getsource(ns["f"]) == cell
+
+
+def test_restart_views_in_place_updates_and_aliases(tmp_path):
+    pytest.importorskip("pandas")
+    first_cell = lazy("import numpy as np, pandas as pd\na = np.arange(10.0)\n"
+                      "df = pd.DataFrame({'x': [1.0, None, 3.0]})\nrows = [[1], [2]]\n")
+    aliases = "frame = df\nfirst = rows[0]\n"
+    cached = lazy("b = a[::2]\ndf.dropna(inplace=True)\nrows.append([3])\nlast = rows[-1]\n")
+    probes = [
+        "np.shares_memory(a, b)", "(a.__setitem__(2, 50.0), b[1])[1]", "frame is df", "len(frame)",
+        "first is rows[0]", "last is rows[-1]", "len(rows)",
+    ]
+    first, _ = session(tmp_path, [first_cell, aliases, cached], probes)
+    second, log = session(tmp_path, [first_cell, aliases, cached], probes)
+    assert runs_in(tmp_path) == 2, log  # each cached cell ran once, in the first session
+    assert second == first, log
+    assert second["np.shares_memory(a, b)"] == "True"
+    assert second["(a.__setitem__(2, 50.0), b[1])[1]"] == "np.float64(50.0)"  # a write to a shows in b
+    assert second["frame is df"] == "True" and second["len(frame)"] == "2" and second["last is rows[-1]"] == "True"
+
+
+def test_old_items_of_a_ref_changed_in_place_stay_the_same_objects(store):
+    def setup():
+        a, b = [1], {"k": 1}
+        return {"rows": [a, b], "first": a, "second": b}
+
+    src = "rows.insert(0, [0])\nrows[1].append(9)\nrows[2]['k'] = 2\ntaken = rows.pop()\n"
+    ns = setup()
+    store_run(store, src, ns)
+    later = setup()
+    first, second = later["first"], later["second"]
+    hit(store, src, later)
+    assert later["rows"] == ns["rows"] == [[0], [1, 9]]
+    assert later["rows"][1] is first and first == [1, 9]  # moved, changed, still the same list
+    assert later["taken"] is second and second == {"k": 2}
