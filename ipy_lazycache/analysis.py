@@ -440,6 +440,22 @@ def analyze(tree_or_source) -> Analysis:
     return flow.out
 
 
+def imports_in(tree) -> set[str]:
+    """Modules a function's (or class's) code imports when it runs."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.add(node.module)
+    return out
+
+
+def module_input(name: str):
+    """What ``import name`` reads, to key it (see :func:`_module_input`)."""
+    return _module_input(name)
+
+
 def free_names(tree) -> set[str]:
     """Globals read by a function's (or class's) source, for hashing it."""
     nodes = tree.body if isinstance(tree, ast.Module) else [tree]

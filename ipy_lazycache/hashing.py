@@ -210,9 +210,12 @@ def _feed_function(h, fn, hasher):
         raise Unhashable(str(exc)) from None
     if node is not None:
         _feed_ast(h, node)
-        from .analysis import free_names
+        from .analysis import free_names, imports_in, module_input
 
         reads = free_names(node)
+        for module in sorted(imports_in(node)):  # def f(): import cfg; ...
+            _tag(h, b"im", module.encode())
+            hasher(h, module_input(module))
     else:  # exec'd or generated code: its bytecode, which is exact on this Python
         _feed_bytecode(h, code, hasher)
         reads = _code_names(code)

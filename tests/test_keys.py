@@ -273,3 +273,9 @@ def test_methods_of_module_generators_are_not_keyed_by_the_generator_state(tmp_p
     assert session(tmp_path, cells, ["ok"])["runs"] == 1
     again = session(tmp_path, cells, ["ok"])
     assert again["runs"] == 1 and again["values"]["ok"] == "True", again
+
+
+def test_module_imported_inside_a_called_function(tmp_path):
+    define = "def threshold():\n    import mymod\n    return mymod.THRESHOLD\n"
+    check(tmp_path, [define], [define], lazy("y = threshold()"), ["y"],
+          files1={"mymod.py": MOD.format(3)}, files2={"mymod.py": MOD.format(7)})
