@@ -469,7 +469,6 @@ def test_state_changed_through_methods_and_function_attributes_is_reapplied(stor
 def test_real_kernels_outputs_display_updates_logging_and_semicolon(tmp_path):
     """Two notebook runs in two real kernels: the second hits and shows the same outputs."""
     nbformat = pytest.importorskip("nbformat")
-    from nbclient import NotebookClient
 
     cells = [
         "%load_ext ipy_lazycache\nimport logging, sys\nlog = logging.getLogger('nbk')\n"
@@ -480,21 +479,10 @@ def test_real_kernels_outputs_display_updates_logging_and_semicolon(tmp_path):
     ]
     path = tmp_path / "nb.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), path)
+    from tests.test_kernel import execute as run_notebook, visible
 
     def execute():
-        nb = nbformat.read(path, as_version=4)
-        resources = {"metadata": {"path": str(tmp_path)}}
-        NotebookClient(nb, timeout=120, kernel_name="python3", resources=resources).execute()
-        out = []
-        for o in nb.cells[1].outputs:
-            o = dict(o)
-            if o.get("output_type") == "stream":
-                o["text"] = "".join(l for l in o["text"].splitlines(True) if not l.startswith("lazycache:"))
-                if not o["text"]:
-                    continue
-            o.pop("transient", None)
-            out.append(o)
-        return out
+        return visible(run_notebook(path).cells[1])
 
     first = execute()
     second = execute()
