@@ -542,7 +542,10 @@ def _through_modules(a: Analysis, ns) -> dict:
             if not isinstance(obj, types.ModuleType) or (obj.__name__ == "os" and attr == "environ"):
                 break
             owner = obj
-            obj = getattr(obj, attr, ModuleAttr.ABSENT)
+            try:  # a module's __getattr__ may import or raise: the run would do the same
+                obj = getattr(obj, attr, ModuleAttr.ABSENT)
+            except Exception:  # noqa: BLE001
+                obj = ModuleAttr.ABSENT
             labels = [*labels, attr]
             if obj is ModuleAttr.ABSENT:
                 break
@@ -560,7 +563,10 @@ def _module_input(name: str):
         return loaded
     path = _module_file(name)
     if path is not None and sources.is_local_file(path):
-        return ("file", name, digest_file(path))
+        try:
+            return ("file", name, digest_file(path))
+        except OSError:
+            return ("unreadable", name)
     return ("installed", name, module_version(name))
 
 
@@ -572,7 +578,7 @@ def _module_file(name: str) -> str | None:
     top, *rest = name.split(".")
     try:
         spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
+    except Exception:  # noqa: BLE001 - ImportError, ValueError, or a broken finder: the import will say
         return None
     if spec is None:
         return None

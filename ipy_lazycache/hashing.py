@@ -442,7 +442,7 @@ def _feed_dataclass_spec(h, cls, hasher):
     for f in cls.__dict__["__dataclass_fields__"].values():
         kw_only = getattr(f, "kw_only", False)
         spec = (
-            f.name, f._field_type.name, f.type, f.default, f.default_factory,
+            f.name, getattr(getattr(f, "_field_type", None), "name", None), f.type, f.default, f.default_factory,
             f.init, f.repr, f.hash, f.compare, dict(f.metadata), kw_only is True,
         )
         hasher(h, tuple(None if v is dataclasses.MISSING else v for v in spec))
@@ -538,7 +538,12 @@ def value_hash(obj) -> str:
         _feed_value(h, x, feed, walk)
 
     h = xxhash.xxh3_128()
-    feed(h, obj)
+    try:
+        feed(h, obj)
+    except (Unhashable, RecursionError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a hash never crashes the cell; it runs uncached
+        raise Unhashable(f"{type(obj).__name__} cannot be hashed ({type(exc).__name__}: {exc})") from None
     return h.hexdigest()
 
 
