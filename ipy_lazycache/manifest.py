@@ -119,6 +119,8 @@ def loads(data: bytes, key: str) -> dict:
 
 #: Reading stops here: a manifest lists blobs, it does not hold them.
 MAX_MANIFEST_BYTES = 64 << 20
+#: A blob larger than this (1 PiB) is a forged size, not data.
+MAX_BLOB_BYTES = 1 << 50
 #: Nesting beyond this is refused (outputs are JSON mime bundles; a real
 #: one is a few levels deep), so no later walk can hit RecursionError.
 MAX_DEPTH = 64
@@ -177,7 +179,7 @@ def _blob(key: str, name, b) -> None:
     _need(isinstance(b, dict), f"blob {name} must be an object")
     _need(isinstance(b.get("codec"), str), f"blob {name} has no codec")
     _strs(b.get("defs"), f"blob {name}'s defs")
-    _need(_is_int(b.get("size")) and b["size"] >= 0, f"blob {name} has no valid size")
+    _need(_is_int(b.get("size")) and 0 <= b["size"] <= MAX_BLOB_BYTES, f"blob {name} has no valid size")
     _need(isinstance(b.get("digest"), str) and bool(_HEX32.match(b["digest"])), f"blob {name} has no valid digest")
     _need(isinstance(b.get("sha256", ""), str), f"blob {name}'s sha256 must be a string")
     needs = b.get("needs", [])
