@@ -21,7 +21,7 @@ from . import ambient, cache, manage, platform, signing
 from .analysis import is_ipython_name
 from .capture import Capture, flush_inline_figures, jsonable, replay, show_result, split_at_result
 from .hashing import code_hash
-from .manage import human_size
+from .manage import human_size, plural
 from .manifest import CorruptEntry
 from .progress import Progress
 from .stores.base import BadSetting, StoreUnavailable
@@ -41,10 +41,6 @@ def _local(store):
     """The cache folder's own tier: where hits are recorded and pruning and
     export lists apply, never a team's shared store behind it."""
     return getattr(store, "tiers", [store])[0]
-
-
-def _count(n: int, one: str, many: str | None = None) -> str:
-    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 def _names(names, most: int = 8) -> str:
@@ -791,12 +787,12 @@ class LazyCache(Magics):
             if args.command == "stats":
                 s = self.stats
                 text = (
-                    f"{PREFIX} {_count(s['hits'], 'hit')}, {_count(s['misses'], 'miss', 'misses')}, "
+                    f"{PREFIX} {plural(s['hits'], 'hit')}, {plural(s['misses'], 'miss', 'misses')}, "
                     f"{human_size(s['bytes_restored'])} restored, {_secs(s['time_saved'])} saved this session"
                 )
                 if self.auto or s["auto_hits"]:
                     text += (f"; auto mode {'on' if self.auto else 'off'} (cells of {self.auto_min_time:g} s or more): "
-                             f"{_count(s['auto_hits'], 'hit')}, {_secs(s['auto_saved'])} saved")
+                             f"{plural(s['auto_hits'], 'hit')}, {_secs(s['auto_saved'])} saved")
                 text += "."
                 display({"text/plain": text, "text/html": manage.stats_report(s).html()}, raw=True)
                 return
