@@ -516,11 +516,11 @@ def _through_modules(a: Analysis, ns) -> dict:
         return out
     for module in sorted(a.imports):
         out[f"import {module}"] = _module_input(module)
-    starts = []
-    for name, (module, attr) in sorted(a.imported.items()):
+    starts = []  # (labels so far, object, attributes still to read)
+    for module, attr in sorted(a.imported.values(), key=repr):
         obj = sys.modules.get(module)
         if obj is not None and attr is not None:
-            starts.append(((name,), module, [module], obj, [attr]))
+            starts.append(([module], obj, [attr]))
     for chain in sorted(a.chains):
         root = chain[0]
         if root in a.imported:
@@ -534,24 +534,47 @@ def _through_modules(a: Analysis, ns) -> dict:
             obj = ns[root]
         else:
             continue
-        if isinstance(obj, types.ModuleType):
-            starts.append((chain, obj.__name__, [root], obj, list(chain[1:])))
-    for _, _, labels, obj, attrs in starts:
-        owner = obj
-        for attr in attrs:
-            if not isinstance(obj, types.ModuleType) or (obj.__name__ == "os" and attr == "environ"):
-                break
+        starts.append(([root], obj, list(chain[1:])))
+    for labels, obj, attrs in starts:
+        owner, rest = obj, list(attrs)
+        while rest and isinstance(obj, types.ModuleType) and not (obj.__name__ == "os" and rest[0] == "environ"):
             owner = obj
             try:  # a module's __getattr__ may import or raise: the run would do the same
-                obj = getattr(obj, attr, ModuleAttr.ABSENT)
+                obj = getattr(obj, rest[0], ModuleAttr.ABSENT)
             except Exception:  # noqa: BLE001
                 obj = ModuleAttr.ABSENT
-            labels = [*labels, attr]
+            labels = [*labels, rest.pop(0)]
             if obj is ModuleAttr.ABSENT:
                 break
         if len(labels) > 1 and owner is not obj:
             out[".".join(labels)] = ModuleAttr(owner, obj)
+        if rest and obj is not ModuleAttr.ABSENT:
+            patched = _patched(obj, rest[0])
+            if patched is not None:
+                out[".".join([*labels, rest[0]])] = patched
     return out
+
+
+def _patched(obj, attr):
+    """A notebook function set on an installed class (``pd.DataFrame.f = f``),
+    read as ``df.f`` or ``pd.DataFrame.f``: the class is keyed by its name and
+    version only, so the function is keyed here. Looked up on the class, as
+    Python does, without calling any descriptor."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    if sources.is_notebook_module_name(getattr(cls, "__module__", None)):
+        return None  # a notebook class is keyed with all its attributes
+    for klass in getattr(cls, "__mro__", ()):
+        value = klass.__dict__.get(attr)
+        if value is not None:
+            break
+    else:
+        return None
+    if isinstance(value, (staticmethod, classmethod)):
+        value = value.__func__
+    elif isinstance(value, property):
+        value = value.fget
+    code = getattr(value, "__code__", None)
+    return value if isinstance(value, types.FunctionType) and sources.is_notebook_code(code) else None
 
 
 def _module_input(name: str):

@@ -279,3 +279,9 @@ def test_module_imported_inside_a_called_function(tmp_path):
     define = "def threshold():\n    import mymod\n    return mymod.THRESHOLD\n"
     check(tmp_path, [define], [define], lazy("y = threshold()"), ["y"],
           files1={"mymod.py": MOD.format(3)}, files2={"mymod.py": MOD.format(7)})
+
+
+def test_notebook_function_set_on_a_library_class(tmp_path):
+    patch = "import fractions\ndef half(self):\n    return self / {}\nfractions.Fraction.half = half\n"
+    patch += "q = fractions.Fraction(1, 3)"
+    check(tmp_path, [patch.format(2)], [patch.format(4)], lazy("y = str(q.half())"), ["y"])
