@@ -16,8 +16,7 @@ import stat
 import types
 from dataclasses import dataclass, field
 
-from . import codecs, relations
-from . import manifest as mf
+from . import codecs, manifest as mf, relations
 from .analysis import Analysis, Dynamic, analyze, is_ipython_name
 from .hashing import Unhashable, cell_key, code_hash, digest_chunks, value_hash
 from .manifest import CorruptEntry
@@ -565,14 +564,16 @@ def _blob_stem(name: str, index: int) -> str:
 
 def _encode(values: dict, pids: dict, locate=None) -> dict:
     """Encode defs into blobs: one per def, except that defs which reference
-    each other in a cycle share one pickle (so their identities survive)."""
+    each other in a cycle, or hold one object between them (``fig, ax =
+    plt.subplots()``: ax's Axes are inside fig), share one pickle, so their
+    identities survive."""
     blobs = {}
-    pickled = {}  # first name -> (bytes, used pids, modules)
-    seen = {}  # first name -> the mutable objects its pickle holds (kept alive, so ids stay unique)
     # Names bound to one object share one blob, so they stay one object.
     aliases: dict[int, list] = {}
     for name, value in values.items():
         aliases.setdefault(id(value), []).append(name)
+    same = {names[0]: names for names in aliases.values()}
+    todo = {}  # first name -> root ids, for the defs that are pickled
     for index, names in enumerate(aliases.values()):
         name, value = names[0], values[names[0]]
         stem = _blob_stem(name, index)
@@ -581,11 +582,7 @@ def _encode(values: dict, pids: dict, locate=None) -> dict:
         if is_ref or (locate is not None and type(value) not in codecs._ATOMIC and locate.locate(value) is not None):
             # a ref's object, or a view, element or module attribute: a
             # pickle of the relation (a few bytes), never a copy
-            try:
-                pickled[name] = codecs.dumps(value, pids, root_ids=() if is_ref else [id(value)], locate=locate,
-                                             seen=seen.setdefault(name, []))
-            except Exception as exc:
-                blobs[f"{stem}.tripwire"] = _tripwire_blob(names, value, exc)
+            todo[name] = () if is_ref else (id(value),)
             continue
         if isinstance(value, types.ModuleType) and _importable(value):
             # its top-level package as "modules": where that is missing (pandas
@@ -604,43 +601,86 @@ def _encode(values: dict, pids: dict, locate=None) -> dict:
                 needs = {*codec.modules, type(value).__module__.split(".")[0]} - {"builtins"}
                 blobs[f"{stem}.{codec.ext}"] = _blob(codec.name, names, parts, modules=sorted(needs))
                 continue
-        try:
-            pickled[name] = codecs.dumps(
-                value, pids, root_ids=[id(value)], locate=locate, seen=seen.setdefault(name, [])
-            )
-        except Exception as exc:
-            blobs[f"{stem}.tripwire"] = _tripwire_blob(names, value, exc)
-    owners = {n: names[0] for names in aliases.values() for n in names}
-    same = {names[0]: names for names in aliases.values()}
-
-    # Strongly connected groups of pickled defs (defs referencing each other).
-    deps = {
-        n: {owners[pid[1]] for pid in used if pid[0] == "def" and owners.get(pid[1]) in pickled}
-        for n, (_, used, _) in pickled.items()
-    }
-    # Defs that hold one object between them (``fig, ax = plt.subplots()``:
-    # ax's Axes are inside fig) are pickled together, so it stays one object.
-    holder = {}
-    for n in pickled:
-        for obj in seen.get(n, ()):
-            other = holder.setdefault(id(obj), n)
-            if other != n:
-                deps[n].add(other)
-                deps[other].add(n)
-    seen.clear()
-    for group in _cycles(deps):
-        members = sorted(group)
-        group_value = {n: values[n] for n in members}
-        data, used, modules = codecs.dumps(group_value, pids, root_ids=[id(values[n]) for n in members], locate=locate)
+        todo[name] = (id(value),)
+    groups = _Pickles(values, pids, locate, todo, blobs, same).encode()
+    for members, (data, used, modules) in groups.items():
+        members = sorted(members)
+        if len(members) == 1:
+            name = members[0]
+            blobs[f"{_blob_stem(name, len(blobs))}.pkl"] = _blob("pickle", same[name], data, used=used, modules=modules)
+            continue
         stem = "group-" + "-".join(_blob_stem(n, i) for i, n in enumerate(members))[:80]
         blobs[f"{stem}.pkl"] = _blob("pickle-group", [a for n in members for a in same[n]], data, used=used, modules=modules)
         blobs[f"{stem}.pkl"]["aliases"] = {n: same[n] for n in members if len(same[n]) > 1}
-        for n in members:
-            del pickled[n]
-    for index, (name, (data, used, modules)) in enumerate(pickled.items()):
-        stem = _blob_stem(name, index)
-        blobs[f"{stem}.pkl"] = _blob("pickle", same[name], data, used=used, modules=modules)
     return blobs
+
+
+class _Pickles:
+    """The pickled defs of one entry, grouped: each def alone, unless it and
+    others refer to each other (pids) or hold a common object (found while
+    pickling, which then stops at once), in which case they are pickled as
+    one dict. A def that cannot be pickled gets a tripwire blob."""
+
+    def __init__(self, values, pids, locate, todo, blobs, same):
+        self.values, self.pids, self.locate, self.todo, self.blobs, self.same = values, pids, locate, todo, blobs, same
+        self.first = {n: first for first, names in same.items() for n in names}  # alias -> its blob's name
+        self.shared = {}  # id(obj) -> (first name, obj), across all pickles
+        self.links = {n: set() for n in todo}  # names that hold common objects
+        self.dead = set()  # names that became tripwires
+
+    def _dumps(self, members):
+        me = frozenset(members) | self.dead
+        if len(members) == 1:
+            (name,) = members
+            return codecs.dumps(self.values[name], self.pids, self.todo[name], self.locate, self.shared, me)
+        group = {n: self.values[n] for n in sorted(members)}
+        roots = [id(self.values[n]) for n in members]
+        return codecs.dumps(group, self.pids, roots, self.locate, self.shared, me)
+
+    def encode(self) -> dict:
+        done = {}  # frozenset of names -> (bytes, used, modules)
+        for name in self.todo:
+            try:
+                done[frozenset([name])] = self._dumps([name])
+            except codecs.Shared as exc:
+                self._link(name, exc.owner)
+            except Exception as exc:
+                self._kill([name], exc)
+        for _round in range(len(self.todo) + 1):
+            live = [n for n in self.todo if n not in self.dead]
+            deps = {n: set(self.links[n]) - self.dead for n in live}
+            for members, (_, used, _) in done.items():
+                for n in members:
+                    deps[n] |= {self.first.get(p[1], p[1]) for p in used if p[0] == "def"} & set(live)
+            grouped = {frozenset(g) for g in _cycles(deps)}
+            wanted = grouped | {frozenset([n]) for n in live if not any(n in g for g in grouped)}
+            retry = False
+            for members in wanted - set(done):
+                try:
+                    done[members] = self._dumps(sorted(members))
+                except codecs.Shared as exc:
+                    self._link(min(members), exc.owner)
+                    retry = True
+                    break
+                except Exception as exc:
+                    self._kill(sorted(members), exc)
+                    retry = True
+                    break
+            if not retry:
+                return {m: done[m] for m in wanted}
+        raise RuntimeError("grouping the pickled defs did not settle")  # not reached: links only grow
+
+    def _link(self, a, b):
+        if b in self.links and b not in self.dead:
+            self.links[a].add(b)
+            self.links[b].add(a)
+        else:
+            self.dead.add(b)  # a failed def's objects: not a reason to group
+
+    def _kill(self, members, exc):
+        for n in members:
+            self.dead.add(n)
+            self.blobs[f"{_blob_stem(n, len(self.blobs))}.tripwire"] = _tripwire_blob(self.same[n], self.values[n], exc)
 
 
 def _blob(codec, names, parts, used=(), modules=()):

@@ -141,12 +141,13 @@ class _Pickler:
       restore can tell, before fetching, whether the blob can load here.
     """
 
-    def __new__(cls, file, pids, root_ids, locate=None, seen=None):
+    def __new__(cls, file, pids, root_ids, locate=None, shared=None, me=frozenset()):
         import cloudpickle
 
         known = locate.known if locate is not None else None
         was = locate.was if locate is not None else {}
         busy = set()  # items whose state is being written (a cycle refers to them plainly)
+        label = min(me) if me else None
 
         class Pickler(cloudpickle.Pickler):
             def persistent_id(self, obj):
@@ -184,8 +185,12 @@ class _Pickler:
                     elif t.__name__ == "ndarray" and t.__module__ == "numpy":
                         found = locate.view(obj)
                 if found is None:
-                    if seen is not None and (t in _CONTAINERS or _has_dict(t)):
-                        seen.append(obj)
+                    if shared is not None and (t in _CONTAINERS or _has_dict(t)):
+                        prev = shared.get(i)
+                        if prev is None:
+                            shared[i] = (label, obj)  # holds obj: its id stays unique while encoding
+                        elif prev[0] not in me and prev[1] is obj:
+                            raise Shared(prev[0])
                     return None
                 kind, base, arg = found
                 if kind == "attr":
@@ -207,7 +212,7 @@ class _Pickler:
                     mod = getattr(obj, "__module__", None)
                     if isinstance(mod, str):
                         self.modules.add(mod.split(".")[0])
-                if _is_notebook_lru(obj):
+                if type(obj).__name__ == "_lru_cache_wrapper" and _is_notebook_lru(obj):
                     # by value around the wrapped function; pickle's default
                     # looks ``__main__.f`` up by name, which a new kernel lacks
                     info = obj.cache_parameters()
@@ -220,16 +225,27 @@ class _Pickler:
         return p
 
 
-def dumps(value, pids: dict, root_ids=(), locate=None, seen=None) -> tuple[bytes, set, set]:
+class Shared(Exception):
+    """The value holds an object another def's pickle holds (``owner``):
+    the two must be pickled together to stay one object."""
+
+    def __init__(self, owner):
+        super().__init__(owner)
+        self.owner = owner
+
+
+def dumps(value, pids: dict, root_ids=(), locate=None, shared=None, me=frozenset()) -> tuple[bytes, set, set]:
     """Pickle ``value``; ``pids`` maps ``id(obj) -> (pid, obj)``; ``locate``
     (see :class:`_Pickler`) keeps relations to objects outside the blob.
-    ``seen`` (a list) is given every mutable object pickled by value, so
-    the caller can tell which defs share objects.
+
+    ``shared`` maps ``id(obj) -> (def name, obj)`` for the mutable objects
+    pickled so far, across calls: an object first seen under a name outside
+    ``me`` (the names being pickled) raises :class:`Shared` at once.
 
     Returns the bytes, the pids used and the top-level modules needed.
     """
     buf = io.BytesIO()
-    p = _Pickler(buf, pids, set(root_ids), locate, seen)
+    p = _Pickler(buf, pids, set(root_ids), locate, shared, frozenset(me))
     p.dump(value)
     modules = {m for m in p.modules if m not in ("builtins", "__main__", "copyreg", "cloudpickle")}
     return buf.getvalue(), p.used, modules
