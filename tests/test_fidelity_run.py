@@ -554,3 +554,15 @@ def test_old_items_of_a_ref_changed_in_place_stay_the_same_objects(store):
     assert later["rows"] == ns["rows"] == [[0], [1, 9]]
     assert later["rows"][1] is first and first == [1, 9]  # moved, changed, still the same list
     assert later["taken"] is second and second == {"k": 2}
+
+
+def test_a_chain_of_defs_sharing_objects_is_one_pickle(store):
+    ns = {"__name__": "__main__"}
+    plan = cache.plan("a = b = c = None\n", ns)
+    cache.take_before(plan, ns)
+    x, y = {"x": 1}, {"y": 2}
+    ns.update(a=[x], b=[x, y], c=[y], lone=[{"z": 3}])  # b aborts at x, before it meets y: found by the group
+    m = cache.save(store, plan, ns, cache.Outcome([], None))[0]
+    assert sorted(sorted(b["defs"]) for b in m["blobs"].values()) == [["a", "b", "c"], ["lone"]]
+    r = cache.restore(store, plan.key, {"__name__": "__main__"})
+    assert r.values["a"][0] is r.values["b"][0] and r.values["b"][1] is r.values["c"][0]
