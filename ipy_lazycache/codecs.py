@@ -323,17 +323,20 @@ def _state_of(obj):
 
 def _was(root, step, state):
     """The item at ``step`` of ``root`` (as the hit has it, before the entry is
-    applied), given the state the run left it in."""
-    item = _at(root, (step,))
+    applied), given the state the run left it in; a copy of that state where
+    the item cannot take it in place (the value is right, only not shared)."""
+    try:
+        item = _at(root, (step,))
+    except (LookupError, AttributeError):
+        item = None
     if isinstance(state, tuple):  # a notebook instance: (class, attributes)
         cls, attrs = state
         if type(item) is not cls:
-            raise TypeError(f"expected a {cls.__name__} at {step!r}")
+            item = object.__new__(cls)
         vars(item).clear()
         vars(item).update(attrs)
-    elif not update_in_place(item, state):
-        raise TypeError(f"cannot update the item at {step!r} in place")
-    return item
+        return item
+    return item if item is not None and update_in_place(item, state) else state
 
 
 def _lru(fn, maxsize, typed, attrs):
