@@ -513,20 +513,22 @@ class _Walk:
     alive so that a temporary's id is never reused within the walk.
     Functions, classes and modules are fed by a digest computed once."""
 
-    __slots__ = ("done", "seen", "stack")
+    __slots__ = ("done", "keep", "seen", "stack")
 
     def __init__(self):
         self.stack: set[int] = set()  # functions, classes, modules being fed
         self.done: dict[int, str] = {}
-        self.seen: dict[int, tuple[int, object]] = {}
+        self.seen: dict[int, int] = {}  # id -> order of first visit
+        self.keep: list = []  # the visited objects, alive until the walk ends
 
     def visit(self, h, obj) -> bool:
         """False (and a back-reference fed) when ``obj`` was fed already."""
-        hit = self.seen.get(id(obj))
-        if hit is not None:
-            _tag(h, b"^", hit[0].to_bytes(8, "little"))
+        n = len(self.seen)
+        first = self.seen.setdefault(id(obj), n)
+        if first != n:
+            _tag(h, b"^", first.to_bytes(8, "little"))
             return False
-        self.seen[id(obj)] = (len(self.seen), obj)
+        self.keep.append(obj)
         return True
 
 
@@ -587,12 +589,12 @@ def _feed_value(h, obj, hasher, walk):
         elif t is dict:
             _tag(h, b"D", len(obj).to_bytes(8, "little"))
             for k, v in obj.items():
-                hasher(h, k)
-                hasher(h, v)
+                _feed_value(h, k, hasher, walk)  # what hasher does, one call less per item
+                _feed_value(h, v, hasher, walk)
         else:  # sets too in iteration order: list(s) shows it
             _tag(h, {tuple: b"T", list: b"L", set: b"E", frozenset: b"R"}[t], len(obj).to_bytes(8, "little"))
             for x in obj:
-                hasher(h, x)
+                _feed_value(h, x, hasher, walk)
     elif hasher is None:
         raise Unhashable(f"unexpected constant in code: {t.__name__}")
     else:
