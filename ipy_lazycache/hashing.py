@@ -204,6 +204,9 @@ def _feed_function(h, fn, hasher):
         _feed_library_function(h, fn, hasher)
         return
     _tag(h, b"F", fn.__qualname__.encode())
+    module = sys.modules.get(fn.__globals__.get("__name__") or "")
+    if getattr(module, "__file__", None) == code.co_filename and sources.is_local_module(module):
+        local_module_digest(module)  # the file now must be the code that runs (raises if edited since the import)
     try:
         node = sources.code_node(code, fn.__globals__)
     except sources.SourceUnknown as exc:

@@ -285,3 +285,20 @@ def test_notebook_function_set_on_a_library_class(tmp_path):
     patch = "import fractions\ndef half(self):\n    return self / {}\nfractions.Fraction.half = half\n"
     patch += "q = fractions.Fraction(1, 3)"
     check(tmp_path, [patch.format(2)], [patch.format(4)], lazy("y = str(q.half())"), ["y"])
+
+
+def test_function_of_a_local_module_edited_but_not_reloaded_runs_uncached(run, shell, runs, tmp_path, monkeypatch):
+    import os
+    import time
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "stale_fn_mod", raising=False)
+    (tmp_path / "stale_fn_mod.py").write_text("def f(x):\n    return x + 1\n")
+    run("from stale_fn_mod import f")
+    cell = lazy("y = f(1)")
+    run(cell)
+    (tmp_path / "stale_fn_mod.py").write_text("def f(x):\n    return x + 2\n")  # same line, new body
+    os.utime(tmp_path / "stale_fn_mod.py", ns=(time.time_ns(), time.time_ns() + 10**9))
+    r = run(cell)  # the kernel still runs x + 1: keying it by the new source would be a wrong hit later
+    assert runs() == 2 and shell.user_ns["y"] == 2
+    assert any("stale_fn_mod changed on disk" in line for line in r.out.splitlines())
