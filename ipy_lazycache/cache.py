@@ -1035,6 +1035,7 @@ def _register_source(values, source: str):
     """
     import linecache
 
+    _set_old_items(values)
     functions = [fn for fn in _notebook_functions(values) if not _source_found(fn.__code__)]
     lines = _aligned(source, functions)
     for fn in functions:
@@ -1042,6 +1043,30 @@ def _register_source(values, source: str):
         name = f"<lazycache-restored-{next(_source_names)}>"
         fn.__code__ = _renamed(code, name)
         linecache.cache[name] = (len(source), None, lines, name)
+
+
+def _set_old_items(values):
+    """Give the old items of refs the run changed in place the run's state,
+    now that the entry has loaded whole (``values`` is its values dict's view,
+    as the restore passes it; the loads of this restore are the ones whose
+    ``resolve`` closes over that dict). Updates left by a failed restore are
+    dropped; ones that cannot be told apart fail the restore (a miss)."""
+    pending, codecs._pending[:] = list(codecs._pending), []
+    if not pending:
+        return
+    import gc
+
+    mapping = getattr(values, "mapping", None)
+    target = gc.get_referents(mapping)[0] if mapping is not None else None
+    mine = [(item, state) for resolve, item, state in pending if target is not None and _closes_over(resolve, target)]
+    if not mine and target is None:
+        raise RuntimeError("in-place updates of this entry cannot be matched to it")
+    for item, state in mine:
+        codecs.set_state(item, state)
+
+
+def _closes_over(fn, obj) -> bool:
+    return any(_cell_full(c) and c.cell_contents is obj for c in getattr(fn, "__closure__", None) or ())
 
 
 def _source_found(code) -> bool:

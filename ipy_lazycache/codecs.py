@@ -279,7 +279,7 @@ def loads(data, resolve):
             if kind == "lc-at":
                 return _at(resolve(tuple(pid[1])), pid[2])
             if kind == "lc-was":
-                return _was(resolve(tuple(pid[1])), pid[2], pid[3])
+                return _was(resolve(tuple(pid[1])), pid[2], pid[3], resolve)
             return resolve(tuple(pid))
 
     return Unpickler(io.BytesIO(data)).load()
@@ -321,22 +321,51 @@ def _state_of(obj):
     return t, dict(vars(obj))
 
 
-def _was(root, step, state):
+#: In-place updates of old items found while loading, made only once the whole
+#: entry has loaded (``cache._register_source``): a restore that fails half way
+#: must leave the namespace as it was, since the cell then runs on it.
+#: ``(resolve, item, state)``; ``resolve`` tells which restore found it.
+_pending: list = []
+
+
+def _was(root, step, state, resolve=None):
     """The item at ``step`` of ``root`` (as the hit has it, before the entry is
-    applied), given the state the run left it in; a copy of that state where
-    the item cannot take it in place (the value is right, only not shared)."""
+    applied), to be given the state the run left it in; a copy of that state
+    where the item could not take it in place (the value is right, only not
+    shared)."""
     try:
         item = _at(root, (step,))
     except (LookupError, AttributeError):
         item = None
     if isinstance(state, tuple):  # a notebook instance: (class, attributes)
         cls, attrs = state
-        if type(item) is not cls:
+        if type(item) is not cls or not isinstance(getattr(item, "__dict__", None), dict):
             item = object.__new__(cls)
+            vars(item).update(attrs)
+            return item
+    elif not _takes(item, state):
+        return state
+    _pending.append((resolve, item, state))
+    return item
+
+
+def _takes(item, state) -> bool:
+    """Whether :func:`update_in_place` will give ``item`` the content ``state``."""
+    t = type(item)
+    if t is not type(state):
+        return False
+    if t in (list, dict):
+        return True
+    return t.__module__ == "numpy" and item.shape == state.shape and item.dtype == state.dtype and item.flags.writeable
+
+
+def set_state(item, state):
+    """Give an old item the state the run left it in (see :func:`_was`)."""
+    if isinstance(state, tuple):
         vars(item).clear()
-        vars(item).update(attrs)
-        return item
-    return item if item is not None and update_in_place(item, state) else state
+        vars(item).update(state[1])
+    else:
+        update_in_place(item, state)
 
 
 def _lru(fn, maxsize, typed, attrs):

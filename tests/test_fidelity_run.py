@@ -566,3 +566,24 @@ def test_a_chain_of_defs_sharing_objects_is_one_pickle(store):
     assert sorted(sorted(b["defs"]) for b in m["blobs"].values()) == [["a", "b", "c"], ["lone"]]
     r = cache.restore(store, plan.key, {"__name__": "__main__"})
     assert r.values["a"][0] is r.values["b"][0] and r.values["b"][1] is r.values["c"][0]
+
+
+def test_a_restore_that_fails_half_way_leaves_the_namespace_alone(store):
+    from ipy_lazycache.manifest import CorruptEntry
+
+    setup = "class K:\n    pass\ndef make():\n    return K()\nrows = [[1], [2]]\n"
+    src = "rows[0].append(9)\npair = (rows[0], make())\n"
+    ns = {"__name__": "__main__"}
+    exec(setup, ns)
+    store_run(store, src, ns)
+    later = {"__name__": "__main__"}
+    exec(setup, later)
+    plan = cache.plan(src, later)
+    del later["K"]  # the instance's class, taken by name, is gone: the restore fails after the first item loaded
+    with pytest.raises(CorruptEntry):
+        cache.restore(store, plan.key, later)
+    assert later["rows"] == [[1], [2]]  # the cell will run on this: not half applied
+    exec(setup, later)
+    item = later["rows"][0]
+    hit(store, src, later)
+    assert later["rows"] == [[1, 9], [2]] and later["rows"][0] is item and later["pair"][0] is item
