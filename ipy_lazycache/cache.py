@@ -380,7 +380,10 @@ def changed_names(plan: Plan, ns: dict):
             mutated.append(name)
         # A function's code cannot change in place, so what it reaches did
         # (``log.append`` inside it); an instance's methods may have done the same.
-        reaches.append(obj if isinstance(obj, (types.FunctionType, types.MethodType, type)) else type(obj))
+        if isinstance(obj, (types.FunctionType, types.MethodType, type)):
+            reaches.append(obj)
+        elif type(obj).__module__ == "__main__":
+            reaches.append(type(obj))
     for name in sorted(_reached_globals(reaches, ns)):
         if name not in values and _user_name(name) and not _is_code(ns[name]):
             values[name] = ns[name]
