@@ -169,19 +169,6 @@ def jsonable(bundle: dict) -> dict:
     return out
 
 
-class Replay:
-    """The last expression's value on a hit, displayed from its stored bundle."""
-
-    def __init__(self, result):
-        self._result = result
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        return self._result.get("data", {}), self._result.get("metadata", {})
-
-    def __repr__(self):
-        return str(self._result.get("data", {}).get("text/plain", ""))
-
-
 def flush_inline_figures():
     """Show pending matplotlib-inline figures inside the capture, so plots are
     stored; IPython would otherwise draw them after the cell, uncaptured."""
