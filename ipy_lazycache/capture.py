@@ -82,7 +82,8 @@ class Capture:
         self._out, self._err = sys.stdout, sys.stderr
         sys.stdout = _Tee(sys.stdout, "stdout", self)
         sys.stderr = _Tee(sys.stderr, "stderr", self)
-        self._handlers = _redirect_handlers({id(self._out): sys.stdout, id(self._err): sys.stderr})
+        self._tees = sys.stdout, sys.stderr
+        _redirect_handlers({id(self._out): sys.stdout, id(self._err): sys.stderr})
         pub = self.shell.display_pub
         self._pub = pub
         # Whatever else wraps this publisher (another extension, a test) is
@@ -124,32 +125,27 @@ class Capture:
 
     def __exit__(self, *exc):
         sys.stdout, sys.stderr = self._out, self._err
-        for handler, stream, tee in self._handlers:
-            if handler.stream is tee:  # unless the cell gave it another stream
-                handler.stream = stream
+        # Handlers pointed at the recording streams, by us or made in the cell
+        # (``logging.basicConfig()``), write to the real streams again.
+        _redirect_handlers({id(self._tees[0]): self._out, id(self._tees[1]): self._err})
         del self._pub.publish, self._pub.clear_output
         vars(self._pub).update(self._saved)
 
 
-def _redirect_handlers(tees: dict) -> list:
-    """Point logging handlers that write to a stream being recorded at its
-    recording stream; returns ``(handler, old stream, tee)`` to undo it."""
+def _redirect_handlers(tees: dict):
+    """Point logging handlers that write to one of the streams ``tees`` maps
+    (by id) at the stream it maps to."""
     logging = sys.modules.get("logging")
     if logging is None:
-        return []
+        return
     loggers = [logging.getLogger()] + [
         lg for lg in list(logging.Logger.manager.loggerDict.values()) if isinstance(lg, logging.Logger)
     ]
-    done, out = set(), []
     for logger in loggers:
         for handler in list(logger.handlers):
             stream = getattr(handler, "stream", None)
-            if id(handler) in done or not isinstance(handler, logging.StreamHandler) or id(stream) not in tees:
-                continue
-            done.add(id(handler))
-            handler.stream = tees[id(stream)]
-            out.append((handler, stream, handler.stream))
-    return out
+            if isinstance(handler, logging.StreamHandler) and id(stream) in tees and tees[id(stream)] is not stream:
+                handler.stream = tees[id(stream)]
 
 
 def jsonable(bundle: dict) -> dict:

@@ -587,3 +587,16 @@ def test_a_restore_that_fails_half_way_leaves_the_namespace_alone(store):
     item = later["rows"][0]
     hit(store, src, later)
     assert later["rows"] == [[1, 9], [2]] and later["rows"][0] is item and later["pair"][0] is item
+
+
+def test_a_logging_handler_made_in_the_cell_writes_to_the_real_stream_afterwards(run, shell, runs):
+    import logging
+
+    logger = logging.getLogger("fidelity_made_in_cell")
+    try:
+        run(lazy("import logging, sys\nlogging.getLogger('fidelity_made_in_cell').addHandler("
+                 "logging.StreamHandler(sys.stderr))\nx = 1\n"))
+        (handler,) = logger.handlers
+        assert type(handler.stream).__name__ != "_Tee"  # not the finished recording's stream
+    finally:
+        logger.handlers.clear()
