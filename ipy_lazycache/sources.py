@@ -154,17 +154,29 @@ def is_installed_path(path: str) -> bool:
 _local: dict[tuple[str, str], bool] = {}
 
 
+_OWN = os.path.dirname(os.path.realpath(__file__)) + os.sep  # this package: never the notebook's
+
+
 def is_local_file(path: str | None) -> bool:
-    """A file of the notebook's own folder tree (the working directory), not
-    of an installed package or the standard library."""
+    """A file of the notebook's own project: under its working directory or
+    that directory's parent (``notebooks/`` next to ``src/`` with
+    ``sys.path.append('..')``), and not of an installed package, the
+    standard library or this extension."""
     if not path or path.startswith("<"):
         return False
     cwd = os.getcwd()
     known = _local.get((path, cwd))
     if known is None:
         real = os.path.realpath(path)
-        folder = os.path.realpath(cwd).rstrip(os.sep) + os.sep
-        known = _local[(path, cwd)] = real.startswith(folder) and not is_installed_path(real)
+        folder = os.path.realpath(cwd)
+        roots = [folder.rstrip(os.sep) + os.sep]
+        parent = os.path.dirname(folder.rstrip(os.sep))
+        if parent and parent != os.sep:
+            roots.append(parent.rstrip(os.sep) + os.sep)
+        known = (
+            real.startswith(tuple(roots)) and not real.startswith(_OWN) and not is_installed_path(real)
+        )
+        _local[(path, cwd)] = known
     return known
 
 

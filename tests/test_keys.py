@@ -302,3 +302,18 @@ def test_function_of_a_local_module_edited_but_not_reloaded_runs_uncached(run, s
     r = run(cell)  # the kernel still runs x + 1: keying it by the new source would be a wrong hit later
     assert runs() == 2 and shell.user_ns["y"] == 2
     assert any("stale_fn_mod changed on disk" in line for line in r.out.splitlines())
+
+
+def test_module_of_the_project_next_to_the_notebook_folder(tmp_path):
+    # notebooks/ and src/ side by side, sys.path.append('..'): src's modules are the notebook's own.
+    nb = tmp_path / "proj" / "notebooks"
+    nb.mkdir(parents=True)
+    src = tmp_path / "proj" / "helpers_src.py"
+    setup = ["import sys\nsys.path.insert(0, '..')\nimport helpers_src"]
+    src.write_text(MOD.format(3))
+    cell = lazy("y = helpers_src.above(5)")
+    assert session(nb, [*setup, cell], ["y"])["runs"] == 1
+    assert session(nb, [*setup, cell], ["y"])["runs"] == 1
+    src.write_text(MOD.format(7))
+    changed = session(nb, [*setup, cell], ["y"])
+    assert changed["runs"] == 2 and changed["values"]["y"] == "False", changed
