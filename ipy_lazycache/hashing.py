@@ -106,14 +106,26 @@ def module_version(name: str) -> str:
     if top not in _module_versions:
         version = getattr(sys.modules.get(top), "__version__", None)
         if not isinstance(version, str):
-            try:
-                from importlib.metadata import version as dist_version
-
-                version = dist_version(top)
-            except Exception:
-                version = ""
+            version = _dist_version(top)
         _module_versions[top] = version
     return _module_versions[top]
+
+
+def _dist_version(top: str) -> str:
+    """Version of the distribution that installs module ``top`` (its name may
+    differ: ``yaml`` comes from PyYAML), or '' for the standard library."""
+    if top in sys.builtin_module_names or top in getattr(sys, "stdlib_module_names", ()):
+        return ""
+    try:
+        from importlib import metadata
+
+        try:
+            return metadata.version(top)
+        except metadata.PackageNotFoundError:
+            names = metadata.packages_distributions().get(top) or []
+            return ",".join(sorted(f"{n}=={metadata.version(n)}" for n in set(names)))
+    except Exception:  # noqa: BLE001 - broken metadata: no version, as before
+        return ""
 
 
 def _feed_named(h, obj, module: str | None = None):
