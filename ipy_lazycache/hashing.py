@@ -170,9 +170,34 @@ def local_module_digest(module) -> str:
     return digest
 
 
+def _process_start() -> float:
+    """When this process started (Linux), else when this module was imported."""
+    global _STARTED
+    if _STARTED is None:
+        try:
+            with open("/proc/self/stat") as f:
+                ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+            with open("/proc/stat") as f:
+                boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+            import os
+
+            _STARTED = boot + ticks / os.sysconf("SC_CLK_TCK")
+        except Exception:  # noqa: BLE001 - not Linux
+            _STARTED = _IMPORTED
+    return _STARTED
+
+
+_STARTED = None
+_IMPORTED = __import__("time").time()
+
+
 def _pyc_disagrees(module, st) -> bool:
     """The import wrote (or checked) a pyc for the source it read: a pyc
-    recording another mtime or size than the file's now means the file changed."""
+    recording another mtime or size than the file's now means the file changed
+    since, if it changed after this process started (before, the import read
+    the current file, and the pyc is only one it could not rewrite)."""
+    if st.st_mtime < _process_start() - 1:
+        return False
     cached = getattr(module, "__cached__", None)
     try:
         with open(cached, "rb") as f:
