@@ -618,6 +618,11 @@ def _encode(values: dict, pids: dict, locate=None) -> dict:
     return blobs
 
 
+#: Pickles smaller than this (bytes) are bundled per module set (see _Pickles._bundle_small).
+_SMALL_PICKLE = 64 * 1024
+_BUNDLE_FROM = 8
+
+
 class _Pickles:
     """The pickled defs of one entry, grouped: each def alone, unless it and
     others refer to each other (pids) or hold a common object (found while
@@ -637,7 +642,7 @@ class _Pickles:
             (name,) = members
             return codecs.dumps(self.values[name], self.pids, self.todo[name], self.locate, self.shared, me)
         group = {n: self.values[n] for n in sorted(members)}
-        roots = [id(self.values[n]) for n in members]
+        roots = [r for n in members for r in self.todo[n]]  # a ref's own object stays a reference
         return codecs.dumps(group, self.pids, roots, self.locate, self.shared, me)
 
     def encode(self) -> dict:
@@ -670,8 +675,29 @@ class _Pickles:
                     retry = True
                     break
             if not retry:
-                return {m: done[m] for m in wanted}
+                return self._bundle_small({m: done[m] for m in wanted})
         raise RuntimeError("grouping the pickled defs did not settle")  # not reached: links only grow
+
+    def _bundle_small(self, result: dict) -> dict:
+        """Small pickles needing the same modules go into one blob: ``from
+        numpy import *`` stores hundreds of references, and each blob is a
+        file to write (and fsync), so one per def took seconds."""
+        buckets: dict[frozenset, list] = {}
+        for members, (data, _, modules) in result.items():
+            if len(members) == 1 and len(data) < _SMALL_PICKLE:
+                buckets.setdefault(frozenset(modules), []).append(members)
+        for singles in buckets.values():
+            if len(singles) < _BUNDLE_FROM:
+                continue  # a few blobs cost little, and one per def keeps damage and tripwires to that def
+            members = frozenset().union(*singles)
+            try:
+                bundled = self._dumps(sorted(members))
+            except Exception:
+                continue  # kept one blob each
+            for single in singles:
+                del result[single]
+            result[members] = bundled
+        return result
 
     def _link(self, a, b):
         if b in self.links and b not in self.dead:

@@ -600,3 +600,14 @@ def test_a_logging_handler_made_in_the_cell_writes_to_the_real_stream_afterwards
         assert type(handler.stream).__name__ != "_Tee"  # not the finished recording's stream
     finally:
         logger.handlers.clear()
+
+
+def test_import_star_is_stored_in_a_few_blobs(store):
+    m = store_run(store, "from math import *\nfrom os.path import *\n", {})
+    assert {"sqrt", "pi", "join", "exists"} <= set(m["defs"]) and len(m["blobs"]) <= 4
+    later = {}
+    hit(store, "from math import *\nfrom os.path import *\n", later)
+    import math
+    import os.path
+
+    assert later["sqrt"] is math.sqrt and later["join"] is os.path.join and later["pi"] == math.pi
