@@ -449,6 +449,8 @@ class _Matplotlib(Provider):
         return out or None
 
     def apply(self, effect):
+        if not _available("matplotlib"):
+            return  # nothing here can plot (a browser without it): no state to set
         if "backend" in effect:
             backend = effect["backend"]
             shell = _shell()
@@ -511,6 +513,8 @@ class _Pandas(Provider):
         return {k: v for k, v in after.items() if before.get(k) != v} or None
 
     def apply(self, effect):
+        if not _available("pandas"):
+            return
         import pandas as pd
 
         for name, value in effect.items():
@@ -518,6 +522,12 @@ class _Pandas(Provider):
                 pd.set_option(name, value)
             except Exception:
                 pass  # an option this pandas does not have
+
+
+def _available(module: str) -> bool:
+    import importlib.util
+
+    return module in sys.modules or importlib.util.find_spec(module) is not None
 
 
 def _shell():

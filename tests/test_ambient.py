@@ -11,6 +11,8 @@ from tests._fresh import RUN, session
 
 np = pytest.importorskip("numpy")
 
+pytestmark = pytest.mark.slow  # every test starts several Python processes
+
 
 def plain(tmp_path, cells, names):
     folder = tmp_path / "plain"
