@@ -17,7 +17,7 @@ import types
 from dataclasses import dataclass, field
 
 from . import sources
-from .hashing import ModuleAttr, digest_file, module_version
+from .hashing import ModuleAttr, digest_file, local_module_digest, module_version
 
 #: IPython's own bookkeeping names; never part of a key, never restored.
 IPYTHON_NAMES = frozenset(
@@ -516,21 +516,15 @@ def _through_modules(a: Analysis, ns) -> dict:
         return out
     for module in sorted(a.imports):
         out[f"import {module}"] = _module_input(module)
+    # Names the cell binds by its own imports are not followed: whether their
+    # module is loaded yet must not change the key (the import itself is keyed
+    # above, by file or version, the same either way).
     starts = []  # (labels so far, object, attributes still to read)
-    for module, attr in sorted(a.imported.values(), key=repr):
-        obj = sys.modules.get(module)
-        if obj is not None and attr is not None:
-            starts.append(([module], obj, [attr]))
     for chain in sorted(a.chains):
         root = chain[0]
         if root in a.imported:
-            module, attr = a.imported[root]
-            obj = sys.modules.get(module)  # not imported yet: the file is keyed above
-            if obj is None:
-                continue
-            if attr is not None:
-                obj = getattr(obj, attr, None)
-        elif root in a.reads and root in ns and not is_ipython_name(root):
+            continue
+        if root in a.reads and root in ns and not is_ipython_name(root):
             obj = ns[root]
         else:
             continue
@@ -578,14 +572,14 @@ def _patched(obj, attr):
 
 
 def _module_input(name: str):
-    """A module an ``import`` reads: the loaded module (hashed as a module
-    is), else its file when the notebook's folder provides it (the import will
-    read it), else its distribution version."""
+    """A module an ``import`` reads, the same whether it is loaded yet or not:
+    its file when the notebook's folder provides it (the import reads it),
+    else its distribution version."""
     loaded = sys.modules.get(name)
-    if loaded is not None:
-        return loaded
-    path = _module_file(name)
+    path = getattr(loaded, "__file__", None) if loaded is not None else _module_file(name)
     if path is not None and sources.is_local_file(path):
+        if loaded is not None:  # what runs is the code as imported: stale if edited since (Unhashable)
+            return ("file", name, local_module_digest(loaded))
         try:
             return ("file", name, digest_file(path))
         except OSError:

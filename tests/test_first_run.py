@@ -118,3 +118,17 @@ def test_differential_first_run_across_restarts(tmp_path):
     second = session(tmp_path, cells, names)
     assert first["values"] == plain["values"] == second["values"]
     assert second["runs"] == first["runs"] == 3
+
+
+def test_a_cell_that_imports_hits_on_its_second_run_whether_or_not_the_module_was_loaded(
+        run, shell, runs, tmp_path, monkeypatch):
+    """The key of ``import m`` must not depend on whether m is loaded yet."""
+    monkeypatch.syspath_prepend(str(tmp_path))  # as '' is in a kernel's path
+    (tmp_path / "fresh_local_mod.py").write_text("VALUE = 3\n")
+    cell = "%%lazycache\n" + BODY + "import fresh_local_mod, json\nv = fresh_local_mod.VALUE + len(json.dumps([]))"
+    run(cell)
+    run(cell)
+    assert runs() == 1 and shell.user_ns["v"] == 5
+    (tmp_path / "fresh_local_mod.py").write_text("VALUE = 4\n")  # edited, not reloaded: never a wrong hit
+    r = run(cell)
+    assert shell.user_ns["v"] == 5 and "not cached" in r.out and "reload" in r.out
