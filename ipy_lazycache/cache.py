@@ -248,7 +248,7 @@ def plan(tree, ns: dict, memo: Memo | None = None, deps=(), files=(), source: st
             raise Uncacheable(f"--deps names {name!r}, which is not defined")
     try:  # refs, deps, history names read, values read through modules, imports (analysis.Analysis.inputs)
         inputs = analysis.inputs(ns, deps)
-    except Dynamic as exc:
+    except (Dynamic, Unhashable) as exc:  # Unhashable: a local module edited since its import
         raise Uncacheable(str(exc)) from None
     names = {n for n in inputs if n in ns}
     if budget is not None:
