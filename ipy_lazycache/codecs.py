@@ -8,6 +8,7 @@ classes defined in the notebook are stored by value).
 
 from __future__ import annotations
 
+import copy
 import io
 import mmap
 import pickle
@@ -146,7 +147,11 @@ class _Pickler:
 
         known = locate.known if locate is not None else None
         was = locate.was if locate is not None else {}
-        busy = set()  # items whose state is being written (a cycle refers to them plainly)
+        # Objects already written with their content (an old item's state, a
+        # module object's stand-in): later mentions, cycles among them, are
+        # plain references. Never emptied during a dump: the content is
+        # written after persistent_id returns.
+        once = set()
         label = min(me) if me else None
 
         class Pickler(cloudpickle.Pickler):
@@ -169,13 +174,10 @@ class _Pickler:
                         # an old item of a ref the run changed in place: the
                         # hit's own item at that place, given the run's state
                         self.used.add(("ref", item[0]))
-                        if i in busy:
+                        if i in once:
                             return ("lc-at", ("ref", item[0]), (item[1],))
-                        busy.add(i)
-                        try:
-                            return ("lc-was", ("ref", item[0]), item[1], _state_of(obj))
-                        finally:
-                            busy.discard(i)
+                        once.add(i)
+                        return ("lc-was", ("ref", item[0]), item[1], _state_of(obj))
                 if known is not None:
                     hit = known.get(i)
                     if hit is not None and hit[1] is obj:
@@ -192,10 +194,18 @@ class _Pickler:
                         elif prev[0] not in me and prev[1] is obj:
                             raise Shared(prev[0])
                     return None
-                kind, base, arg = found
+                kind, base, arg = found[:3]
                 if kind == "attr":
                     self.modules.add(base.split(".")[0])
-                    return ("lc-attr", base, arg)
+                    if not found[3] or isinstance(obj, _CODE) or callable(obj) or i in once:
+                        return ("lc-attr", base, arg)
+                    # Data a cell put there (``mymod.cache = data``): a new
+                    # kernel's module lacks it; then a copy stands in.
+                    once.add(i)
+                    try:
+                        return ("lc-attr", base, arg, copy.copy(obj))
+                    except Exception:  # noqa: BLE001 - an object that does not copy: no stand-in
+                        return ("lc-attr", base, arg)
                 pid = pids.get(id(base))
                 if pid is None or pid[1] is not base:
                     return None
@@ -273,7 +283,7 @@ def loads(data, resolve):
         def persistent_load(self, pid):
             kind = pid[0]
             if kind == "lc-attr":
-                return _module_attr(pid[1], pid[2])
+                return _module_attr(*pid[1:])
             if kind == "lc-view":
                 return _view(resolve(tuple(pid[1])), *pid[2])
             if kind == "lc-at":
@@ -288,11 +298,17 @@ def loads(data, resolve):
 # Reconstructors: blobs name them; keep their names and arguments stable.
 
 
-def _module_attr(module: str, attr: str):
-    """An object a module owns, taken from the module, never a copy."""
+def _module_attr(module: str, attr: str, *fallback):
+    """An object a module owns, taken from the module, never a copy; the
+    stored copy only where the module no longer has it."""
     import importlib
 
-    return getattr(importlib.import_module(module), attr)
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except AttributeError:
+        if fallback:
+            return fallback[0]
+        raise
 
 
 def _view(base, offset: int, shape, strides, dtype):

@@ -55,7 +55,7 @@ def imported_modules(source: str) -> set[str]:
 
 class Locator:
     """Relations for :func:`.codecs.dumps`: ``known`` maps ``id(obj)`` to
-    ``(("attr", module, attribute) | ("at", base, path), obj)``, prebuilt so
+    ``(("attr", module, attribute, stand_in) | ("at", base, path), obj)``, prebuilt so
     the pickler pays one dict lookup per object; :meth:`method` and
     :meth:`view` handle the two types whose relation is found on demand.
 
@@ -86,9 +86,14 @@ class Locator:
         module = sys.modules.get(name)
         if module is None or name == "__main__" or name.startswith("ipy_lazycache") or not _importable(name):
             return
+        # A local module's attribute its source never binds was put there at
+        # run time (``mymod.cache = data``): a new kernel lacks it, so the
+        # stored reference carries a copy to stand in. Never for installed
+        # modules (``os.environ`` is theirs, and a copy could leak secrets).
+        runtime = _runtime_attrs(module)
         for attr, value in list(vars(module).items()):
             if type(value) not in _ATOMIC and not isinstance(value, types.ModuleType) and not attr.startswith("__"):
-                self.known[id(value)] = (("attr", name, attr), value)
+                self.known[id(value)] = (("attr", name, attr, attr in runtime), value)
 
     def method(self, obj):
         """A bound method of an object a module owns (``random.uniform``)."""
@@ -146,6 +151,29 @@ class Locator:
                     self.known[id(child)] = (("at", kept[root], path + (step,)), child)
                     layer.append((child, path + (step,), root))
             todo = layer
+
+
+def _runtime_attrs(module) -> set:
+    """Attributes of a local module that its own source does not bind."""
+    from .sources import is_local_module
+
+    path = getattr(module, "__file__", None)
+    if not path or not path.endswith(".py") or not is_local_module(module):
+        return set()
+    try:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError):
+        return set()
+    bound = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.Global):
+            bound.update(node.names)
+    return set(vars(module)) - bound
 
 
 def direct_items(refs: dict) -> dict:

@@ -611,3 +611,23 @@ def test_import_star_is_stored_in_a_few_blobs(store):
     import os.path
 
     assert later["sqrt"] is math.sqrt and later["join"] is os.path.join and later["pi"] == math.pi
+
+
+def test_module_data_the_cell_put_there_and_cyclic_items_restore(store, tmp_path, monkeypatch):
+    (tmp_path / "mymod_f.py").write_text("TABLE = {'a': 1}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # the notebook's folder: mymod_f is a local module
+    src = "import mymod_f\nmymod_f.cache = {'made': 1}\ndata = mymod_f.cache\ntable = mymod_f.TABLE\nrows[0].append(2)\n"
+    loop = []
+    loop.append(loop)
+    ns = {"rows": [loop]}
+    store_run(store, src, ns)
+    del sys.modules["mymod_f"]  # a new kernel: the module has no `cache`
+    loop2 = []
+    loop2.append(loop2)
+    later = {"rows": [loop2]}
+    hit(store, src, later)
+    import mymod_f
+
+    assert later["data"] == {"made": 1} and later["table"] is mymod_f.TABLE
+    assert later["rows"][0] is loop2 and loop2[0] is loop2 and loop2[1] == 2
