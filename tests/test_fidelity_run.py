@@ -617,7 +617,10 @@ def test_module_data_the_cell_put_there_and_cyclic_items_restore(store, tmp_path
     (tmp_path / "mymod_f.py").write_text("TABLE = {'a': 1}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.chdir(tmp_path)  # the notebook's folder: mymod_f is a local module
-    src = "import mymod_f\nmymod_f.cache = {'made': 1}\ndata = mymod_f.cache\ntable = mymod_f.TABLE\nrows[0].append(2)\n"
+    src = (
+        "import mymod_f\nmymod_f.cache = {'made': 1}\ndata = mymod_f.cache\n"
+        "table = mymod_f.TABLE\nrows[0].append(2)\n"
+    )
     loop = []
     loop.append(loop)
     ns = {"rows": [loop]}
