@@ -46,3 +46,11 @@ def test_pagemap_agrees_with_the_mapping_state(tmp_path):
     assert cache._pages_written(arr) is False  # read: file pages
     arr[-1] = 0.5
     assert cache._pages_written(arr) is True
+
+
+def test_without_pagemap_scan_the_page_entries_tell(tmp_path, monkeypatch):
+    def old_kernel(*args, **kwargs):
+        raise OSError(25, "Inappropriate ioctl for device")  # what a kernel before 6.7 answers
+
+    monkeypatch.setattr(cache, "_scan", old_kernel)
+    test_pagemap_agrees_with_the_mapping_state(tmp_path)
