@@ -205,12 +205,17 @@ class OursKeys(Ours):
         self.run(self.key_cell)  # a hit: the time is the key (1 GiB hashed) plus a tiny restore
         return {"s": time.perf_counter() - t}
 
-    def chain(self):
+    def chain(self, read=False):
         self.drop()
         self.run(self.big_cell)  # a hit: big is a mapping of the cache file
+        if read:
+            read_all(self.sh.user_ns["big"])  # every page resident: the memo's page check has the most to look at
         t = time.perf_counter()
         self.run(self.chain_cell)
         return {"s": time.perf_counter() - t}
+
+    def chain_read(self):
+        return self.chain(read=True)
 
 
 class Objects(Worker):
@@ -789,6 +794,7 @@ def main():
             ("ours-keys", "key_plain"),
             ("ours-store", "raw_xxh3"),
             ("ours-keys", "chain"),
+            ("ours-keys", "chain_read"),
             ("objects", "store_fig"),
             ("objects", "pickle_fig"),
             ("objects", "hit_fig"),
@@ -865,6 +871,8 @@ def main():
         f"raw xxh3-128 ({GIB / raw / 1e9:.1f} GB/s)", "≥ 15 GB/s")
     row("chain: cached cell reading a restored 1 GiB def", med(res["ours-keys", "chain"]), t_plain, "plain run_cell",
         "≤ 5 ms, O(1)")
+    row("chain, the restored 1 GiB read in full before", med(res["ours-keys", "chain_read"]), t_plain,
+        "plain run_cell", "≤ 5 ms")
     for key, what in (("s", "wall"), ("cpu", "CPU")):
         fo, fp = med(first["ours"], key), med(first["plain"], key)
         rows.append(
