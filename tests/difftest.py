@@ -106,7 +106,8 @@ class Notebook:
         if "pd" in needs:
             lines.append("import pandas as pd")
         if "plt" in needs:
-            lines += ["import matplotlib as mpl", "import matplotlib.pyplot as plt"]
+            # as in a notebook: figures are shown (PNG) and closed after each cell
+            lines += ["import matplotlib as mpl", "import matplotlib.pyplot as plt", "%matplotlib inline"]
         setup = "\n".join(lines)
         out = [(None, Cell(setup, setup, self.setup_cached))]
         for m in self.motifs:
@@ -385,6 +386,8 @@ def m_effect(g: Gen) -> Motif:
             "global",
             "mutate-via-helper",
             "draw-advances",
+            "pd-option",
+            "sys.path",
         ]
     )
     m = Motif("effect-on-hit", variant)
@@ -428,6 +431,20 @@ def m_effect(g: Gen) -> Motif:
         _add(m, g, f"{v1}\n{k} = 1", f"{v2}\n{k} = 1", cached=True)
         _add(m, g, f"{obs} = (plt.rcParams['lines.linewidth'], plt.rcParams['axes.facecolor'])", cached=False)
         _add(m, g, "mpl.rcdefaults()", cached=False)  # so later motifs start from the defaults
+    elif variant == "pd-option":
+        m.needs.add("pd")
+        _add(
+            m,
+            g,
+            f"pd.set_option('display.max_rows', {a + 10})\n{k} = 1",
+            f"pd.set_option('display.max_rows', {b + 10})\n{k} = 1",
+            cached=True,
+        )
+        _add(m, g, f"{obs} = pd.get_option('display.max_rows')", cached=False)
+        _add(m, g, "pd.reset_option('display.max_rows')", cached=False)
+    elif variant == "sys.path":
+        _add(m, g, f"sys.path.append('extra{a}')\n{k} = 1", f"sys.path.append('extra{b}')\n{k} = 1", cached=True)
+        _add(m, g, f"{obs} = [p for p in sys.path if p.startswith('extra')]", cached=False)
     elif variant == "global":
         cnt, bump = g.name("counter"), g.name("bump")
         _add(
@@ -708,6 +725,87 @@ def m_first_run(g: Gen) -> Motif:
     return m
 
 
+def m_chain(g: Gen) -> Motif:
+    """Cached cells over each other's restored values, with changes in place in between."""
+    variant = g.rng.choice(
+        ["array-inplace", "list-inplace", "frame-inplace", "plain-change-between", "redefine", "restored-fn-global"]
+    )
+    m = Motif("chain", variant)
+    x, r = g.name("ch"), g.name("use")
+    a, b = g.lit()
+    if variant == "array-inplace":
+        _add(m, g, f"{x} = np.arange(6.0) * {a}", f"{x} = np.arange(6.0) * {b}", cached=True)
+        _add(m, g, f"{x} += 1\n{x}[0] = -1", cached=True)
+        _add(m, g, f"{r} = float({x}.sum())", cached=True)
+    elif variant == "list-inplace":
+        _add(m, g, f"{x} = [[{a}], [2]]", f"{x} = [[{b}], [2]]", cached=True)
+        _add(m, g, f"{x}[0].append(5)\n{x}.append({x}[0])", cached=True)
+        _add(m, g, f"{r} = repr({x})", cached=True)
+    elif variant == "frame-inplace":
+        m.needs.add("pd")
+        _add(
+            m,
+            g,
+            f"{x} = pd.DataFrame({{'a': [1.0, None, {a}]}})",
+            f"{x} = pd.DataFrame({{'a': [1.0, None, {b}]}})",
+            cached=True,
+        )
+        _add(m, g, f"{x}.dropna(inplace=True)\n{x}['b'] = {x}['a'] * 2", cached=True)
+        _add(m, g, f"{r} = {x}.to_dict('list')", cached=True)
+    elif variant == "plain-change-between":
+        _add(m, g, f"{x} = np.zeros(4) + {a}", f"{x} = np.zeros(4) + {b}", cached=True)
+        _add(m, g, f"{x}[1] = 7", cached=False)
+        _add(m, g, f"{r} = {x}.tolist()", cached=True)
+    elif variant == "redefine":
+        _add(m, g, f"{x} = {a}", f"{x} = {b}", cached=True)
+        _add(m, g, f"{x} = {x} * 10 + 1", cached=True)
+        _add(m, g, f"{r} = {x} + 1", cached=True)
+    else:
+        fn, glob = g.name("reads"), g.name("G")
+        _add(m, g, f"def {fn}():\n    return {glob} * 2", cached=True)
+        _add(m, g, f"{glob} = {a}", f"{glob} = {b}", cached=False)
+        _add(m, g, f"{r} = {fn}()", cached=True)
+    return m
+
+
+def m_plot(g: Gen) -> Motif:
+    """A cached cell that plots: the figure, its artists and pyplot's open figures are as after a run."""
+    variant = g.rng.choice(["subplots", "pyplot-state", "legend;"])
+    m = Motif("plot", variant)
+    m.needs.add("plt")
+    fig, ax, obs = g.name("fig"), g.name("ax"), g.name("seen")
+    a, b = g.lit()
+    if variant == "subplots":
+        _add(
+            m,
+            g,
+            f"{fig}, {ax} = plt.subplots()\n{ax}.plot([1, {a}])\n{ax}.set_title('t{a}')",
+            f"{fig}, {ax} = plt.subplots()\n{ax}.plot([1, {b}])\n{ax}.set_title('t{b}')",
+            cached=True,
+        )
+        _add(m, g, f"{obs} = ({ax}.get_title(), len({ax}.lines), list({ax}.lines[0].get_ydata()))", cached=False)
+    elif variant == "pyplot-state":
+        _add(
+            m,
+            g,
+            f"plt.figure()\nplt.plot([0, {a}])\n{fig} = 1",
+            f"plt.figure()\nplt.plot([0, {b}])\n{fig} = 1",
+            cached=True,
+        )
+        _add(m, g, f"{obs} = (plt.get_fignums(), [list(l.get_ydata()) for l in plt.gca().lines])", cached=False)
+    else:
+        _add(
+            m,
+            g,
+            f"plt.figure()\nplt.plot([0, {a}], label='x')\nplt.legend(loc='best');",
+            f"plt.figure()\nplt.plot([0, {b}], label='x')\nplt.legend(loc='best');",
+            cached=True,
+        )
+        _add(m, g, f"{obs} = len(plt.get_fignums())", cached=False)
+    _add(m, g, "plt.close('all')", cached=False)
+    return m
+
+
 MOTIFS = {
     "seed-draw": m_seed_draw,
     "history": m_history,
@@ -725,6 +823,8 @@ MOTIFS = {
     "dynamic": m_dynamic,
     "hidden-defs": m_hidden_defs,
     "first-run": m_first_run,
+    "chain": m_chain,
+    "plot": m_plot,
 }
 
 
@@ -928,6 +1028,7 @@ def run_session(spec_path: str, out_path: str) -> None:
 
     shell = InteractiveShell.instance()
     shell.run_line_magic("colors", "nocolor")
+    shell.enable_gui = lambda gui=None: None  # as ipykernel's shell does for the inline backend
     if spec["magic"]:
         shell.run_cell("%load_ext ipy_lazycache", store_history=False)
     shown = []
