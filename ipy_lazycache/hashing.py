@@ -21,6 +21,12 @@ from . import sources
 FORMAT = "ipy_lazycache/2"
 
 
+def _watch_imports():
+    from . import import_watch
+
+    import_watch.install()
+
+
 class Unhashable(Exception):
     """A value whose content cannot be hashed; the cell must run uncached."""
 
@@ -208,6 +214,27 @@ def _pyc_disagrees(module, st) -> bool:
         return False
     mtime, size = int.from_bytes(header[8:12], "little"), int.from_bytes(header[12:16], "little")
     return (mtime, size) != (int(st.st_mtime) & 0xFFFFFFFF, st.st_size & 0xFFFFFFFF)
+
+
+def module_values_digest(module) -> str:
+    """Digest of what a local module holds (all but its import bookkeeping)."""
+    return value_hash({k: v for k, v in vars(module).items() if k not in _DUNDER_SKIP})
+
+
+def import_state(module) -> str:
+    """What ``import`` of a loaded local module gives: its file (raises
+    :class:`Unhashable` when edited since the import), plus its values when
+    code changed them after the import (:mod:`.import_watch`). Unchanged, the
+    key is the same as before the module is loaded (its file), so a cell that
+    imports hits on its second run; changed, the key says so."""
+    from . import import_watch
+
+    digest = local_module_digest(module)
+    now = module_values_digest(module)
+    snap = import_watch.snapshots.get(module.__name__)
+    if snap is not None and snap[0] is module.__spec__ and snap[1] == now:
+        return digest
+    return f"{digest}+{now}"
 
 
 def _feed_module(h, module, hasher):
@@ -808,3 +835,6 @@ def _feed_module_attr(h, attr, hasher):
         _tag(h, b"v", module_version(attr.module).encode())
         return
     _tag(h, b"h", sub.hexdigest().encode())
+
+
+_watch_imports()  # record local modules' values as they are imported (import_state)

@@ -317,3 +317,15 @@ def test_module_of_the_project_next_to_the_notebook_folder(tmp_path):
     src.write_text(MOD.format(7))
     changed = session(nb, [*setup, cell], ["y"])
     assert changed["runs"] == 2 and changed["values"]["y"] == "False", changed
+
+
+def test_local_module_changed_at_runtime_then_imported_by_the_cell(tmp_path):
+    # The cell's own import gives the changed value; the key must say so.
+    check(tmp_path, ["import mymod"], ["import mymod\nmymod.THRESHOLD = 7"],
+          lazy("from mymod import THRESHOLD\ny = THRESHOLD"), ["y"], files1={"mymod.py": MOD.format(3)})
+
+
+def test_a_cell_that_imports_a_local_module_hits_on_its_second_run(tmp_path):
+    (tmp_path / "mymod.py").write_text(MOD.format(3))
+    cell = lazy("import mymod\ny = mymod.THRESHOLD")
+    assert session(tmp_path, [cell, cell], ["y"])["runs"] == 1
