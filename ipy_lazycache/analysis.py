@@ -17,7 +17,7 @@ import types
 from dataclasses import dataclass, field
 
 from . import sources
-from .hashing import ModuleAttr, digest_file, local_module_digest, module_version
+from .hashing import ModuleAttr, digest_file, import_state
 
 #: IPython's own bookkeeping names; never part of a key, never restored.
 IPYTHON_NAMES = frozenset(
@@ -574,17 +574,20 @@ def _patched(obj, attr):
 def _module_input(name: str):
     """A module an ``import`` reads, the same whether it is loaded yet or not:
     its file when the notebook's folder provides it (the import reads it),
-    else its distribution version."""
+    else its name."""
     loaded = sys.modules.get(name)
     path = getattr(loaded, "__file__", None) if loaded is not None else _module_file(name)
     if path is not None and sources.is_local_file(path):
-        if loaded is not None:  # what runs is the code as imported: stale if edited since (Unhashable)
-            return ("file", name, local_module_digest(loaded))
+        if loaded is not None:  # the code as imported (stale: Unhashable), plus values changed since
+            return ("file", name, import_state(loaded))
         try:
             return ("file", name, digest_file(path))
         except OSError:
             return ("unreadable", name)
-    return ("installed", name, module_version(name))
+    # Installed: by name only, so a site whose Pyodide has another version
+    # (or none) can still hit; the version is checked at lookup instead
+    # (cache.plan records it, the magic compares).
+    return ("installed", name)
 
 
 def _module_file(name: str) -> str | None:

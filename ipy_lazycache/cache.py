@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from . import codecs, manifest as mf, relations
 from .analysis import Analysis, Dynamic, analyze, is_ipython_name
-from .hashing import Unhashable, cell_key, code_hash, digest_chunks, value_hash
+from .hashing import Unhashable, cell_key, code_hash, digest_chunks, module_version, value_hash
 from .manifest import CorruptEntry
 from .stores.base import UnsafePath, chunks
 from .tripwire import Tripwire
@@ -77,6 +77,7 @@ class Plan:
     items: dict = field(default_factory=dict)
     ambient: dict = field(default_factory=dict)  # provider -> digest of observed process state (in the key)
     code: str = ""  # the code's own hash (auto mode remembers which code has entries)
+    versions: dict = field(default_factory=dict)  # installed module -> version, for modules the cell imports
 
 
 class Memo:
@@ -277,6 +278,12 @@ def plan(tree, ns: dict, memo: Memo | None = None, deps=(), files=(), source: st
     except (Dynamic, Unhashable) as exc:  # Unhashable: a local module edited since its import
         raise Uncacheable(str(exc)) from None
     names = {n for n in inputs if n in ns}
+    versions = {}  # installed modules the cell imports: checked at lookup, not keyed (see installed_differ)
+    for label, value in inputs.items():
+        if label.startswith("import ") and isinstance(value, tuple) and value[:1] == ("installed",):
+            version = module_version(value[1])
+            if version:
+                versions[value[1].split(".")[0]] = version
     if budget is not None:
         cost = sum(hash_cost(obj) for name, obj in inputs.items() if not (memo and memo.get(name, obj)))
         if cost > budget:
@@ -307,7 +314,24 @@ def plan(tree, ns: dict, memo: Memo | None = None, deps=(), files=(), source: st
         options[f"ambient:{name}"] = digest
     code = code or tree_code or code_hash(tree)
     key = cell_key(code, refs, options)
-    return Plan(key=key, source=source, analysis=analysis, refs=refs, ambient=observed, code=code)
+    return Plan(key=key, source=source, analysis=analysis, refs=refs, ambient=observed, code=code,
+                versions=versions)
+
+
+def installed_differ(versions: dict) -> list[str]:
+    """Modules an entry's run imported that are installed here at another
+    version (one absent here is no reason to run: the cell could not)."""
+    import importlib.util
+
+    out = []
+    for name, version in versions.items():
+        try:
+            here = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            here = False
+        if here and module_version(name) != version:
+            out.append(name)
+    return out
 
 
 #: Analysis and code hash of recent cell texts: a cell run again unchanged

@@ -62,6 +62,9 @@ MAGIC = "%%lazycache"
 #: large array pays nothing; a slow one is keyed from its next run on.
 AUTO_BUDGET = 300
 
+#: An entry's requirement on the version of an installed module the cell imports.
+VERSION = "version:"
+
 #: Auto mode's record of code that has entries or ran slowly: ``codes/<hash>``.
 CODES = "codes"
 
@@ -544,7 +547,8 @@ class LazyCache(Magics):
         outcome = cache.Outcome(
             running.capture.events, result, running.result_name if value is not None else None, duration,
             value=value, effects=self.ambient.effects(running.states, states),
-            requires=self.ambient.requires(running.states, states, plan.ambient),
+            requires={**self.ambient.requires(running.states, states, plan.ambient),
+                      **{f"{VERSION}{name}": v for name, v in plan.versions.items()}},
         )
         try:
             t0 = time.perf_counter()
@@ -723,8 +727,13 @@ class LazyCache(Magics):
             return None
         if restored is None:
             return None
-        if not self.ambient.satisfied(restored.manifest.get("requires") or {}):
+        requires = restored.manifest.get("requires") or {}
+        versions = {k[len(VERSION):]: v for k, v in requires.items() if k.startswith(VERSION)}
+        if not self.ambient.satisfied({k: v for k, v in requires.items() if not k.startswith(VERSION)}):
             return None  # the run drew from a generator now in another state
+        if cache.installed_differ(versions):
+            return None  # it ran with another version of a module it imports
+
         manage.mark_used(_local(store), plan.key)  # local: a hit writes nothing remote
         return restored
 

@@ -132,3 +132,24 @@ def test_a_cell_that_imports_hits_on_its_second_run_whether_or_not_the_module_wa
     (tmp_path / "fresh_local_mod.py").write_text("VALUE = 4\n")  # edited, not reloaded: never a wrong hit
     r = run(cell)
     assert shell.user_ns["v"] == 5 and "not cached" in r.out and "reload" in r.out
+
+
+def test_an_entry_from_another_version_of_an_imported_module_is_a_miss(run, shell, runs):
+    """Imports are keyed by name (so a site whose Pyodide has another version,
+    or lacks the module, can still restore); the version is checked at lookup."""
+    import glob
+    import json
+
+    cell = "%%lazycache\n" + BODY + "import attrs\nname = attrs.__name__"
+    run(cell)
+    run(cell)
+    assert runs() == 1
+    (path,) = glob.glob("__lazycache__/*/manifest.json")
+    with open(path) as f:
+        m = json.load(f)
+    assert m["requires"] == {"version:attrs": __import__("attrs").__version__}
+    m["requires"]["version:attrs"] = "0.0.1"  # as if written where attrs 0.0.1 is installed
+    with open(path, "w") as f:
+        json.dump(m, f)
+    run(cell)
+    assert runs() == 2 and shell.user_ns["name"] == "attrs"
