@@ -13,7 +13,7 @@ import pytest
 
 from tests import difftest
 
-N = int(os.environ.get("IPY_LAZYCACHE_DIFF_N", "30"))
+N = int(os.environ.get("IPY_LAZYCACHE_DIFF_N", "25"))
 SEED = int(os.environ.get("IPY_LAZYCACHE_DIFF_SEED", "0"))
 
 
