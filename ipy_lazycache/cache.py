@@ -320,11 +320,18 @@ def plan(tree, ns: dict, memo: Memo | None = None, deps=(), files=(), source: st
 
 def installed_differ(versions: dict) -> list[str]:
     """Modules an entry's run imported that are installed here at another
-    version (one absent here is no reason to run: the cell could not)."""
+    version, on the platform that wrote it (``{name: "platform:version"}``).
+    Across platforms versions differ by nature (a site's Pyodide builds), and
+    shipping results there is the point; a module absent here is no reason to
+    run either: the cell could not."""
     import importlib.util
+    import sys
 
     out = []
-    for name, version in versions.items():
+    for name, tagged in versions.items():
+        where, _, version = tagged.rpartition(":")
+        if where != sys.platform:
+            continue
         try:
             here = importlib.util.find_spec(name) is not None
         except (ImportError, ValueError):

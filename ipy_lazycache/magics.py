@@ -548,7 +548,7 @@ class LazyCache(Magics):
             running.capture.events, result, running.result_name if value is not None else None, duration,
             value=value, effects=self.ambient.effects(running.states, states),
             requires={**self.ambient.requires(running.states, states, plan.ambient),
-                      **{f"{VERSION}{name}": v for name, v in plan.versions.items()}},
+                      **{f"{VERSION}{name}": f"{sys.platform}:{v}" for name, v in plan.versions.items()}},
         )
         try:
             t0 = time.perf_counter()

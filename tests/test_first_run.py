@@ -2,6 +2,7 @@
 run does exactly what it does without it."""
 
 import re
+import sys
 import warnings
 
 import pytest
@@ -147,8 +148,13 @@ def test_an_entry_from_another_version_of_an_imported_module_is_a_miss(run, shel
     (path,) = glob.glob("__lazycache__/*/manifest.json")
     with open(path) as f:
         m = json.load(f)
-    assert m["requires"] == {"version:attrs": __import__("attrs").__version__}
-    m["requires"]["version:attrs"] = "0.0.1"  # as if written where attrs 0.0.1 is installed
+    assert m["requires"] == {"version:attrs": f"{sys.platform}:{__import__('attrs').__version__}"}
+    m["requires"]["version:attrs"] = "wasm-elsewhere:0.0.1"  # another platform's build: results are shipped on purpose
+    with open(path, "w") as f:
+        json.dump(m, f)
+    run(cell)
+    assert runs() == 1
+    m["requires"]["version:attrs"] = f"{sys.platform}:0.0.1"  # as if written here with attrs 0.0.1
     with open(path, "w") as f:
         json.dump(m, f)
     run(cell)
