@@ -152,6 +152,14 @@ class _Pickler:
         # plain references. Never emptied during a dump: the content is
         # written after persistent_id returns.
         once = set()
+        sets: dict[int, object] = {}  # id(set) -> its pid, or None: pickled as is
+
+        def set_order(obj, i):
+            if i not in sets:
+                sets[i] = _set_order(obj, i)
+            elif sets[i] is not None:
+                return ("lc-same", i)  # the same set again: one object
+            return sets[i]
         label = min(me) if me else None
 
         class Pickler(cloudpickle.Pickler):
@@ -193,6 +201,8 @@ class _Pickler:
                             shared[i] = (label, obj)  # holds obj: its id stays unique while encoding
                         elif prev[0] not in me and prev[1] is obj:
                             raise Shared(prev[0])
+                    if t is set or t is frozenset:
+                        return set_order(obj, i)
                     return None
                 kind, base, arg = found[:3]
                 if kind == "attr":
@@ -290,9 +300,34 @@ def loads(data, resolve):
                 return _at(resolve(tuple(pid[1])), pid[2])
             if kind == "lc-was":
                 return _was(resolve(tuple(pid[1])), pid[2], pid[3], resolve)
+            if kind == "lc-set":
+                made = self.__dict__.setdefault("sets", {})
+                made[pid[1]] = (frozenset if pid[3] else set)(pid[2])
+                return made[pid[1]]
+            if kind == "lc-same":
+                return self.sets[pid[1]]
             return resolve(tuple(pid))
 
     return Unpickler(io.BytesIO(data)).load()
+
+
+def _set_order(obj, token):
+    """A set whose iteration order pickle would not keep (pickle adds the
+    items in iteration order, which reorders colliding hashes: ``{3, 11}``
+    comes back as ``{11, 3}``), as ``("lc-set", token, items, frozen)`` with
+    the items in an order that rebuilds it; None where pickle keeps it (or
+    no simple order does)."""
+    items = list(obj)
+    if len(items) < 2 or _same_order(type(obj)(items), items):
+        return None
+    backwards = items[::-1]
+    if _same_order(type(obj)(backwards), items):
+        return ("lc-set", token, backwards, type(obj) is frozenset)
+    return None
+
+
+def _same_order(built, items) -> bool:
+    return all(a is b for a, b in zip(built, items))
 
 
 # Reconstructors: blobs name them; keep their names and arguments stable.

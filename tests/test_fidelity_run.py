@@ -634,3 +634,13 @@ def test_module_data_the_cell_put_there_and_cyclic_items_restore(store, tmp_path
 
     assert later["data"] == {"made": 1} and later["table"] is mymod_f.TABLE
     assert later["rows"][0] is loop2 and loop2[0] is loop2 and loop2[1] == 2
+
+
+def test_sets_keep_their_iteration_order(store):
+    src = "s = {3, 11}\nboth = [s, s, frozenset(s)]\n"
+    ns = {}
+    store_run(store, src, ns)
+    later = {}
+    hit(store, src, later)
+    assert list(later["s"]) == list(ns["s"]) == [11, 3]  # plain pickle gives [3, 11]
+    assert later["both"][0] is later["both"][1] and list(later["both"][2]) == list(ns["both"][2])
