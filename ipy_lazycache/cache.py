@@ -675,6 +675,26 @@ def _encode(values: dict, pids: dict, locate=None) -> dict:
     return blobs
 
 
+#: Objects each def's cheap pre-pass visits looking for objects shared with another def.
+_GUESS_BUDGET = 5000
+
+
+def _reachable(obj):
+    """What pickling ``obj`` is likely to write: items, values, attributes and
+    the items of object arrays (not classes, functions or modules)."""
+    t = type(obj)
+    if t in (list, tuple, set, frozenset):
+        return obj
+    if t is dict:
+        return obj.values()
+    if t.__module__ == "numpy" and t.__name__ == "ndarray":
+        return obj.ravel().tolist() if obj.dtype.hasobject and obj.size <= _GUESS_BUDGET else ()
+    state = getattr(obj, "__dict__", None)
+    if isinstance(state, dict) and not isinstance(obj, (type, types.FunctionType, types.ModuleType)):
+        return state.values()
+    return ()
+
+
 #: Pickles smaller than this (bytes) are bundled per module set (see _Pickles._bundle_small).
 _SMALL_PICKLE = 64 * 1024
 _BUNDLE_FROM = 8
@@ -692,9 +712,35 @@ class _Pickles:
         self.shared = {}  # id(obj) -> (first name, obj), across all pickles
         self.links = {n: set() for n in todo}  # names that hold common objects
         self.dead = set()  # names that became tripwires
+        self._guess_links()
 
-    def _dumps(self, members):
-        me = frozenset(members) | self.dead
+    def _guess_links(self):
+        """Link defs that reach one object within a few thousand steps, before
+        any pickling (``fig, ax``: ax's Axes are in ``fig.axes``), so the group
+        they end up as is pickled once. A missed sharing still surfaces as
+        :class:`.codecs.Shared` while pickling; a wrong guess only groups."""
+        if len(self.todo) < 2:
+            return
+        import collections
+
+        reached: dict[int, str] = {}
+        for name in self.todo:
+            todo, seen, budget = collections.deque([self.values[name]]), set(), _GUESS_BUDGET
+            while todo and budget > 0:
+                obj = todo.popleft()  # breadth first: shared parts sit near the top (fig._localaxes)
+                if id(obj) in seen:
+                    continue
+                seen.add(id(obj))
+                budget -= 1
+                other = reached.setdefault(id(obj), name)
+                if other != name:
+                    self.links[name].add(other)
+                    self.links[other].add(name)
+                    continue
+                todo.extend(c for c in _reachable(obj) if id(c) not in self.pids and type(c) not in codecs._ATOMIC)
+
+    def _dumps(self, members, also=frozenset()):
+        me = frozenset(members) | self.dead | also
         if len(members) == 1:
             (name,) = members
             return codecs.dumps(self.values[name], self.pids, self.todo[name], self.locate, self.shared, me)
@@ -705,6 +751,8 @@ class _Pickles:
     def encode(self) -> dict:
         done = {}  # frozenset of names -> (bytes, used, modules)
         for name in self.todo:
+            if self.links[name]:
+                continue  # pickled with the defs it shares objects with, below
             try:
                 done[frozenset([name])] = self._dumps([name])
             except codecs.Shared as exc:
@@ -728,7 +776,7 @@ class _Pickles:
                     retry = True
                     break
                 except Exception as exc:
-                    self._kill(sorted(members), exc)
+                    self._split(members, exc, done)
                     retry = True
                     break
             if not retry:
@@ -755,6 +803,23 @@ class _Pickles:
                 del result[single]
             result[members] = bundled
         return result
+
+    def _split(self, members, exc, done):
+        """A def or group that cannot be pickled: each member alone where it
+        can be (a guessed link may have tied a good def to a bad one), the
+        rest tripwires. Members no longer count as sharing with each other."""
+        if len(members) == 1:
+            self._kill(sorted(members), exc)
+            return
+        for n in members:
+            self.links[n] -= members
+        for n in sorted(members):
+            try:
+                done[frozenset([n])] = self._dumps([n], also=members)
+            except codecs.Shared as shared:
+                self._link(n, shared.owner)
+            except Exception as own:
+                self._kill([n], own)
 
     def _link(self, a, b):
         if b in self.links and b not in self.dead:

@@ -293,7 +293,10 @@ def loads(data, resolve):
         def persistent_load(self, pid):
             kind = pid[0]
             if kind == "lc-attr":
-                return _module_attr(*pid[1:])
+                attrs = self.__dict__.setdefault("attrs", {})
+                if pid[1:3] not in attrs:  # one import per module object, not per mention
+                    attrs[pid[1:3]] = _module_attr(*pid[1:])
+                return attrs[pid[1:3]]
             if kind == "lc-view":
                 return _view(resolve(tuple(pid[1])), *pid[2])
             if kind == "lc-at":
@@ -339,7 +342,7 @@ def _module_attr(module: str, attr: str, *fallback):
     import importlib
 
     try:
-        return getattr(importlib.import_module(module), attr)
+        return getattr(sys.modules.get(module) or importlib.import_module(module), attr)
     except AttributeError:
         if fallback:
             return fallback[0]

@@ -16,6 +16,7 @@ import sys
 import types
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes)
+_BY_NAME = (type, types.FunctionType, types.BuiltinFunctionType)
 #: How many objects inside unchanged refs are indexed for ``first = rows[0]``.
 INDEX_BUDGET = 20_000
 
@@ -92,8 +93,11 @@ class Locator:
         # modules (``os.environ`` is theirs, and a copy could leak secrets).
         runtime = _runtime_attrs(module)
         for attr, value in list(vars(module).items()):
-            if type(value) not in _ATOMIC and not isinstance(value, types.ModuleType) and not attr.startswith("__"):
-                self.known[id(value)] = (("attr", name, attr, attr in runtime), value)
+            if type(value) in _ATOMIC or isinstance(value, types.ModuleType) or attr.startswith("__"):
+                continue
+            if isinstance(value, _BY_NAME) and attr not in runtime:
+                continue  # pickle stores classes and functions by reference already, memoised
+            self.known[id(value)] = (("attr", name, attr, attr in runtime), value)
 
     def method(self, obj):
         """A bound method of an object a module owns (``random.uniform``)."""

@@ -644,3 +644,15 @@ def test_sets_keep_their_iteration_order(store):
     hit(store, src, later)
     assert list(later["s"]) == list(ns["s"]) == [11, 3]  # plain pickle gives [3, 11]
     assert later["both"][0] is later["both"][1] and list(later["both"][2]) == list(ns["both"][2])
+
+
+def test_a_def_sharing_an_object_with_one_that_cannot_be_stored_is_still_stored(store):
+    ns = {"__name__": "__main__"}
+    plan = cache.plan("good = bad = None\n", ns)
+    cache.take_before(plan, ns)
+    part = {"x": 1}
+    ns.update(good=[part], bad=[part, (i for i in range(3))])  # the generator cannot be pickled
+    m = cache.save(store, plan, ns, cache.Outcome([], None))[0]
+    assert "unstored" in m["defs"]["bad"] and "unstored" not in m["defs"]["good"]
+    r = cache.restore(store, plan.key, {"__name__": "__main__"})
+    assert r.values["good"] == [{"x": 1}] and r.tripwires == ["bad"]
