@@ -1272,7 +1272,7 @@ def confirm(o: Outcome, pool, skip=()) -> dict:
     reproduces, so each finding has a minimal repro. Labels in ``skip`` are not run again."""
     found = {}
     for m in {d.motif.label: d.motif for d in o.diffs if d.motif and d.motif.label not in skip}.values():
-        alone = Notebook([m], setup_cached=False, seed=o.nb.seed, index=o.nb.index)
+        alone = Notebook([m], setup_cached=o.nb.setup_cached, seed=o.nb.seed, index=o.nb.index)
         r = run_scenario(alone, pool)
         if r.diffs and not r.grammar_errors:
             found[m.label] = (alone, r.diffs)
