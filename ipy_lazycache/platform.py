@@ -52,7 +52,9 @@ def store_for(directory: str, remote=None, remote_readonly=None, remote_options=
 
         is_manifest = lambda key: key.endswith("/" + MANIFEST)  # noqa: E731 - the entry's commit marker
         remote_store = remote_tier(**shared)
-        _stores[tiered] = TieredStore([_stores[where], remote_store], write_through=not shared["readonly"], hold=is_manifest)
+        _stores[tiered] = TieredStore(
+            [_stores[where], remote_store], write_through=not shared["readonly"], hold=is_manifest
+        )
     return _stores[tiered]
 
 

@@ -47,7 +47,9 @@ def shown_bars(seen, cell_index):
     return [
         c["data"]["text/plain"]
         for i, kind, c in seen
-        if i == cell_index and kind in ("display_data", "update_display_data") and "%" in c["data"].get("text/plain", "")
+        if i == cell_index
+        and kind in ("display_data", "update_display_data")
+        and "%" in c["data"].get("text/plain", "")
     ]
 
 
