@@ -18,7 +18,6 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, validate
 
 from . import ambient, cache, manage, platform, signing
-from .analysis import is_ipython_name
 from .capture import Capture, flush_inline_figures, jsonable, replay, show_result, split_at_result
 from .hashing import code_hash
 from .manage import human_size, plural
@@ -61,6 +60,27 @@ MAGIC = "%%lazycache"
 #: to hash are only timed on their first run, so a cheap cell reading a
 #: large array pays nothing; a slow one is keyed from its next run on.
 AUTO_BUDGET = 300
+
+#: Line magics that configure the session: a hit runs them again, as the
+#: run did (``%matplotlib inline`` also hooks figure drawing into IPython).
+CONFIG_MAGICS = frozenset({"matplotlib", "config", "load_ext", "reload_ext", "precision", "autoreload", "aimport",
+                           "xmode", "colors", "autocall", "pdb"})
+MAGICS = "ipython"  # the effect under which they are stored
+
+
+def _config_magics(tree) -> list:
+    """``[name, line]`` of the configuring line magics at the cell's top level,
+    in order (only constant lines: no ``{expr}`` expansion to redo)."""
+    out = []
+    for stmt in tree.body:
+        call = stmt.value if isinstance(stmt, ast.Expr) else None
+        if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "run_line_magic"
+                and len(call.args) >= 2 and all(isinstance(a, ast.Constant) and isinstance(a.value, str)
+                                                for a in call.args[:2])
+                and call.args[0].value in CONFIG_MAGICS and "ipy_lazycache" not in call.args[1].value):
+            out.append([call.args[0].value, call.args[1].value])
+    return out
+
 
 #: An entry's requirement on the version of an installed module the cell imports.
 VERSION = "version:"
@@ -118,6 +138,7 @@ class _Running:
         self.plan, self.store, self.signer, self.capture = plan, store, signer, capture
         self.states, self.quiet, self.result_name, self.started = states, quiet, result_name, started
         self.auto = auto
+        self.magics: list = []  # configuring line magics the body runs (a hit runs them again)
 
 
 class _KeyAndLookup(ast.NodeTransformer):
@@ -488,8 +509,7 @@ class LazyCache(Magics):
 
         if not pending.auto:
             self.stats["misses"] += 1  # auto mode counts only the runs it stores
-        before = {k: v for k, v in ns.items() if not is_ipython_name(k)}
-        plan.before = before
+        cache.take_before(plan, ns)
         states = self.ambient.snapshot()
         capture = Capture(shell)
         capture.__enter__()
@@ -497,6 +517,7 @@ class LazyCache(Magics):
         sys.displayhook = capture.pause(hook)  # IPython's display trap puts it back
         self._running[self._depth] = _Running(plan, store, signer, capture, states, quiet, _result_name(tree),
                                               time.perf_counter(), auto=plan.code if pending.auto else None)
+        self._running[self._depth].magics = _config_magics(tree)
         return tree
 
     def _parsed_as_is(self, source) -> bool:
@@ -546,7 +567,8 @@ class LazyCache(Magics):
             result = {"data": jsonable(data), "metadata": jsonable(metadata)}
         outcome = cache.Outcome(
             running.capture.events, result, running.result_name if value is not None else None, duration,
-            value=value, effects=self.ambient.effects(running.states, states),
+            value=value, effects={**self.ambient.effects(running.states, states),
+                                  **({MAGICS: running.magics} if running.magics else {})},
             requires={**self.ambient.requires(running.states, states, plan.ambient),
                       **{f"{VERSION}{name}": f"{sys.platform}:{v}" for name, v in plan.versions.items()}},
         )
@@ -573,7 +595,7 @@ class LazyCache(Magics):
         self._mark_code(running.store, plan.code)
         if running.auto is not None:
             self.stats["misses"] += 1
-        names = _names(m["defs"]) or "nothing to restore but the outputs"
+        names = _names(n for n in m["defs"] if n not in unstored) or "nothing to restore but the outputs"
         self._say(
             f"{PREFIX} stored {names} as {plan.key[:10]} ({human_size(nbytes)}) in {_secs(time.perf_counter() - t0)}; "
             f"the cell ran {_secs(duration)}.",
@@ -616,7 +638,14 @@ class LazyCache(Magics):
         """Apply a restored entry and return the tree that shows its value."""
         m = restored.manifest
         cache.apply(restored, self.shell.user_ns, self.memo)
-        failed = self.ambient.apply(m.get("effects") or {})
+        effects = dict(m.get("effects") or {})
+        failed = self.ambient.apply({k: v for k, v in effects.items() if k != MAGICS})
+        for name, line in effects.get(MAGICS, ()):
+            try:  # configuration the cell ran (%matplotlib inline, %config ...): run it again
+                with contextlib.redirect_stdout(io.StringIO()):
+                    self.shell.run_line_magic(name, line)
+            except Exception:
+                failed.append(f"%{name} {line}")
         before, self._after_hit = split_at_result(m.get("outputs") or [])
         replay(self.shell, before)  # the rest after the value, at post_run_cell
         elapsed = time.perf_counter() - started

@@ -137,3 +137,12 @@ def test_sys_path_edits_are_replayed_as_a_difference(tmp_path):
     session(tmp_path, cells, ["v"])
     hit = session(tmp_path, cells, ["v", "has_stdlib"])
     assert hit["runs"] == 1 and hit["values"] == {"v": "42", "has_stdlib": "True"}
+
+
+
+def test_configuring_magics_in_a_cached_cell_are_run_again_by_a_hit(tmp_path):
+    cells = ["%%lazycache\n" + RUN + "%precision 3\nk = 1", "1 / 3"]
+    session(tmp_path, cells)
+    hit = session(tmp_path, cells)
+    assert hit["runs"] == 1
+    assert "0.333\n" in hit["cells"][1]["out"] and "0.3333" not in hit["cells"][1]["out"]

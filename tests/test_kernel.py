@@ -63,3 +63,20 @@ def test_second_kernel_restores_values_and_outputs(tmp_path):
     assert any("text/html" in o.get("data", {}) for o in second.cells[cached].outputs)
     status = "".join(o.get("text", "") for o in second.cells[cached].outputs if o["output_type"] == "stream")
     assert "lazycache: restored" in status
+
+
+def test_matplotlib_inline_in_a_cached_cell_is_run_again_by_a_hit(tmp_path):
+    """`%matplotlib inline` hooks figure drawing into the kernel: a hit must do
+    it too, or later plain cells stop showing their figures."""
+    cells = [
+        "%load_ext ipy_lazycache",
+        "%%lazycache\nopen('runs.txt', 'a').write('run\\n')\n%matplotlib inline\nimport matplotlib.pyplot as plt",
+        "plt.plot([1, 2, 3]);",
+    ]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), path)
+    first = execute(path)
+    second = execute(path)
+    assert (tmp_path / "runs.txt").read_text().count("run") == 1
+    for nb in (first, second):
+        assert any("image/png" in o.get("data", {}) for o in nb.cells[2].outputs), nb.cells[2].outputs
