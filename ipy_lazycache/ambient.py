@@ -111,6 +111,9 @@ class _Seeds:
                 return _original(*args, **kwargs)
 
             functools.update_wrapper(wrapper, original)
+            # Found as the module's own attribute, so pickling (``from random
+            # import seed`` in a cell) stores a reference to it, not a copy.
+            wrapper.__module__, wrapper.__qualname__ = module.__name__, name
             wrapper._lc_watch = True
             setattr(module, name, wrapper)
         cls.wrapped.add(provider)
