@@ -378,6 +378,54 @@ class Outcome:
     requires: dict = field(default_factory=dict)  # provider -> digest a hit needs (state used but not keyed)
 
 
+def module_snapshot(plan: Plan, ns: dict) -> dict:
+    """The attributes of the modules a run could change that a hit could not
+    redo (``cfg.CONST = 2``, ``import m; m.X = 1``, or a helper doing it): the
+    cell's module refs and imports, and the notebook's own modules."""
+    import sys
+
+    from . import sources
+
+    modules = [ns[n] for n in plan.refs if n in ns and isinstance(ns[n], types.ModuleType)]
+    modules += [sys.modules[n] for n in plan.analysis.imports if n in sys.modules]
+    modules += [m for m in list(sys.modules.values())
+                if isinstance(m, types.ModuleType) and m.__name__ != "__main__" and sources.is_local_module(m)]
+    return {id(m): (m, dict(vars(m))) for m in modules}
+
+
+def changed_modules(snapshot: dict, plan: Plan | None = None) -> list[str]:
+    """``module.attribute`` names a run rebound, added or removed (see
+    :func:`module_snapshot`), and local modules the cell imported for the
+    first time whose values differ from what their import left."""
+    import sys
+
+    from . import import_watch, sources
+    from .hashing import Unhashable, module_values_digest
+
+    out = []
+    for name in sorted(plan.analysis.imports if plan is not None else ()):
+        module = sys.modules.get(name)
+        if module is None or id(module) in snapshot or not sources.is_local_module(module):
+            continue
+        recorded = import_watch.snapshots.get(name)
+        try:
+            now = module_values_digest(module)
+        except (Unhashable, RecursionError):
+            now = None
+        if recorded is None or recorded[0] is not module.__spec__ or now is None or recorded[1] != now:
+            out.append(f"{name}'s values")
+    for module, before in snapshot.values():
+        now = vars(module)
+        for name in sorted(set(before) | set(now)):
+            if name.startswith("__") or before.get(name, _GONE) is now.get(name, _GONE):
+                continue
+            out.append(f"{module.__name__}.{name}")
+    return out
+
+
+_GONE = object()
+
+
 def take_before(plan: Plan, ns: dict):
     """Snapshot ``ns`` into ``plan.before`` just before the body runs, and
     note where the direct items of container refs are, so that a ref the

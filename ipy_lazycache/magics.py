@@ -139,6 +139,7 @@ class _Running:
         self.states, self.quiet, self.result_name, self.started = states, quiet, result_name, started
         self.auto = auto
         self.magics: list = []  # configuring line magics the body runs (a hit runs them again)
+        self.modules: dict = {}  # attributes of modules before the run (cache.module_snapshot)
 
 
 class _KeyAndLookup(ast.NodeTransformer):
@@ -518,6 +519,7 @@ class LazyCache(Magics):
         self._running[self._depth] = _Running(plan, store, signer, capture, states, quiet, _result_name(tree),
                                               time.perf_counter(), auto=plan.code if pending.auto else None)
         self._running[self._depth].magics = _config_magics(tree)
+        self._running[self._depth].modules = cache.module_snapshot(plan, ns)
         return tree
 
     def _parsed_as_is(self, source) -> bool:
@@ -560,6 +562,11 @@ class LazyCache(Magics):
         shell, plan, quiet = self.shell, running.plan, running.quiet
         ns = shell.user_ns
         flush_inline_figures()
+        changed = cache.changed_modules(running.modules, plan)
+        if changed:  # a hit could not set them again: this cell always runs
+            self._say(f"{PREFIX} not stored: it changes {_names(changed, 3)}, which a hit cannot redo.",
+                      force=running.auto is None, quiet=True)
+            return
         states = self.ambient.snapshot()
         result = None
         if value is not None:

@@ -1072,8 +1072,9 @@ def _write_files(folder: str, files: dict) -> None:
             f.write(text)
 
 
-def run_chain(nb: Notebook, magic: bool, root: str, timeout: float = 120, side: str = "") -> list:
-    """The sessions (``VERSIONS``) with or without the magic, each in a fresh process."""
+def run_chain(nb: Notebook, magic: bool, root: str, timeout: float = 120, side: str = "", auto: bool = False) -> list:
+    """The sessions (``VERSIONS``) with or without the magic, each in a fresh process. ``auto``: the
+    extension in auto mode (every eligible cell cached, whatever it takes), no ``%%lazycache`` lines."""
     folder = os.path.join(root, side or ("magic" if magic else "plain"), "nb")
     cache = os.path.join(root, "cache")
     os.makedirs(folder, exist_ok=True)
@@ -1086,10 +1087,13 @@ def run_chain(nb: Notebook, magic: bool, root: str, timeout: float = 120, side: 
         IPY_LAZYCACHE_DIR=cache,
         DT_NB=folder,
     )
+    if auto:
+        env.update(IPY_LAZYCACHE_AUTO="1", IPY_LAZYCACHE_AUTO_MIN_TIME="0")
     results = []
     for k, version in enumerate(VERSIONS):
         _write_files(folder, nb.files(version))
-        spec = {"cells": nb.sources(version, magic), "cwd": folder, "magic": magic, "seeded": nb.seeded()}
+        spec = {"cells": nb.sources(version, magic and not auto), "cwd": folder, "magic": magic,
+                "seeded": nb.seeded()}
         spec_path = os.path.join(root, f"spec-{'m' if magic else 'p'}{k}.json")
         out_path = spec_path.replace("spec-", "out-")
         with open(spec_path, "w") as f:
@@ -1235,20 +1239,21 @@ class Outcome:
         return "\n".join(rows)
 
 
-def run_scenario(nb: Notebook, pool: concurrent.futures.Executor | None = None, control: bool = False) -> Outcome:
+def run_scenario(nb: Notebook, pool: concurrent.futures.Executor | None = None, control: bool = False,
+                 auto: bool = False) -> Outcome:
     """Both chains of a scenario; ``control`` runs the second one without the magic too (the tester's own
-    noise, which must be none)."""
+    noise, which must be none); ``auto`` runs it in auto mode instead of with ``%%lazycache`` lines."""
     start = time.monotonic()
     root = tempfile.mkdtemp(prefix="lazycache-diff-")
     try:
         pool = pool or concurrent.futures.ThreadPoolExecutor(1)
         fp = pool.submit(run_chain, nb, False, root)
-        fm = pool.submit(run_chain, nb, not control, root, side="magic")
+        fm = pool.submit(run_chain, nb, not control, root, side="magic", auto=auto)
         plain, magic = fp.result(), fm.result()
     finally:
         shutil.rmtree(root, ignore_errors=True)
     misses = []
-    if len(magic) > 1 and "crash" not in magic[1]:
+    if len(magic) > 1 and "crash" not in magic[1] and not auto:
         for i, c in enumerate(magic[1]["cells"]):
             if nb.cells()[i][1].cached and not any("restored" in ln for ln in c["status"]):
                 misses.append(i + 1)

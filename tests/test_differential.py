@@ -15,6 +15,7 @@ from tests import difftest
 
 N = int(os.environ.get("IPY_LAZYCACHE_DIFF_N", "25"))
 SEED = int(os.environ.get("IPY_LAZYCACHE_DIFF_SEED", "0"))
+N_AUTO = int(os.environ.get("IPY_LAZYCACHE_DIFF_N_AUTO", "8"))
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +29,16 @@ def pool():
 @pytest.mark.parametrize("index", range(N))
 def test_scenario_same_with_and_without_the_magic(index, pool):
     outcome = difftest.run_scenario(difftest.generate(SEED, index), pool)
+    assert not outcome.grammar_errors, outcome.report()
+    assert not outcome.diffs, outcome.report()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(N_AUTO))
+def test_scenario_same_in_auto_mode(index, pool):
+    """The same notebooks with no %%lazycache lines, in auto mode with no minimum time (every eligible cell
+    is cached): still the same as plain IPython."""
+    outcome = difftest.run_scenario(difftest.generate(SEED + 500, index), pool, auto=True)
     assert not outcome.grammar_errors, outcome.report()
     assert not outcome.diffs, outcome.report()
 

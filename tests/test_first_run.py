@@ -161,3 +161,18 @@ def test_an_entry_from_another_version_of_an_imported_module_is_a_miss(run, shel
         json.dump(m, f)
     run(cell)
     assert runs() == 2 and shell.user_ns["name"] == "attrs"
+
+
+def test_a_cell_that_changes_a_module_is_not_stored(run, shell, runs, tmp_path, monkeypatch):
+    """A hit cannot set a module's attributes again: such a cell always runs."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "conf_mod_a.py").write_text("CONST = 1\n")
+    (tmp_path / "conf_mod_b.py").write_text("CONST = 1\n")
+    run("import conf_mod_a")
+    for cell in ("%%lazycache\n" + BODY + "conf_mod_a.CONST = 11",
+                 "%%lazycache\n" + BODY + "import conf_mod_b\nconf_mod_b.CONST = 12"):
+        r = run(cell)
+        assert "not stored: it changes conf_mod_" in r.out
+        run(cell)
+    assert runs() == 4
+    assert shell.user_ns["conf_mod_a"].CONST == 11 and shell.user_ns["conf_mod_b"].CONST == 12
