@@ -23,7 +23,6 @@ from .manifest import CorruptEntry
 from .stores.base import UnsafePath, chunks
 from .tripwire import Tripwire
 
-
 #: The blob name under which a cell's last expression value is stored.
 RESULT = "__lazycache_result__"
 
@@ -695,7 +694,8 @@ def _encode(values: dict, pids: dict, locate=None) -> dict:
         if isinstance(value, types.ModuleType) and _importable(value):
             # its top-level package as "modules": where that is missing (pandas
             # in a browser) the def is a tripwire and the blob is not fetched
-            blobs[f"{stem}.module"] = _blob("module", names, value.__name__.encode(), modules=[value.__name__.split(".")[0]])
+            blobs[f"{stem}.module"] = _blob("module", names, value.__name__.encode(),
+                                            modules=[value.__name__.split(".")[0]])
             continue
         codec = codecs.codec_for(value)
         if codec is not None:
@@ -718,7 +718,8 @@ def _encode(values: dict, pids: dict, locate=None) -> dict:
             blobs[f"{_blob_stem(name, len(blobs))}.pkl"] = _blob("pickle", same[name], data, used=used, modules=modules)
             continue
         stem = "group-" + "-".join(_blob_stem(n, i) for i, n in enumerate(members))[:80]
-        blobs[f"{stem}.pkl"] = _blob("pickle-group", [a for n in members for a in same[n]], data, used=used, modules=modules)
+        blobs[f"{stem}.pkl"] = _blob("pickle-group", [a for n in members for a in same[n]], data, used=used,
+                                     modules=modules)
         blobs[f"{stem}.pkl"]["aliases"] = {n: same[n] for n in members if len(same[n]) > 1}
     return blobs
 
@@ -1171,7 +1172,8 @@ def _restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> R
                 module = importlib.import_module(datas[bname].decode())
             except ImportError as exc:  # entries written before "modules" was set
                 for d in blob["defs"]:
-                    values[d] = Tripwire(d, f"module {exc.name or datas[bname].decode()} is not available here", hashes.get(d))
+                    missing = exc.name or datas[bname].decode()
+                    values[d] = Tripwire(d, f"module {missing} is not available here", hashes.get(d))
                     tripwires.append(d)
                 return
             values.update((d, module) for d in blob["defs"])

@@ -82,8 +82,10 @@ def _du(args):
 
 def _prune_args(p):
     _add_dir(p)
-    p.add_argument("--max-size", type=_size, default=None, metavar="SIZE", help="shrink to this size, least recently used first (e.g. 2G)")
-    p.add_argument("--older-than", type=_age, default=None, metavar="AGE", help="remove entries not used for this long (e.g. 30d)")
+    p.add_argument("--max-size", type=_size, default=None, metavar="SIZE",
+                   help="shrink to this size, least recently used first (e.g. 2G)")
+    p.add_argument("--older-than", type=_age, default=None, metavar="AGE",
+                   help="remove entries not used for this long (e.g. 30d)")
 
 
 @command("prune", "remove least recently used entries and leftovers")(_prune_args)
@@ -169,7 +171,8 @@ def _lite_pyodide_args(p):
     p.add_argument("--package", action="append", default=None, help="extra Pyodide package, NAME or NAME==VER")
 
 
-@command("lite-pyodide", "make a JupyterLite lite dir self-contained (Pyodide from npm, wheels from PyPI)")(_lite_pyodide_args)
+@command("lite-pyodide",
+         "make a JupyterLite lite dir self-contained (Pyodide from npm, wheels from PyPI)")(_lite_pyodide_args)
 def _lite_pyodide(args):
     from . import offline_pyodide as op
 

@@ -46,9 +46,11 @@ def main():
 
             value = shell.user_ns.get(name)
             values[name] = {
-                "hash": value_hash(value), "type": type(value).__name__, "repr": repr(value)[:200], "mapped": mapped(value),
+                "hash": value_hash(value), "type": type(value).__name__, "repr": repr(value)[:200],
+                "mapped": mapped(value),
             }
-        reply.write(json.dumps({"out": buf.getvalue(), "success": result.success, "seconds": seconds, "values": values}) + "\n")
+        reply.write(json.dumps({"out": buf.getvalue(), "success": result.success, "seconds": seconds,
+                                "values": values}) + "\n")
         reply.flush()
 
 

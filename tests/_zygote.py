@@ -129,8 +129,8 @@ def child(req):
 
 
 def main():
-    import numpy  # noqa: F401 - imported once, before forking
     import IPython.core.interactiveshell  # noqa: F401
+    import numpy  # noqa: F401 - imported once, before forking
 
     import ipy_lazycache.magics  # noqa: F401
 

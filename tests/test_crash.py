@@ -123,17 +123,17 @@ def test_sigkill_writers(pool, tmp_path, mode):
         out = str(work / f"writer-{n}.json")
         force = mode != "empty-store" and rng.random() < 0.8
         pid = pool.fork(role="writer", cwd=str(work), out=out, force=force)
-        assert _wait_for(lambda: os.path.exists(out + ".started"))
+        assert _wait_for(lambda out=out: os.path.exists(out + ".started"))
         if mode in ("random-delay", "empty-store"):
             time.sleep(rng.uniform(0.0, span))
         elif mode == "first-temp":
             _wait_for(lambda: _temps(cache), timeout=2)
             time.sleep(rng.uniform(0.0, 0.003))
         elif mode == "after-commit":  # the writer's manifest just landed
-            _wait_for(lambda: _manifests(cache) != committed, timeout=5)
+            _wait_for(lambda committed=committed: _manifests(cache) != committed, timeout=5)
         else:  # after 1 to 4 new blobs have landed
             want = rng.randint(1, 4)
-            _wait_for(lambda: len(_blobs(cache) - before) >= want, timeout=2)
+            _wait_for(lambda before=before, want=want: len(_blobs(cache) - before) >= want, timeout=2)
         os.kill(pid, signal.SIGKILL)
         status = pool.wait(pid)
         if status["signal"] == signal.SIGKILL:

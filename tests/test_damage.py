@@ -100,8 +100,10 @@ DAMAGE = {
     "manifest of another key": lambda d: edit_manifest(d, lambda m: m.update(key="0" * 32)),
     "manifest without blobs field": lambda d: edit_manifest(d, lambda m: m.pop("blobs")),
     "digest mismatch": lambda d: edit_manifest(d, lambda m: _digest(m, "obj", "0" * 32)),
-    "wrong size in manifest": lambda d: edit_manifest(d, lambda m: [b.update(size=b["size"] + 1) for b in m["blobs"].values()]),
-    "unknown codec": lambda d: edit_manifest(d, lambda m: [b.update(codec="nope") for n, b in m["blobs"].items() if n.startswith("word.")]),
+    "wrong size in manifest": lambda d: edit_manifest(
+        d, lambda m: [b.update(size=b["size"] + 1) for b in m["blobs"].values()]),
+    "unknown codec": lambda d: edit_manifest(
+        d, lambda m: [b.update(codec="nope") for n, b in m["blobs"].items() if n.startswith("word.")]),
 }
 
 

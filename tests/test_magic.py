@@ -5,7 +5,6 @@ line to ``runs.txt``, and ``runs()`` counts the lines.
 """
 
 import os
-import threading
 
 import pytest
 

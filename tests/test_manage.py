@@ -77,7 +77,7 @@ def test_prune_removes_least_recently_used_not_oldest_file(run, runs):
         for p, _, fs in os.walk(f"__lazycache__/{key_of(n)}"):
             for f in fs:
                 os.utime(os.path.join(p, f), (now - age, now - age))
-    k1, k2, k3 = key_of(1), key_of(2), key_of(3)
+    k1, _k2, k3 = key_of(1), key_of(2), key_of(3)
     assert cli.main(["prune", "--max-size", "900K"]) == 0
     assert keys() == sorted([k1, k3])
     assert cli.main(["prune", "--older-than", "1m"]) == 0

@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -302,7 +301,8 @@ def test_slow_server_is_bounded_by_the_timeout(bucket, machines, tmp_path):
             conn.close()
     assert slow["success"] and then["success"] and runs_of(runs) == 2
     warnings = [l for l in status(slow["out"] + then["out"]) if "shared store" in l]
-    assert warnings == [f"lazycache: the shared store s3://{bucket}/slow did not answer within 2 s; using the local cache only for now."]
+    assert warnings == [f"lazycache: the shared store s3://{bucket}/slow did not answer within 2 s; "
+                        "using the local cache only for now."]
     assert slow["seconds"] < 6, slow["seconds"]
     assert then["seconds"] < 1, then["seconds"]
 

@@ -104,7 +104,7 @@ class Store(abc.ABC):
         manifest): a remote store reads no more than that."""
         return {k: self.get(k) for k in keys}
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str) -> None:  # noqa: B027 - an optional capability, inert by default
         """Remove ``key`` if present. Read-only stores ignore it."""
 
     def keys(self, prefix: str = "") -> Iterator[str]:
