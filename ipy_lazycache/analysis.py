@@ -541,7 +541,7 @@ def _through_modules(a: Analysis, ns) -> dict:
             if obj is ModuleAttr.ABSENT:
                 break
         if len(labels) > 1 and owner is not obj:
-            out[".".join(labels)] = ModuleAttr(owner, obj)
+            out[".".join(labels)] = ModuleAttr(owner, obj, labels[-1])
         if rest and obj is not ModuleAttr.ABSENT:
             patched = _patched(obj, rest[0])
             if patched is not None:

@@ -812,10 +812,10 @@ class ModuleAttr:
     every cell that prints through it uncacheable."""
 
     ABSENT = object()
-    __slots__ = ("local", "module", "value")
+    __slots__ = ("local", "module", "name", "value")
 
-    def __init__(self, module, value):
-        self.module, self.value = module.__name__, value
+    def __init__(self, module, value, name=""):
+        self.module, self.value, self.name = module.__name__, value, name
         self.local = sources.is_local_module(module)
 
 
@@ -826,6 +826,16 @@ def _feed_module_attr(h, attr, hasher):
     _tag(h, b"MA")
     if attr.local:
         hasher(h, attr.value)
+        return
+    value = attr.value
+    code = getattr(value, "__code__", None)
+    if attr.name and (callable(value) or isinstance(value, type)) and not (
+            code is not None and sources.is_notebook_code(code)):
+        # An installed module's function or class, by where it is reached and
+        # the module's version: platforms patch some (Pyodide's time.sleep is
+        # a wrapper), and the key must not depend on the platform.
+        _tag(h, b"f", f"{attr.module}:{attr.name}".encode())
+        _tag(h, b"v", module_version(attr.module).encode())
         return
     sub = xxhash.xxh3_128()
     try:

@@ -58,6 +58,8 @@ from .stores.file import FileStore
 
 KERNEL_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
 URL_ENV = "IPY_LAZYCACHE_URL"
+#: Settings a build passes on to the site's kernels when they are set.
+PASSED_ENV = ("IPY_LAZYCACHE_AUTO", "IPY_LAZYCACHE_AUTO_MIN_TIME")
 PREFIX = "[lite] [ipy-lazycache]"
 
 
@@ -267,6 +269,9 @@ class LazyCacheAddon(BaseAddon):
             settings = self.get_lite_plugin_settings(path, KERNEL_PLUGIN)
             env = settings.setdefault("loadPyodideOptions", {}).setdefault("env", {})
             env[URL_ENV] = self.cache_url
+            for name in PASSED_ENV:  # auto mode at build time: the site's kernels restore the same cells
+                if os.environ.get(name):
+                    env[name] = os.environ[name]
             self.set_lite_plugin_settings(path, KERNEL_PLUGIN, settings)
         return True
 

@@ -40,6 +40,7 @@ CASES = [
      "m = Model()\ny = m.fit(4)"),
     ("instance", "class P:\n    def __init__(self, v):\n        self.v = v\np = P([1, 2])", "y = p.v"),
     ("stdlib-module", "import json", "y = json.dumps([1])"),
+    ("platform-patched-function", "import time", "time.sleep(0)\nt = time.monotonic"),  # Pyodide wraps time.sleep
     ("magics-in-cell", "a = 1", "%time b = a + 1\nout = !echo hi"),
     ("f-strings-and-match", "v = [1, 2]",
      "match v:\n    case [x, *rest]:\n        s = f'{x!r:>4} {rest}'\n    case _:\n        s = ''"),
