@@ -123,7 +123,7 @@ def test_demo_builds_with_one_command_and_restores_in_the_browser(tmp_path, lite
           f"{sum(split.values()):.1f} s = " + " + ".join(f"{k} {v:.2f} s" for k, v in split.items()))
 
     # Results are on the page before the kernel is up, and before anything ran.
-    assert shown["images"] >= 1 and "626,331 takes the most steps (508)" in shown["text"], shown
+    assert shown["images"] >= 1 and "1,117,065 takes the most steps (527)" in shown["text"], shown
     assert not shown["kernel_up_then"] and shown["at"] < kernel_up, (shown, kernel_up)
     errors = [o for c in cells for o in c["outputs"] if o["output_type"] == "error"]
     assert not errors, "\n".join(f"--- cell {i}\n{text(c)}" for i, c in enumerate(cells))
