@@ -318,15 +318,24 @@ def _set_order(obj, token):
     """A set whose iteration order pickle would not keep (pickle adds the
     items in iteration order, which reorders colliding hashes: ``{3, 11}``
     comes back as ``{11, 3}``), as ``("lc-set", token, items, frozen)`` with
-    the items in an order that rebuilds it; None where pickle keeps it (or
-    no simple order does)."""
+    the items in an order that rebuilds it; None where pickle keeps it.
+    Raises ValueError where no order is found."""
     items = list(obj)
     if len(items) < 2 or _same_order(type(obj)(items), items):
         return None
     backwards = items[::-1]
     if _same_order(type(obj)(backwards), items):
         return ("lc-set", token, backwards, type(obj) is frozenset)
-    return None
+    if len(items) <= 7:  # colliding hashes probe in insertion order: search it (at most 5040 tries)
+        import itertools
+
+        for order in itertools.permutations(items):
+            if _same_order(type(obj)(order), items):
+                return ("lc-set", token, list(order), type(obj) is frozenset)
+    # No order found: a hit would give another iteration order than the run
+    # (observable), so the value is not stored at all (a stand-in, or in auto
+    # mode the cell simply runs).
+    raise ValueError(f"a {type(obj).__name__} whose iteration order cannot be rebuilt")
 
 
 def _same_order(built, items) -> bool:

@@ -176,3 +176,14 @@ def test_a_cell_that_changes_a_module_is_not_stored(run, shell, runs, tmp_path, 
         run(cell)
     assert runs() == 4
     assert shell.user_ns["conf_mod_a"].CONST == 11 and shell.user_ns["conf_mod_b"].CONST == 12
+
+
+def test_a_set_of_colliding_hashes_comes_back_in_its_iteration_order(run, shell, runs):
+    """3, 11 and 19 collide in a small set's table: the order a hit gives must
+    be the run's (pickle alone would re-insert them in another order)."""
+    cell = "%%lazycache\n" + BODY + "s = {3, 11, 19}\norder = list(s)"
+    run(cell)
+    expected = list(shell.user_ns["s"])
+    del shell.user_ns["s"]
+    run(cell)
+    assert runs() == 1 and list(shell.user_ns["s"]) == expected == shell.user_ns["order"]
