@@ -3,7 +3,8 @@ line; cheap cells always run, so their effects always happen."""
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+
+from tests.test_kernel import execute, visible  # one notebook runner and output filter for both
 
 SLOW = 'import time\ntime.sleep(0.4)\nopen("slow.txt", "a").write("run\\n")\n'
 CHEAP = 'open("cheap.txt", "a").write("run\\n")\n'
@@ -104,27 +105,6 @@ def test_stats_show_what_auto_mode_saved(auto, shell):
     assert "auto mode on" in r.out and "1 hit" in r.out
 
 
-def execute(path, env_auto=True):
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
-    client.execute()
-    return nb
-
-
-def outputs(cell):
-    """A cell's outputs without ipy_lazycache's own status lines."""
-    out = []
-    for o in cell.outputs:
-        o = dict(o)
-        if o.get("output_type") == "stream":
-            o["text"] = "".join(l for l in o["text"].splitlines(True) if not l.startswith("lazycache:"))
-            if not o["text"]:
-                continue
-        o.pop("execution_count", None)
-        out.append(o)
-    return out
-
-
 @pytest.mark.slow
 def test_a_notebook_without_magic_lines_replays_in_a_new_kernel(tmp_path, monkeypatch):
     """Run twice in new kernels with IPY_LAZYCACHE_AUTO=1: the slow cell's
@@ -150,6 +130,6 @@ def test_a_notebook_without_magic_lines_replays_in_a_new_kernel(tmp_path, monkey
     second = execute(path)
     assert count(tmp_path / "slow.txt") == 1 and count(tmp_path / "cheap.txt") == 2
     for i in (2, 3):
-        assert outputs(second.cells[i]) == outputs(first.cells[i]) == outputs(plain.cells[i - 1])
+        assert visible(second.cells[i]) == visible(first.cells[i]) == visible(plain.cells[i - 1])
     status = "".join(o.get("text", "") for o in second.cells[2].outputs if o["output_type"] == "stream")
     assert "lazycache: restored squares" in status
