@@ -49,33 +49,78 @@ class Provider:
 
 class Cell:
     """What providers look at: the cell's tree and the objects its names
-    resolve to. Built once per keyed cell."""
+    resolve to. Built once per keyed cell. ``source``, when given, is the
+    exact text ``tree`` was parsed from: the tree's walks are then reused
+    from an earlier cell with that text (every hit)."""
 
-    def __init__(self, tree, ns: dict, refs):
+    def __init__(self, tree, ns: dict, refs, source: str | None = None):
         self.tree, self.ns, self.refs = tree, ns, list(refs)
-        self._chains = None
+        self._shape = _shape_of(tree, source)
+        self._env = None
 
     def chains(self) -> list[tuple]:
         """Attribute chains read by the cell, as (object of the base name, attrs...)."""
-        if self._chains is None:
-            out = []
-            for node in ast.walk(self.tree):
-                if isinstance(node, ast.Attribute):
-                    attrs = []
-                    base = node
-                    while isinstance(base, ast.Attribute):
-                        attrs.append(base.attr)
-                        base = base.value
-                    if isinstance(base, ast.Name) and base.id in self.ns:
-                        out.append((self.ns[base.id], *reversed(attrs)))
-            self._chains = out
-        return self._chains
+        return [(self.ns[base], *attrs) for base, *attrs in self._shape[0] if base in self.ns]
 
     def ref_objects(self):
         return [self.ns[n] for n in self.refs if n in self.ns]
 
-    def constant_strings(self) -> set[str]:
-        return {n.value for n in ast.walk(self.tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    def environ_names(self) -> set[str]:
+        """Environment variables the cell reads by a constant name."""
+        if self._env is None:
+            ns, names = self.ns, set()
+            for kind, base, name in self._shape[1]:
+                if kind == "magic" or (kind == "getenv" and _is_module(base, ns, "os")) or (
+                        kind == "environ" and _is_environ(base, ns)):
+                    names.add(name)
+            self._env = names
+        return self._env
+
+
+#: ``source -> (chains by name, environment reads)``: what :class:`Cell`
+#: finds by walking a tree, which depends on the text alone.
+_SHAPES: dict = {}
+
+
+def _shape_of(tree, source):
+    known = _SHAPES.get(source) if source is not None else None
+    if known is None:
+        known = _walk(tree)
+        if source is not None:
+            if len(_SHAPES) >= 256:
+                _SHAPES.clear()
+            _SHAPES[source] = known
+    return known
+
+
+def _walk(tree):
+    """Attribute chains ``(base name, attrs...)`` and environment reads
+    ``(kind, base node, constant name)``: ``environ[...]`` and its
+    get/setdefault/pop, ``os.getenv``, and ``%env``/``%set_env``."""
+    chains, env = [], []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            attrs, base = [], node
+            while isinstance(base, ast.Attribute):
+                attrs.append(base.attr)
+                base = base.value
+            if isinstance(base, ast.Name):
+                chains.append((base.id, *reversed(attrs)))
+        key = kind = base = None
+        if isinstance(node, ast.Subscript):
+            kind, base, key = "environ", node.value, node.slice
+        elif isinstance(node, ast.Call) and node.args:
+            func = node.func
+            if isinstance(func, ast.Attribute) and func.attr in ("get", "setdefault", "pop"):
+                kind, base, key = "environ", func.value, node.args[0]
+            elif isinstance(func, ast.Attribute) and func.attr == "getenv":
+                kind, base, key = "getenv", func.value, node.args[0]
+            elif _is_env_magic(node):
+                words = node.args[1].value.replace("=", " ").split()
+                env.extend(("magic", None, w) for w in words[:1])
+        if kind and isinstance(key, ast.Constant) and isinstance(key.value, str):
+            env.append((kind, base, key.value))
+    return chains, env
 
 
 def _digest(data) -> str:
@@ -265,31 +310,11 @@ class _Environ(Provider):
     def snapshot(self):
         return dict(os.environ)
 
-    def read_names(self, cell) -> set[str]:
-        names = set()
-        for node in ast.walk(cell.tree):
-            key = None
-            if isinstance(node, ast.Subscript) and _is_environ(node.value, cell.ns):
-                key = node.slice
-            elif isinstance(node, ast.Call) and node.args:
-                func = node.func
-                if isinstance(func, ast.Attribute) and (
-                    (func.attr in ("get", "setdefault", "pop") and _is_environ(func.value, cell.ns))
-                    or (func.attr == "getenv" and _is_module(func.value, cell.ns, "os"))
-                ):
-                    key = node.args[0]
-                elif _is_env_magic(node):
-                    words = node.args[1].value.replace("=", " ").split()
-                    names.update(words[:1])
-            if isinstance(key, ast.Constant) and isinstance(key.value, str):
-                names.add(key.value)
-        return names
-
     def observes(self, cell):
-        return bool(self.read_names(cell))
+        return bool(cell.environ_names())
 
     def key(self, cell, state):
-        return _digest(sorted((name, state.get(name)) for name in self.read_names(cell)))
+        return _digest(sorted((name, state.get(name)) for name in cell.environ_names()))
 
     def effect(self, before, after):
         if before == after:

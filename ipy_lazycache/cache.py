@@ -305,7 +305,7 @@ def plan(tree, ns: dict, memo: Memo | None = None, deps=(), files=(), source: st
     if ambient is not None:
         from .ambient import Cell
 
-        observed = ambient.key(Cell(tree, ns, names))
+        observed = ambient.key(Cell(tree, ns, names, source if exact_source else None))
     options = {}
     if files:
         options["files"] = "\n".join(f"{p}\t{file_hash(p)}" for p in sorted(files))
@@ -1238,6 +1238,8 @@ def _register_source(values, source: str):
 
     _set_old_items(values)
     functions = [fn for fn in _notebook_functions(values) if not _source_found(fn.__code__)]
+    if not functions:
+        return
     lines = _aligned(source, functions)
     for fn in functions:
         code = fn.__code__

@@ -87,14 +87,39 @@ class NumpyCodec(Codec):
         # The array is a view of the mapping the cache checked (the mmap
         # stays alive as its base): a plain ndarray, as the cell made it,
         # writable, its writes private (ACCESS_COPY), pages read on touch.
-        fmt = np.lib.format
-        mapped.seek(0)
-        version = fmt.read_magic(mapped)
-        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-        shape, fortran, dtype = read_header(mapped)
+        shape, fortran, dtype, offset = _npy_header(mapped)
         if dtype.hasobject:
             raise ValueError("object arrays are not stored as .npy")
-        return np.ndarray(shape, dtype, buffer=mapped, offset=mapped.tell(), order="F" if fortran else "C")
+        return np.ndarray(shape, dtype, buffer=mapped, offset=offset, order="F" if fortran else "C")
+
+
+#: Parsed ``.npy`` headers by their bytes: numpy parses one with
+#: ``ast.literal_eval`` (a compile), the largest cost of a warm array hit.
+_HEADERS: dict = {}
+
+
+def _npy_header(mapped):
+    """``(shape, fortran, dtype, data offset)`` of a mapped ``.npy`` file."""
+    import numpy as np
+
+    # magic (6 bytes), version (2), header length (2 bytes in 1.0, 4 after), header
+    width = 2 if mapped[6:7] == b"\x01" else 4
+    end = 8 + width + int.from_bytes(mapped[8:8 + width], "little")
+    prefix = bytes(mapped[:end]) if end <= 65536 else None
+    known = _HEADERS.get(prefix)
+    if known is not None:
+        return known
+    fmt = np.lib.format
+    mapped.seek(0)
+    version = fmt.read_magic(mapped)
+    read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+    shape, fortran, dtype = read_header(mapped)
+    parsed = (shape, fortran, dtype, mapped.tell())
+    if prefix is not None and parsed[3] == end:  # numpy read just these bytes: they are the key
+        if len(_HEADERS) >= 256:
+            _HEADERS.clear()
+        _HEADERS[prefix] = parsed
+    return parsed
 
 
 #: Codecs tried in order for each top-level def; pickle is the fallback.

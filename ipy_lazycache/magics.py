@@ -5,6 +5,7 @@ Only this module touches IPython; the cache itself is in :mod:`.cache`.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import contextlib
 import io
@@ -225,6 +226,10 @@ class HelpRequested(Exception):
     text to show instead of running the cell."""
 
 
+#: Seconds between two recency records of one entry by one session: the
+#: record only orders entries for ``prune``, and a write per hit costs more than the hit.
+USE_INTERVAL = 60.0
+
 #: --files paths already reported as missing this session (one line each).
 _missing_files: set = set()
 
@@ -239,6 +244,24 @@ def parse_line(line: str):
     ``--files`` paths are expanded (``~``) and checked: a folder or a device
     is refused, a missing path is reported once and keyed as missing.
     """
+    parsed = _parsed_lines.get(line)
+    if parsed is None:
+        parsed = _parse_words(line)
+        if len(_parsed_lines) >= 64:
+            _parsed_lines.clear()
+        _parsed_lines[line] = parsed
+    args = argparse.Namespace(**vars(parsed))  # callers may change theirs; the memo's stays as parsed
+    args.deps = list(parsed.deps)
+    args.files = [_check_file(p) for p in parsed.files]  # every time: files come and go
+    return args
+
+
+#: Options by line: a cell run again (every hit) skips shlex and argparse.
+_parsed_lines: dict = {}
+
+
+def _parse_words(line: str):
+    """The pure part of :func:`parse_line`: the words, parsed and validated."""
     import shlex
 
     try:
@@ -256,7 +279,6 @@ def parse_line(line: str):
     for name in args.deps:
         if not name.isidentifier():
             raise UsageError(f"lazycache: --deps takes variable names; {name!r} is not one")
-    args.files = [_check_file(p) for p in args.files]
     return args
 
 
@@ -770,7 +792,12 @@ class LazyCache(Magics):
         if cache.installed_differ(versions):
             return None  # it ran with another version of a module it imports
 
-        manage.mark_used(_local(store), plan.key)  # local: a hit writes nothing remote
+        local = _local(store)  # local: a hit writes nothing remote
+        marked = self.__dict__.setdefault("_marked", {})
+        now = time.monotonic()
+        if now - marked.get((id(local), plan.key), -USE_INTERVAL) >= USE_INTERVAL:
+            marked[(id(local), plan.key)] = now
+            manage.mark_used(local, plan.key)
         return restored
 
     def _auto_command(self, words):

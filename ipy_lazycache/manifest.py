@@ -108,8 +108,20 @@ def loads(data: bytes, key: str) -> dict:
         raise CorruptEntry("manifest is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise CorruptEntry(f"manifest is not valid JSON ({exc})") from None
-    validate(manifest, key)
+    seen = (key, bytes(data))
+    if seen not in _VALID:  # validation depends on the bytes and the key alone
+        validate(manifest, key)
+        if len(data) <= _VALID_BYTES:
+            if len(_VALID) >= 256:
+                _VALID.clear()
+            _VALID.add(seen)
     return manifest
+
+
+#: (key, bytes) of manifests that passed :func:`validate`: a hit of an entry
+#: read before (every warm hit) parses it but skips the schema walk.
+_VALID: set = set()
+_VALID_BYTES = 1 << 16
 
 
 # ----------------------------------------------------------------------------

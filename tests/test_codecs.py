@@ -69,6 +69,10 @@ def test_numpy_round_trip(name, tmp_path):
     assert_same_array(arr, mapped)
     if name == "fortran":
         assert mapped.flags.f_contiguous
+    # A second hit reuses the parsed header: the same array again, its own copy.
+    again = codec.decode(None, str(tmp_path / "blob.npy"))
+    assert_same_array(arr, again)
+    assert again.flags.f_contiguous == mapped.flags.f_contiguous and not np.shares_memory(again, mapped)
     # The mapped copy is writable, and writing does not touch the file.
     before = (tmp_path / "blob.npy").read_bytes()
     if mapped.size:
