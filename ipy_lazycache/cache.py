@@ -446,12 +446,13 @@ def changed_names(plan: Plan, ns: dict):
     bindings analysis cannot see count too (``exec``, ``from m import *``, a
     called function's ``global`` statement). A name bound to a new object is
     a def; a def the analysis says is surely bound is stored even when it is
-    the same object again (``x = 5`` twice); a conditional def left alone is
-    not. Refs are re-hashed: one whose content changed is stored as mutated
-    (updated in place on a hit). A ref function or instance whose hash
-    changed may have changed what its code reaches (a global list it appends
-    to): those notebook globals are stored as mutated too. ``after`` holds the
-    refs' content hashes after the run, so nothing is hashed twice.
+    the same object again (``x = 5`` twice), unless it is a ref (``a += 1``
+    on an array); a conditional def left alone is not. Refs are re-hashed:
+    one whose content changed is stored as mutated (updated in place on a
+    hit). A ref function or instance whose hash changed may have changed
+    what its code reaches (a global list it appends to): those notebook
+    globals are stored as mutated too. ``after`` holds the refs' content
+    hashes after the run, so nothing is hashed twice.
     """
     a = plan.analysis
     before = plan.before
@@ -462,7 +463,11 @@ def changed_names(plan: Plan, ns: dict):
             continue
         value = ns[name]
         if name in before:
-            if before[name] is not value or name in surely:
+            # A ref surely bound to the same object again (``a += 1`` on an
+            # array, ``a = np.asarray(a)``) is checked by hash below like any
+            # ref: stored as a def it would be rebound to a copy on a hit,
+            # and views of it made by earlier cells would stop seeing it.
+            if before[name] is not value or (name in surely and name not in plan.refs):
                 values[name] = value
         elif name not in plan.refs:
             values[name] = value  # new (a ref without a snapshot is checked by hash below)
