@@ -14,7 +14,6 @@ or set them: an unseeded generator gives *a* run, and a hit is one.
 from __future__ import annotations
 
 import ast
-import base64
 import functools
 import os
 import sys
@@ -285,10 +284,14 @@ class _NumpyRandom(Provider):
         if after is None or before == after or self.name not in _Seeds.seeded:
             return None
         kind, keys, pos, has_gauss, gauss = after
+        import base64
+
         return {"kind": kind, "keys": base64.b64encode(keys).decode(), "pos": pos, "has_gauss": has_gauss,
                 "gauss": gauss}
 
     def apply(self, effect):
+        import base64
+
         import numpy as np
 
         _Seeds.watch(self.name, np.random, ("seed", "set_state"))

@@ -8,7 +8,6 @@ printing on top.
 from __future__ import annotations
 
 import ast
-import hashlib
 import itertools
 import mmap
 import os
@@ -622,6 +621,8 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
         blob["size"] = sum(memoryview(p).nbytes for p in parts)
         blob["digest"] = digest_chunks(parts)
         if signer.key:
+            import hashlib  # signing only: OpenSSL takes milliseconds to load
+
             blob["sha256"] = digest_chunks(parts, new=hashlib.sha256)
         total += blob["size"]
         # The digest in the name keeps concurrent writers of one key from

@@ -10,7 +10,6 @@ manifest). Pruning removes the least recently *used* entries first.
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import re
@@ -462,6 +461,8 @@ class Report:
         return "\n".join(lines)
 
     def html(self) -> str:
+        import html
+
         esc = html.escape
         parts = [f"<p>{esc(self.title)}</p>"]
         if self.columns and self.rows:

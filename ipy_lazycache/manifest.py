@@ -7,12 +7,10 @@ trusts nothing that is not listed here with a matching digest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import mmap
 import os
-import platform
 import re
 import sys
 import time
@@ -54,8 +52,14 @@ def check_blob(name: str, blob: dict, data, sha256: bool = False) -> None:
 
     if digest() != blob.get("digest"):
         raise CorruptEntry(f"blob {name} does not match its digest")
-    if sha256 and digest(new=hashlib.sha256) != blob.get("sha256"):
+    if sha256 and digest(new=_sha256()) != blob.get("sha256"):
         raise CorruptEntry(f"blob {name} does not match its signed SHA-256 digest")
+
+
+def _sha256():
+    import hashlib  # signed entries only: OpenSSL takes milliseconds to load
+
+    return hashlib.sha256
 
 
 def manifest_key(key: str) -> str:
@@ -64,6 +68,8 @@ def manifest_key(key: str) -> str:
 
 def producer() -> dict:
     """What produced an entry; informational (keys never depend on it)."""
+    import platform
+
     from . import __version__
 
     return {

@@ -20,8 +20,6 @@ Checking happens before any blob is fetched or unpickled.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -57,6 +55,9 @@ def canonical(manifest: dict) -> bytes:
 
 
 def _mac(key: bytes, manifest: dict) -> str:
+    import hashlib  # only where a key is set: OpenSSL takes milliseconds to load
+    import hmac
+
     return hmac.new(key, canonical(manifest), hashlib.sha256).hexdigest()
 
 
@@ -104,6 +105,8 @@ class Signer:
         mac = sig["mac"]
         # compare_digest refuses non-ASCII str: compare bytes, and a MAC that
         # is not 64 hex digits is simply wrong.
+        import hmac
+
         if not _HEX64.match(mac) or not hmac.compare_digest(mac.encode(), _mac(self.key, manifest).encode()):
             return "its signature does not match"
         blobs = manifest.get("blobs", {})

@@ -39,6 +39,8 @@ NOT_FOR_A_NUMPY_HIT = [
     "uuid",
     "ipy_lazycache.stores.fsspec_store",
     "ipy_lazycache.stores.http",
+    "hmac",  # signing only
+    "html",
 ]
 
 SESSION = textwrap.dedent(
