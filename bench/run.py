@@ -203,7 +203,14 @@ class OursKeys(Ours):
         self.run("pass")  # any code that runs makes known hashes stale
         t = time.perf_counter()
         self.run(self.key_cell)  # a hit: the time is the key (1 GiB hashed) plus a tiny restore
-        return {"s": time.perf_counter() - t}
+        s = time.perf_counter() - t
+        # the bound, over the same buffer in the same process right after
+        import numpy as np
+        import xxhash
+
+        t = time.perf_counter()
+        xxhash.xxh3_128(self.sh.user_ns["big0"].reshape(-1).view(np.uint8)).hexdigest()
+        return {"s": s, "raw": time.perf_counter() - t}
 
     def chain(self, read=False):
         self.drop()
@@ -812,7 +819,6 @@ def main():
     rr(
         [
             ("ours-keys", "key_plain"),
-            ("ours-store", "raw_xxh3"),
             ("ours-keys", "chain"),
             ("ours-keys", "chain_read"),
             ("objects", "store_fig"),
@@ -894,7 +900,7 @@ def main():
             "same cell, auto mode off", ms(a_off), f"{a_on / a_off:.2f}x", "≤ 0.5 ms added",
         )
     )
-    kp, raw = med(res["ours-keys", "key_plain"]), med(res["ours-store", "raw_xxh3"])
+    kp, raw = med(res["ours-keys", "key_plain"]), med(res["ours-keys", "key_plain"], "raw")
     row(f"1 GiB ref: whole cell after a plain cell ({GIB / kp / 1e9:.1f} GB/s)", kp, raw,
         f"raw xxh3-128 ({GIB / raw / 1e9:.1f} GB/s)", "≥ 15 GB/s")
     row("chain: cached cell reading a restored 1 GiB def", med(res["ours-keys", "chain"]), t_plain, "plain run_cell",
