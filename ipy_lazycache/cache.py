@@ -181,8 +181,8 @@ def _pages_written(arr) -> bool | None:
         return None
     try:
         try:
-            anonymous = _scan(fd, lo, hi, _PAGE_IS_FILE | _PAGE_IS_PRESENT, inverted=_PAGE_IS_FILE)
-            return anonymous or _scan(fd, lo, hi, _PAGE_IS_SWAPPED)
+            # one walk: not a file page, and present or swapped
+            return _scan(fd, lo, hi, _PAGE_IS_FILE, inverted=_PAGE_IS_FILE, anyof=_PAGE_IS_PRESENT | _PAGE_IS_SWAPPED)
         except OSError:  # a kernel without PAGEMAP_SCAN: read the page entries
             import numpy as np
 
@@ -203,9 +203,9 @@ _PAGEMAP_SCAN = 0xC0606610
 _PAGE_IS_FILE, _PAGE_IS_PRESENT, _PAGE_IS_SWAPPED = 1 << 2, 1 << 3, 1 << 4
 
 
-def _scan(fd, lo, hi, mask, inverted=0) -> bool:
+def _scan(fd, lo, hi, mask, inverted=0, anyof=0) -> bool:
     """Whether a page in [lo, hi) has all categories of ``mask`` (those in
-    ``inverted`` must be absent); the kernel stops at the first."""
+    ``inverted`` must be absent) and one of ``anyof``; the kernel stops at the first."""
     import ctypes
     import fcntl
     import struct
@@ -213,7 +213,8 @@ def _scan(fd, lo, hi, mask, inverted=0) -> bool:
     found = (ctypes.c_uint64 * 3)()  # one struct page_region
     # struct pm_scan_arg: size, flags, start, end, walk_end, vec, vec_len,
     # max_pages, category_inverted, category_mask, category_anyof_mask, return_mask
-    arg = bytearray(struct.pack("12Q", 96, 0, lo, hi, 0, ctypes.addressof(found), 1, 1, inverted, mask, 0, mask))
+    arg = bytearray(struct.pack("12Q", 96, 0, lo, hi, 0, ctypes.addressof(found), 1, 1, inverted, mask, anyof,
+                                mask | anyof))
     return fcntl.ioctl(fd, _PAGEMAP_SCAN, arg) > 0
 
 
