@@ -332,6 +332,57 @@ class _Environ(Provider):
             os.environ.pop(name, None)
 
 
+class EnvironReads:
+    """Environment variables notebook code reads while a cell runs, however
+    indirectly (a function the cell calls reads ``os.environ["MODE"]`` or
+    ``os.getenv``), which the walk of the cell's own text cannot see. The
+    entry then requires their values (:meth:`Registry.satisfied`). Reads by
+    installed code (a library's import reading ``HOME``) are left out: they
+    are not the notebook's, and would make a shipped entry miss wherever
+    the environment differs (a browser). ``os._Environ.__getitem__`` is
+    wrapped only while a run is recorded; ``get``, ``in`` and ``getenv`` go
+    through it."""
+
+    active: list = []  # one set of names per recorded run (nested cells)
+    original = None
+
+    @classmethod
+    def start(cls) -> set:
+        names: set = set()
+        if cls.original is None:
+            environ = type(os.environ)
+            cls.original = original = environ.__getitem__
+
+            def __getitem__(self, key):
+                if cls.active and _read_by_notebook():
+                    for reads in cls.active:
+                        reads.add(key)
+                return original(self, key)
+
+            environ.__getitem__ = __getitem__
+        cls.active.append(names)
+        return names
+
+    @classmethod
+    def stop(cls, names: set) -> set:
+        if any(r is names for r in cls.active):
+            cls.active[:] = [r for r in cls.active if r is not names]
+        if not cls.active and cls.original is not None:
+            type(os.environ).__getitem__, cls.original = cls.original, None
+        return names
+
+
+def _read_by_notebook() -> bool:
+    """Whether the code reading the environment (past ``os`` and the
+    mapping's own methods) is the notebook's."""
+    from .sources import is_notebook_code
+
+    f = sys._getframe(1)
+    while f is not None and f.f_globals.get("__name__") in ("os", "_collections_abc", __name__):
+        f = f.f_back
+    return f is not None and is_notebook_code(f.f_code)
+
+
 def _is_module(node, ns, name) -> bool:
     obj = ns.get(node.id) if isinstance(node, ast.Name) else None
     return type(obj).__name__ == "module" and getattr(obj, "__name__", None) == name
@@ -574,6 +625,10 @@ def _shell():
 # The registry
 
 
+#: Prefix of the requirements on single environment variables.
+ENVIRON = "environ:"
+
+
 class Registry:
     """The providers, in the order their effects are applied."""
 
@@ -619,14 +674,26 @@ class Registry:
         return out
 
     def satisfied(self, requires: dict) -> bool:
-        """Whether the state an entry needs (see :meth:`requires`) is the state now."""
+        """Whether the state an entry needs (see :meth:`requires` and
+        :meth:`environ_requires`) is the state now."""
         by_name = {p.name: p for p in self.providers}
         for name, want in (requires or {}).items():
+            if name.startswith(ENVIRON):
+                if _digest(os.environ.get(name[len(ENVIRON):])) != want:
+                    return False
+                continue
             p = by_name.get(name)
             state = p.snapshot() if p is not None else None
             if state is None or _digest(state) != want:
                 return False
         return True
+
+    @staticmethod
+    def environ_requires(reads: set, before: dict) -> dict:
+        """``{"environ:NAME": digest}`` of the variables a run read
+        (:class:`EnvironReads`), as they were when it started."""
+        env = before.get("environ") or {}
+        return {f"{ENVIRON}{name}": _digest(env.get(name)) for name in sorted(reads) if isinstance(name, str)}
 
     def effects(self, before: dict, after: dict) -> dict:
         out = {}

@@ -141,6 +141,7 @@ class _Running:
         self.auto = auto
         self.magics: list = []  # configuring line magics the body runs (a hit runs them again)
         self.modules: dict = {}  # attributes of modules before the run (cache.module_snapshot)
+        self.environ: set | None = None  # variables notebook code read during the run (ambient.EnvironReads)
 
 
 class _KeyAndLookup(ast.NodeTransformer):
@@ -444,6 +445,8 @@ class LazyCache(Magics):
         for running in self._running.values():
             if running.capture is not None:
                 running.capture.__exit__(None, None, None)
+            if running.environ is not None:
+                ambient.EnvironReads.stop(running.environ)
         self._running.clear()
 
     # -- events ------------------------------------------------------------------
@@ -542,6 +545,7 @@ class LazyCache(Magics):
                                               time.perf_counter(), auto=plan.code if pending.auto else None)
         self._running[self._depth].magics = _config_magics(tree)
         self._running[self._depth].modules = cache.module_snapshot(plan, ns)
+        self._running[self._depth].environ = ambient.EnvironReads.start()  # after our own reads
         return tree
 
     def _parsed_as_is(self, source) -> bool:
@@ -564,6 +568,8 @@ class LazyCache(Magics):
         self._depth = max(self._depth - 1, 0)
         if running is None:
             return
+        if running.environ is not None:
+            ambient.EnvironReads.stop(running.environ)
         duration = time.perf_counter() - running.started
         if running.capture is not None:
             running.capture.__exit__(None, None, None)
@@ -599,6 +605,7 @@ class LazyCache(Magics):
             value=value, effects={**self.ambient.effects(running.states, states),
                                   **({MAGICS: running.magics} if running.magics else {})},
             requires={**self.ambient.requires(running.states, states, plan.ambient),
+                      **self.ambient.environ_requires(running.environ or set(), running.states),
                       **{f"{VERSION}{name}": f"{sys.platform}:{v}" for name, v in plan.versions.items()}},
         )
         try:

@@ -14,10 +14,10 @@ np = pytest.importorskip("numpy")
 pytestmark = pytest.mark.slow  # every test starts several Python processes
 
 
-def plain(tmp_path, cells, names):
+def plain(tmp_path, cells, names, env=None):
     folder = tmp_path / "plain"
     folder.mkdir(exist_ok=True)
-    return session(folder, cells, names, magic=False)
+    return session(folder, cells, names, magic=False, env=env)
 
 
 def test_a_changed_seed_misses_and_an_unchanged_one_hits(tmp_path):
@@ -77,6 +77,26 @@ def test_environment_read_by_name_and_changes_replayed(tmp_path):
     assert hit["runs"] == 1 and hit["values"] == {"mode": "'aa'", "seen": "'yes'"}
     changed = session(tmp_path, cells("b"), names)
     assert changed["runs"] == 2 and changed["values"]["mode"] == "'bb'"
+
+
+def test_environment_read_inside_a_called_function_is_required(tmp_path):
+    """The cell's text shows no environment read, but the helper it calls
+    reads one (``get``, ``getenv`` and ``in`` alike): a hit needs the values
+    the run started with, and a lookup with another value runs the cell."""
+    helper = ("import os\ndef mode():\n"
+              "    return os.environ.get('LC_TEST_MODE', '-') + os.getenv('LC_TEST_LEVEL', '?') + "
+              "str('LC_TEST_FLAG' in os.environ)")
+
+    cells, names = [helper, "%%lazycache\n" + RUN + "m = mode()"], ["m"]
+    a = session(tmp_path, cells, names, env={"LC_TEST_MODE": "a"})
+    hit = session(tmp_path, cells, names, env={"LC_TEST_MODE": "a", "LC_UNRELATED": "9"})
+    assert hit["runs"] == 1 and hit["values"] == a["values"] == {"m": "'a?False'"}
+    b = session(tmp_path, cells, names, env={"LC_TEST_MODE": "b"})
+    assert b["runs"] == 2 and b["values"] == {"m": "'b?False'"}
+    flag = session(tmp_path, cells, names, env={"LC_TEST_MODE": "b", "LC_TEST_FLAG": ""})
+    assert flag["runs"] == 3 and flag["values"] == {"m": "'b?True'"}
+    plain_run = plain(tmp_path, cells, names, env={"LC_TEST_MODE": "b", "LC_TEST_FLAG": ""})
+    assert plain_run["values"] == flag["values"]
 
 
 def test_unrelated_environment_changes_do_not_miss(tmp_path):
