@@ -14,7 +14,6 @@ import keyword
 import re
 import sys
 import types
-from dataclasses import dataclass, field
 
 from . import sources
 from .hashing import ModuleAttr, digest_file, import_state
@@ -51,21 +50,24 @@ def is_ipython_name(name: str) -> bool:
     return name.startswith("_") and name[1:].isdigit()
 
 
-@dataclass
 class Analysis:
-    reads: set[str] = field(default_factory=set)  # may be read before the cell binds them
-    defs: set[str] = field(default_factory=set)  # bound at module level
-    deletes: set[str] = field(default_factory=set)  # deleted at module level
-    has_dynamic: bool = False  # eval/exec/globals()/locals()/vars()/dir(): reads names unseen
-    star_import: bool = False  # ``from m import *``: binds names unseen
-    surely: set[str] = field(default_factory=set)  # bound on every path when the cell finishes without raising
+    """What a cell reads and binds. A plain class: making a dataclass costs a
+    third of a millisecond at import, which every first hit after a restart pays."""
 
-    # Key inputs besides plain names (DESIGN §9), resolved by :meth:`inputs`:
-    subscripts: dict = field(default_factory=dict)  # history container -> constant subscripts read
-    whole: set[str] = field(default_factory=set)  # history containers read other than by a constant subscript
-    chains: set[tuple] = field(default_factory=set)  # dotted reads ('cfg', 'THRESHOLD'), through modules
-    imports: set[str] = field(default_factory=set)  # modules the cell imports (full names)
-    imported: dict = field(default_factory=dict)  # name bound by an import -> (module, attribute or None)
+    def __init__(self):
+        self.reads: set[str] = set()  # may be read before the cell binds them
+        self.defs: set[str] = set()  # bound at module level
+        self.deletes: set[str] = set()  # deleted at module level
+        self.has_dynamic = False  # eval/exec/globals()/locals()/vars()/dir(): reads names unseen
+        self.star_import = False  # ``from m import *``: binds names unseen
+        self.surely: set[str] = set()  # bound on every path when the cell finishes without raising
+
+        # Key inputs besides plain names (DESIGN §9), resolved by :meth:`inputs`:
+        self.subscripts: dict = {}  # history container -> constant subscripts read
+        self.whole: set[str] = set()  # history containers read other than by a constant subscript
+        self.chains: set[tuple] = set()  # dotted reads ('cfg', 'THRESHOLD'), through modules
+        self.imports: set[str] = set()  # modules the cell imports (full names)
+        self.imported: dict = {}  # name bound by an import -> (module, attribute or None)
 
     def refs(self, namespace) -> list[str]:
         """The reads that exist in ``namespace`` before the cell runs (user

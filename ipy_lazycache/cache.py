@@ -13,7 +13,6 @@ import mmap
 import os
 import stat
 import types
-from dataclasses import dataclass, field
 
 from . import codecs, manifest as mf, relations
 from .analysis import Analysis, Dynamic, analyze, is_ipython_name
@@ -59,23 +58,26 @@ class NotStored(Exception):
     hold live widgets); nothing was written, and the message says why."""
 
 
-@dataclass
 class Plan:
-    """A keyed cell, ready to restore or to run and store."""
+    """A keyed cell, ready to restore or to run and store.
 
-    key: str
-    source: str
-    analysis: Analysis
-    refs: dict  # name -> content hash before the run
-    # {name: object} of the user namespace just before the body ran (IPython
-    # names excluded): what the run bound, rebound or deleted is found by identity.
-    before: dict = field(default_factory=dict)
-    # id(item) -> (ref name, step, item) for the direct items of container refs
-    # before the run (take_before): where a mutated ref's old items were.
-    items: dict = field(default_factory=dict)
-    ambient: dict = field(default_factory=dict)  # provider -> digest of observed process state (in the key)
-    code: str = ""  # the code's own hash (auto mode remembers which code has entries)
-    versions: dict = field(default_factory=dict)  # installed module -> version, for modules the cell imports
+    Plain classes here and for :class:`Outcome`, :class:`Restored`: making
+    a dataclass costs a third of a millisecond at import, which every first
+    hit after a restart pays."""
+
+    def __init__(self, key: str, source: str, analysis: Analysis, refs: dict, ambient: dict | None = None,
+                 code: str = "", versions: dict | None = None):
+        self.key, self.source, self.analysis = key, source, analysis
+        self.refs = refs  # name -> content hash before the run
+        # {name: object} of the user namespace just before the body ran (IPython
+        # names excluded): what the run bound, rebound or deleted is found by identity.
+        self.before: dict = {}
+        # id(item) -> (ref name, step, item) for the direct items of container refs
+        # before the run (take_before): where a mutated ref's old items were.
+        self.items: dict = {}
+        self.ambient = ambient or {}  # provider -> digest of observed process state (in the key)
+        self.code = code  # the code's own hash (auto mode remembers which code has entries)
+        self.versions = versions or {}  # installed module -> version, for modules the cell imports
 
 
 class Memo:
@@ -364,17 +366,18 @@ def _analyzed(tree, source: str | None) -> tuple[Analysis, str | None]:
 # Storing
 
 
-@dataclass
 class Outcome:
     """What a cell run produced, in the namespace and on screen."""
 
-    outputs: list  # nbformat-like output dicts
-    result: dict | None  # the last expression's mime bundle, or None
-    result_name: str | None = None  # when the last expression was a def
-    duration: float = 0.0
-    value: object = None  # the last expression's value, kept for Out[n] and _
-    effects: dict = field(default_factory=dict)  # JSON-able process state the run changed (ambient.py)
-    requires: dict = field(default_factory=dict)  # provider -> digest a hit needs (state used but not keyed)
+    def __init__(self, outputs: list, result: dict | None, result_name: str | None = None, duration: float = 0.0,
+                 value=None, effects: dict | None = None, requires: dict | None = None):
+        self.outputs = outputs  # nbformat-like output dicts
+        self.result = result  # the last expression's mime bundle, or None
+        self.result_name = result_name  # when the last expression was a def
+        self.duration = duration
+        self.value = value  # the last expression's value, kept for Out[n] and _
+        self.effects = effects or {}  # JSON-able process state the run changed (ambient.py)
+        self.requires = requires or {}  # provider -> digest a hit needs (state used but not keyed)
 
 
 def module_snapshot(plan: Plan, ns: dict) -> dict:
@@ -959,13 +962,15 @@ def _cycles(deps: dict) -> list[set]:
 # Restoring
 
 
-@dataclass
 class Restored:
-    manifest: dict
-    values: dict  # name -> value (tripwires included)
-    tripwires: list
-    nbytes: int
-    result: object = None  # the last expression's value, if it was stored
+    """A loaded entry, not yet applied to the namespace."""
+
+    def __init__(self, manifest: dict, values: dict, tripwires: list, nbytes: int, result=None):
+        self.manifest = manifest
+        self.values = values  # name -> value (tripwires included)
+        self.tripwires = tripwires
+        self.nbytes = nbytes
+        self.result = result  # the last expression's value, if it was stored
 
 
 def load_manifest(store, key: str) -> dict | None:
@@ -1151,7 +1156,7 @@ def _restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> R
             return ns[name]
         if name not in values:
             load_blob(owner[name])
-        return values[name]
+        return _live(m, ns, name, values[name])
 
     loading = set()
 
@@ -1485,6 +1490,16 @@ def _globals_for(fn, ns):
     except Exception:
         return None
     return vars(module)
+
+
+def _live(m: dict, ns: dict, name: str, value):
+    """A def as other defs of the entry hold it. A ref the run changed in
+    place is the namespace's own object, which :func:`apply` gives the run's
+    content: ``d = {"k": a}; a += 1`` keeps ``d["k"] is a``, and ``b = a[::2]``
+    stays a view of ``a``. The restored value where that update cannot be made."""
+    if name in m.get("mutated", ()) and name in ns and codecs.can_update_in_place(ns[name], value):
+        return ns[name]
+    return value
 
 
 def apply(restored: Restored, ns: dict, memo: Memo | None = None):

@@ -383,11 +383,45 @@ def _module_attr(module: str, attr: str, *fallback):
         raise
 
 
-def _view(base, offset: int, shape, strides, dtype):
-    """A numpy view into ``base``'s memory, as the run made it."""
+def _view(base, offset: int, shape, strides, dtype, base_strides=None, stand_in=None, writeable=True):
+    """A numpy view into ``base``'s memory, as the run made it (read-only
+    where the run's was: ``writeable``).
+
+    ``offset`` is from ``base``'s first element. The key holds the base's
+    content, shape and C or Fortran order, not its strides: a base that was
+    contiguous may come back strided (the values are the run's: a view of a
+    contiguous copy), and a strided base (``base_strides``) is used only with
+    the run's strides, else the stored copy ``stand_in`` takes its place."""
     import numpy as np
 
-    return np.ndarray(shape, dtype=dtype, buffer=base, offset=offset, strides=strides)
+    if base_strides is None:
+        try:
+            view = np.ndarray(shape, dtype=dtype, buffer=base, offset=offset, strides=strides)
+        except (TypeError, ValueError):
+            view = np.ndarray(shape, dtype=dtype, buffer=np.ascontiguousarray(base), offset=offset, strides=strides)
+    else:
+        view = _strided_view(np, base, offset, shape, strides, dtype, base_strides)
+        if view is None:
+            view = stand_in
+    if not writeable:
+        view.flags.writeable = False
+    return view
+
+
+def _strided_view(np, base, offset, shape, strides, dtype, base_strides):
+    """A view into the memory a strided ``base`` is itself a view of (it has
+    no buffer of its own; numpy checks the bounds against that memory), or
+    None where ``base`` is not laid out as in the run."""
+    if base.strides != tuple(base_strides):
+        return None
+    root = base
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    at = base.__array_interface__["data"][0] - root.__array_interface__["data"][0] + offset
+    try:
+        return np.ndarray(shape, dtype=dtype, buffer=root, offset=at, strides=strides)
+    except (TypeError, ValueError):
+        return None
 
 
 def _at(root, path):
@@ -480,8 +514,8 @@ _CLASS_FIXED = frozenset({"__dict__", "__weakref__", "__module__", "__qualname__
 def update_in_place(target, value) -> bool:
     """Give ``target`` the content of ``value`` without replacing the object,
     so every other name bound to it sees the change (as after a run).
-    False where the type does not allow it."""
-    if type(target) is not type(value):
+    False where the type does not allow it (:func:`can_update_in_place`)."""
+    if not can_update_in_place(target, value):
         return False
     try:
         if isinstance(target, (list, bytearray)):
@@ -490,8 +524,8 @@ def update_in_place(target, value) -> bool:
             target.clear()
             target.update(value)
         elif type(target).__module__ == "numpy" and type(target).__name__ == "ndarray":
-            if target.shape != value.shape or target.dtype != value.dtype or not target.flags.writeable:
-                return False
+            if target.shape != value.shape:
+                _reshape_in_place(target, value.shape)
             target[...] = value
         elif type(target).__module__.startswith("pandas") and type(target).__name__ in ("DataFrame", "Series"):
             # what ``inplace=True`` does inside pandas: take over the result's data
@@ -514,6 +548,41 @@ def update_in_place(target, value) -> bool:
     except Exception:
         return False
     return True
+
+
+def can_update_in_place(target, value) -> bool:
+    """Whether :func:`update_in_place` takes ``value`` into ``target``, told
+    before anything changes: a restore points other defs at ``target`` itself
+    (``d = {"k": a}; a += 1``) only where ``target`` will get the run's content."""
+    t = type(target)
+    if t is not type(value):
+        return False
+    if isinstance(target, (list, bytearray, dict, set)):
+        return True
+    if t.__module__ == "numpy" and t.__name__ == "ndarray":
+        if target.size != value.size or target.dtype != value.dtype or not target.flags.writeable:
+            return False
+        if target.shape != value.shape:
+            try:
+                _reshape_in_place(target.view(), value.shape)  # a view: target keeps its shape for now
+            except AttributeError:
+                return False
+        return True
+    if t.__module__.startswith("pandas") and t.__name__ in ("DataFrame", "Series"):
+        return True
+    if isinstance(target, (types.FunctionType, type)):
+        return True
+    return hasattr(target, "__dict__") and t.__module__ == "__main__"
+
+
+def _reshape_in_place(arr, shape):
+    """What ``arr.shape = shape`` did in the run: the same object, so views
+    of it stay views (AttributeError where numpy would need a copy)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        arr.shape = shape
 
 
 def missing_modules(modules) -> list[str]:

@@ -26,6 +26,10 @@ def _is_array(obj) -> bool:
     return t.__module__ == "numpy" and t.__name__ == "ndarray" and not obj.dtype.hasobject
 
 
+def _contiguous(arr) -> bool:
+    return arr.flags.c_contiguous or arr.flags.f_contiguous
+
+
 def _bounds(arr):
     """First and one-past-last byte an array's elements occupy."""
     lo = hi = arr.__array_interface__["data"][0]
@@ -73,9 +77,24 @@ class Locator:
         for name in sorted(set(modules) | {v.__name__ for v in kept.values() if isinstance(v, types.ModuleType)}):
             self._own(name)
         # Arrays a view may be rebuilt on: the refs' objects, and new arrays
-        # that own their memory (stored whole, so no two views point at each other).
-        self._arrays = [v for v in kept.values() if _is_array(v) and v.flags.c_contiguous]
-        self._arrays += [v for v in values.values() if _is_array(v) and v.base is None and v.flags.c_contiguous]
+        # that own their memory (stored whole, so no two views point at each
+        # other). Contiguous ones first: their layout is in the key. A strided
+        # ref (``b = a[::2]``, then ``c = b[1:]``) comes last: its strides are
+        # not in the key, so such a view also carries a copy to stand in.
+        refs = [v for v in kept.values() if _is_array(v)]
+        self._arrays = [v for v in refs if _contiguous(v)]
+        self._arrays += [v for v in values.values() if _is_array(v) and v.base is None and _contiguous(v)]
+        self._arrays += [v for v in refs if not _contiguous(v)]
+        # A new array that is a view of a temporary (``m = np.arange(12).reshape(3, 4)``)
+        # is stored whole too, and its views (``row = m[0]``) rebuilt on it,
+        # where no array above holds it; the largest first, and never one on
+        # a later one (``x = t[:]`` and ``y = t[:]``: y on x, not both ways).
+        self._rank: dict[int, int] = {}
+        for v in sorted((v for v in values.values() if _is_array(v) and v.base is not None and _contiguous(v)),
+                        key=lambda v: -v.nbytes):
+            if id(v) not in self._rank and self.view(v) is None:
+                self._rank[id(v)] = len(self._arrays)
+                self._arrays.append(v)
 
     def _own(self, name):
         """Index what module ``name`` holds. Its objects are taken as the
@@ -112,17 +131,24 @@ class Locator:
         return None
 
     def view(self, obj):
-        """A numpy view into one of the named arrays' memory."""
+        """A numpy view into one of the named arrays' memory: ``("view", base,
+        (offset, shape, strides, dtype))``, plus ``(base strides, copy)`` for a
+        strided base and ``False`` for a read-only view (see :func:`.codecs._view`)."""
         if obj.base is None or obj.dtype.hasobject:
             return None
         lo, hi = _bounds(obj)
-        for base in self._arrays:
+        for base in self._arrays[:self._rank.get(id(obj))]:
             if base is obj:
                 continue
-            start = base.__array_interface__["data"][0]
-            if start <= lo and hi <= start + base.nbytes:
-                offset = obj.__array_interface__["data"][0] - start
-                return ("view", base, (offset, obj.shape, obj.strides, obj.dtype))
+            start, end = _bounds(base)
+            if start <= lo and hi <= end:
+                offset = obj.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+                where = (offset, obj.shape, obj.strides, obj.dtype)
+                if not _contiguous(base):
+                    where += (base.strides, obj.copy(order="K"))
+                if not obj.flags.writeable:  # sliding_window_view, diagonal(), flags.writeable = False
+                    where = where[:4] + (where[4:] or (None, None)) + (False,)
+                return ("view", base, where)
         return None
 
     def locate(self, obj):

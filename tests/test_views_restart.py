@@ -15,7 +15,7 @@ from tests._fresh import RUN, session
 
 pytest.importorskip("numpy")
 
-pytestmark = pytest.mark.slow  # every test starts several Python processes
+slow = pytest.mark.slow  # the tests that start several Python processes
 
 AUTO = {"IPY_LAZYCACHE_AUTO": "1", "IPY_LAZYCACHE_AUTO_MIN_TIME": "0"}
 
@@ -45,6 +45,7 @@ def check(tmp_path, mode, cells, names, cached=None):
     return again["values"]
 
 
+@slow
 @pytest.mark.parametrize("mode", ["auto", "magic"])
 def test_a_view_sees_its_base_changed_in_place_by_a_cached_cell(tmp_path, mode):
     """The differential tester's finding (auto mode, seed 7): ``orig9 += 1`` in a cached cell was stored as a
@@ -53,3 +54,108 @@ def test_a_view_sees_its_base_changed_in_place_by_a_cached_cell(tmp_path, mode):
     seen = check(tmp_path, mode, cells, ["rel10.tolist()", "np.shares_memory(rel10, orig9)", "rel10.base is orig9"])
     assert seen["rel10.tolist()"] == "[1.0, 3.0, 5.0, 7.0]"
     assert seen["np.shares_memory(rel10, orig9)"] == "True"
+
+
+VIEWS = {
+    # a view of a view: the cell's ref is itself strided
+    "view of a view": (["a = np.arange(8.0)", "b = a[::2]", "c = b[1:]", "a += 1"], ["c", "a"]),
+    # a Fortran-ordered ref (a transpose) and a view of it
+    "row of a transpose": (["m = np.arange(12.0).reshape(3, 4).T", "r = m[0]", "m += 1"], ["r", "m"]),
+    "column of a Fortran array": (["f = np.asfortranarray(np.arange(12.0).reshape(3, 4))", "col = f[:, 1]",
+                                   "f += 1"], ["col", "f"]),
+    # two views of one base, made in two cells
+    "two views, two cells": (["a = np.arange(8.0)", "e = a[::2]", "o = a[1::-1]", "a *= 2"], ["e", "a", "o"]),
+    # the base reshaped in place, then changed
+    "base reshaped in place": (["a = np.arange(8.0)", "b = a[::2]", "a.shape = (2, 4)", "a += 1"], ["b", "a"]),
+    # a new array that is itself a view of a temporary, and a view of it, in one cell
+    "view of a reshaped new array": (["m = np.arange(12.0).reshape(3, 4)\nrow = m[1]", "m += 1"], ["row", "m"]),
+    "two views of one temporary": (["t = np.arange(8.0)\nx = t[:]\ny = t[2:]\ndel t", "x += 1"], ["y", "x"]),
+    # the view made by the cell that also changes its base in place
+    "view and change in one cell": (["a = np.arange(8.0).reshape(2, 4)", "b = a[0]\na += 1", "a += 1"], ["b", "a"]),
+    # views in containers
+    "views in a list and a dict": (["a = np.arange(8.0)", "parts = [a[:4], a[4:]]\nd = {'x': a[::2]}", "a += 1"],
+                                   ["d['x']", "a", "parts[0]", "parts[1]"]),
+}
+
+
+@slow
+@pytest.mark.parametrize("mode", ["auto", "magic"])
+@pytest.mark.parametrize("case", sorted(VIEWS))
+def test_views_of_restored_arrays_follow_their_base(tmp_path, mode, case):
+    cells, (view, *bases) = VIEWS[case]
+    probes = [f"{view}.tolist()"] + [f"np.shares_memory({view}, {b})" for b in bases]
+    seen = check(tmp_path, mode, cells, probes)
+    assert all(seen[p] == "True" for p in probes[1:]), seen
+
+
+@slow
+def test_the_base_changed_by_a_cell_that_is_not_cached(tmp_path):
+    cells = ["orig = np.arange(6.0).reshape(2, 3)", "t = orig.T", "flat = orig.reshape(-1)", "orig += 1"]
+    seen = check(tmp_path, "magic", cells, ["t.tolist()", "flat.tolist()", "np.shares_memory(t, flat)"],
+                 cached=[0, 1, 2])
+    assert seen["flat.tolist()"] == "[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]" and seen["np.shares_memory(t, flat)"] == "True"
+
+
+# ----------------------------------------------------------------------------
+# The key holds a ref's content, shape and C/Fortran order, not its strides: a
+# hit on a ref laid out otherwise gives the run's values (unshared), never
+# other memory.
+
+
+def test_a_strided_ref_with_other_strides_at_the_hit_gives_the_stored_values(tmp_path):
+    import numpy as np
+
+    from ipy_lazycache.stores.file import FileStore
+    from tests.test_fidelity_run import hit, store_run
+
+    store = FileStore(tmp_path / "cache")
+    src = "c = b[1:]\n"
+    a = np.arange(8.0)
+    store_run(store, src, {"a": a, "b": a[::2]}, deps=["b"])
+    same = np.arange(8.0)
+    later = {"b": same[::2]}
+    hit(store, src, later, deps=["b"])
+    assert later["c"].tolist() == [2.0, 4.0, 6.0] and np.shares_memory(later["c"], same)
+    other = np.arange(0.0, 8.0, 0.5)[::4]  # the same values four items apart, not two
+    assert other.tolist() == later["b"].tolist()
+    later = {"b": other}
+    hit(store, src, later, deps=["b"])
+    assert later["c"].tolist() == [2.0, 4.0, 6.0] and not np.shares_memory(later["c"], other)
+
+
+def test_a_contiguous_ref_that_is_strided_at_the_hit_gives_the_stored_values(tmp_path):
+    import numpy as np
+
+    from ipy_lazycache.stores.file import FileStore
+    from tests.test_fidelity_run import hit, store_run
+
+    store = FileStore(tmp_path / "cache")
+    src = "v = a[::2]\n"
+    store_run(store, src, {"a": np.arange(8.0)})
+    strided = np.arange(0.0, 8.0, 0.5)[::2]
+    later = {"a": strided}
+    hit(store, src, later)
+    assert later["v"].tolist() == [0.0, 2.0, 4.0, 6.0]
+
+
+@slow
+@pytest.mark.parametrize("mode", ["auto", "magic"])
+def test_read_only_views_stay_read_only(tmp_path, mode):
+    cells = ["m = np.arange(16.0).reshape(4, 4)",
+             "d = m.diagonal()\nw = np.lib.stride_tricks.sliding_window_view(m[0], 2)\n"
+             "r = m[1]\nr.flags.writeable = False",
+             "m += 1"]
+    probes = [f"({v}.tolist(), {v}.flags.writeable, np.shares_memory({v}, m))" for v in ("d", "w", "r")]
+    seen = check(tmp_path, mode, cells, probes)
+    assert all(seen[p].endswith("False, True)") for p in probes), seen
+
+
+@slow
+@pytest.mark.parametrize("mode", ["auto", "magic"])
+def test_a_def_holding_a_ref_the_cell_changes_in_place_holds_that_ref(tmp_path, mode):
+    """``d = {'k': a}; a += 1``: after a hit ``d['k']`` is ``a`` itself (it was a copy), so later changes show."""
+    cells = ["a = np.arange(3.0)\nrows = [1]", "d = {'k': a, 'rows': rows}\na += 1\nrows.append(2)",
+             "a += 1\nrows.append(3)"]
+    seen = check(tmp_path, mode, cells, ["d['k'] is a", "d['rows'] is rows", "d['k'].tolist()", "d['rows']"])
+    assert seen == {"d['k'] is a": "True", "d['rows'] is rows": "True", "d['k'].tolist()": "[2.0, 3.0, 4.0]",
+                    "d['rows']": "[1, 2, 3]"}
