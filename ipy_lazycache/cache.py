@@ -18,7 +18,7 @@ from . import codecs, manifest as mf, relations
 from .analysis import Analysis, Dynamic, analyze, is_ipython_name
 from .hashing import Unhashable, cell_key, code_hash, digest_chunks, module_version, value_hash
 from .manifest import CorruptEntry
-from .stores.base import UnsafePath, chunks
+from .stores.base import StoreUnavailable, UnsafePath, chunks
 from .tripwire import Tripwire
 
 #: The blob name under which a cell's last expression value is stored.
@@ -1114,6 +1114,8 @@ def _restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> R
         for full, data in fetched.items():
             name = full.split("/", 1)[1]
             if data is None:
+                if store.failed(full):  # a network error, already reported once: a plain miss
+                    raise StoreUnavailable(f"blob {name} could not be fetched ({store.failed(full)})")
                 raise BlobGone(f"blob {name} is missing", m)
             _check(signer, name, blobs[name], data)
             datas[name] = data

@@ -79,7 +79,7 @@ def join(data: Data) -> bytes:
 class Store(abc.ABC):
     """A flat map from relative POSIX keys to bytes.
 
-    Optional capabilities (``get_many``, ``delete``, ``keys``, ``local_path``)
+    Optional capabilities (``get_many``, ``delete``, ``keys``, ``local_path``, ``open``, ``failed``)
     have inert defaults; override them where the backend does better.
     """
 
@@ -119,6 +119,12 @@ class Store(abc.ABC):
         """``key`` as an open binary file on local disk, to check and then
         decode (memory-map) exactly what was checked; None where the store
         is not local or the key is absent."""
+        return None
+
+    def failed(self, key: str) -> str | None:
+        """Why the last read of ``key`` gave nothing though it may exist (a
+        network error the store has already told the user about), or None
+        for a plain absence. A blob that failed this way is not damage."""
         return None
 
     def describe(self) -> str:

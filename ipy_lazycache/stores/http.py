@@ -178,6 +178,7 @@ class HttpStore(Store):
         self.timeout = timeout
         self.transport = transport if transport is not None else UrllibTransport()
         self._gone: set[str] = set()  # failed or evicted: not asked for again
+        self._failed: dict[str, str] = {}  # key -> why its fetch failed
         self._warned = False
 
     def url(self, key: str) -> str:
@@ -217,6 +218,7 @@ class HttpStore(Store):
 
     def _fail(self, key, url, reason):
         self._gone.add(key)
+        self._failed[key] = reason
         if not self._warned:
             self._warned = True
             print(
@@ -224,6 +226,9 @@ class HttpStore(Store):
                 f"Further errors from {self.base_url} are not reported this session.",
                 file=sys.stderr,
             )
+
+    def failed(self, key):
+        return self._failed.get(key)
 
     def has(self, key):
         return self.get(key) is not None

@@ -124,5 +124,8 @@ class TieredStore(Store):
                 return f
         return None
 
+    def failed(self, key):
+        return next((why for why in (t.failed(key) for t in self.tiers) if why), None)
+
     def describe(self):
         return " -> ".join(t.describe() for t in self.tiers)
