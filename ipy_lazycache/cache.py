@@ -615,6 +615,7 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
     locate = relations.Locator(kept, values, relations.imported_modules(plan.source))
     locate.was = {i: item for i, item in plan.items.items() if item[0] in mutated}
     blobs = _encode(values, pids, locate)
+    _refuse_lost_changes(blobs, mutated)
     if progress is not None:
         progress.total(sum(memoryview(p).nbytes for b in blobs.values() for p in b["parts"]))
     total, unstored = 0, {}
@@ -906,6 +907,16 @@ def _blob(codec, names, parts, used=(), modules=()):
 def _shows_widgets(outcome) -> bool:
     bundles = [o.get("data") or {} for o in outcome.outputs] + [(outcome.result or {}).get("data") or {}]
     return any("application/vnd.jupyter.widget-view+json" in b for b in bundles)
+
+
+def _refuse_lost_changes(blobs: dict, mutated) -> None:
+    """No entry where a ref the run changed in place cannot be stored: a
+    tripwire would stand in for its name alone, and every other name bound
+    to the object (``t = s`` in an earlier cell) would keep the old content."""
+    for blob in blobs.values():
+        lost = sorted(set(blob["defs"]) & set(mutated)) if blob["codec"] == "tripwire" else ()
+        if lost:
+            raise NotStored(f"it changes {', '.join(lost)} in place, which cannot be stored ({blob['why']})")
 
 
 def _tripwire_blob(names, value, exc) -> dict:
