@@ -606,6 +606,60 @@ class _Pandas(Provider):
                 pass  # an option this pandas does not have
 
 
+#: Marks a value stored by its repr alone (it cannot be set back).
+_OBJECT = "<object>"
+
+
+class _NumpyOptions(Provider):
+    """numpy's print options (``np.set_printoptions``: how arrays show) and
+    floating-point error handling (``np.seterr``: warn, raise or ignore),
+    for cells that use numpy. Options holding functions (a ``formatter``)
+    cannot be stored: a hit says it could not set them."""
+
+    name = "numpy"
+
+    def snapshot(self):
+        np = sys.modules.get("numpy")
+        if np is None or not hasattr(np, "get_printoptions"):
+            return None
+        printing = {k: v if isinstance(v, (str, int, float, bool)) or v is None else [_OBJECT, repr(v)]
+                    for k, v in np.get_printoptions().items()}
+        return {"print": printing, "err": dict(np.geterr())}
+
+    def observes(self, cell):
+        return "numpy" in sys.modules and any(_from_library(obj, ("numpy",)) for obj in cell.ref_objects())
+
+    #: numpy's defaults, the same for years: only options set away from them
+    #: join a key, so entries shipped to another numpy (a browser's) still hit.
+    DEFAULTS = {
+        "print": {"edgeitems": 3, "threshold": 1000, "floatmode": "maxprec", "precision": 8, "suppress": False,
+                  "linewidth": 75, "nanstr": "nan", "infstr": "inf", "sign": "-", "formatter": None, "legacy": False},
+        "err": {"divide": "warn", "over": "warn", "under": "ignore", "invalid": "warn"},
+    }
+
+    def key(self, cell, state):
+        changed = self.effect(self.DEFAULTS, state)
+        return _digest(sorted((part, sorted(v.items())) for part, v in changed.items())) if changed else None
+
+    def effect(self, before, after):
+        if after is None or before == after:
+            return None
+        before = before or {}
+        out = {part: {k: v for k, v in after[part].items() if (before.get(part) or {}).get(k) != v} for part in after}
+        return {part: changed for part, changed in out.items() if changed} or None
+
+    def apply(self, effect):
+        import numpy as np
+
+        printing = effect.get("print") or {}
+        if any(isinstance(v, list) and v[:1] == [_OBJECT] for v in printing.values()):
+            raise ValueError("a print option holds an object (a formatter), stored by its repr only")
+        if printing:
+            np.set_printoptions(**printing)
+        if effect.get("err"):
+            np.seterr(**effect["err"])
+
+
 def _available(module: str) -> bool:
     import importlib.util
 
@@ -634,7 +688,7 @@ class Registry:
 
     def __init__(self, providers=None):
         self.providers = providers if providers is not None else [
-            _Cwd(), _SysPath(), _Environ(), _Random(), _NumpyRandom(), _Matplotlib(), _Pandas()
+            _Cwd(), _SysPath(), _Environ(), _Random(), _NumpyRandom(), _NumpyOptions(), _Matplotlib(), _Pandas()
         ]
 
     def snapshot(self) -> dict:

@@ -99,6 +99,30 @@ def test_environment_read_inside_a_called_function_is_required(tmp_path):
     assert plain_run["values"] == flag["values"]
 
 
+def test_numpy_print_and_error_options_set_in_a_cell_are_set_by_a_hit(tmp_path):
+    body = "np.set_printoptions(precision=2)\nnp.seterr(divide='raise')\nx = np.arange(3) / 3"
+    cells = ["import numpy as np", "%%lazycache\n" + RUN + body, "shown = repr(x)\nerr = np.geterr()['divide']"]
+    names = ["shown", "err"]
+    session(tmp_path, cells, names)
+    hit = session(tmp_path, cells, names)
+    assert hit["runs"] == 1
+    assert hit["values"] == plain(tmp_path, cells, names)["values"] == {"shown": "'array([0.  , 0.33, 0.67])'",
+                                                                         "err": "'raise'"}
+
+
+def test_a_cell_showing_an_array_is_keyed_by_print_options_set_before_it(tmp_path):
+    def cells(precision):
+        return ["import numpy as np", f"np.set_printoptions(precision={precision})",
+                "%%lazycache\n" + RUN + "y = np.arange(3) / 3\nprint(y)"]
+
+    first = session(tmp_path, cells(3), ())
+    assert session(tmp_path, cells(3), ())["runs"] == 1
+    other = session(tmp_path, cells(5), ())
+    assert other["runs"] == 2, "the shown array must not come back with the old precision"
+    assert other["cells"][2]["out"].startswith("[0.      0.33333 0.66667]")
+    assert first["cells"][2]["out"].startswith("[0.    0.333 0.667]")
+
+
 def test_unrelated_environment_changes_do_not_miss(tmp_path):
     cells = ["import os", "%%lazycache\n" + RUN + "y = 2"]
     session(tmp_path, cells, env={"LC_UNRELATED": "1"})
