@@ -660,6 +660,53 @@ class _NumpyOptions(Provider):
             np.seterr(**effect["err"])
 
 
+class _Warnings(Provider):
+    """Warning filters (``warnings.filterwarnings("ignore")`` in a cached
+    cell): what a run added, a hit adds again, so later cells show the
+    same warnings. Not keyed: a filter changes what a cell shows on
+    stderr, and that is replayed as it was shown."""
+
+    name = "warnings"
+
+    def snapshot(self):
+        import warnings
+
+        return list(warnings.filters)
+
+    def effect(self, before, after):
+        if before is None or after is None or before == after:
+            return None
+        new = len(after) - len(before)
+        if new > 0 and after[new:] == before:  # the usual change: filters put in front
+            return {"add": [_filter_json(f) for f in after[:new]]}
+        return {"set": [_filter_json(f) for f in after]}  # reset, appended or removed: the run's whole list
+
+    def apply(self, effect):
+        import warnings
+
+        rows = [(a, m or "", _class_named(c), mod or "", n) for a, m, c, mod, n in effect.get("add") or effect["set"]]
+        if "set" in effect:  # every class found before anything changes
+            warnings.resetwarnings()
+        for row in reversed(rows):
+            warnings.filterwarnings(*row)
+
+
+def _filter_json(f) -> list:
+    action, message, category, module, lineno = f
+    return [action, getattr(message, "pattern", message), f"{category.__module__}:{category.__qualname__}",
+            getattr(module, "pattern", module), lineno]
+
+
+def _class_named(path: str):
+    import importlib
+
+    module, _, qualname = path.partition(":")
+    obj = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 def _available(module: str) -> bool:
     import importlib.util
 
@@ -688,7 +735,8 @@ class Registry:
 
     def __init__(self, providers=None):
         self.providers = providers if providers is not None else [
-            _Cwd(), _SysPath(), _Environ(), _Random(), _NumpyRandom(), _NumpyOptions(), _Matplotlib(), _Pandas()
+            _Cwd(), _SysPath(), _Environ(), _Random(), _NumpyRandom(), _NumpyOptions(), _Matplotlib(), _Pandas(),
+            _Warnings(),
         ]
 
     def snapshot(self) -> dict:

@@ -123,6 +123,23 @@ def test_a_cell_showing_an_array_is_keyed_by_print_options_set_before_it(tmp_pat
     assert first["cells"][2]["out"].startswith("[0.    0.333 0.667]")
 
 
+def test_warning_filters_set_in_a_cell_are_set_by_a_hit(tmp_path):
+    """``filterwarnings`` (put in front) and ``simplefilter(..., append=True)``
+    (the whole list): later cells warn, stay silent or raise as after a run."""
+    cells = ["import warnings",
+             "%%lazycache\n" + RUN + "warnings.filterwarnings('ignore', message='quiet')\n"
+             "warnings.simplefilter('error', FutureWarning, append=True)\nk = 1",
+             "warnings.warn('quiet please')\nwarnings.warn('loud', UserWarning)",
+             "try:\n    warnings.warn('f', FutureWarning)\n    raised = False\nexcept FutureWarning:\n    raised = True"]
+    names = ["raised"]
+    session(tmp_path, cells, names)
+    hit = session(tmp_path, cells, names)
+    want = plain(tmp_path, cells, names)
+    assert hit["runs"] == 1 and hit["values"] == want["values"] == {"raised": "True"}
+    assert "quiet" not in hit["cells"][2]["err"] and "loud" in hit["cells"][2]["err"]
+    assert hit["cells"][2]["err"] == want["cells"][2]["err"]
+
+
 def test_unrelated_environment_changes_do_not_miss(tmp_path):
     cells = ["import os", "%%lazycache\n" + RUN + "y = 2"]
     session(tmp_path, cells, env={"LC_UNRELATED": "1"})
