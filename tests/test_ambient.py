@@ -130,7 +130,8 @@ def test_warning_filters_set_in_a_cell_are_set_by_a_hit(tmp_path):
              "%%lazycache\n" + RUN + "warnings.filterwarnings('ignore', message='quiet')\n"
              "warnings.simplefilter('error', FutureWarning, append=True)\nk = 1",
              "warnings.warn('quiet please')\nwarnings.warn('loud', UserWarning)",
-             "try:\n    warnings.warn('f', FutureWarning)\n    raised = False\nexcept FutureWarning:\n    raised = True"]
+             "try:\n    warnings.warn('f', FutureWarning)\n    raised = False\n"
+             "except FutureWarning:\n    raised = True"]
     names = ["raised"]
     session(tmp_path, cells, names)
     hit = session(tmp_path, cells, names)
