@@ -16,7 +16,7 @@ import types
 
 from . import codecs, manifest as mf, relations
 from .analysis import Analysis, Dynamic, analyze, is_ipython_name
-from .hashing import Unhashable, cell_key, code_hash, digest_chunks, module_version, value_hash
+from .hashing import Unhashable, cell_key, code_hash, digest_chunks, module_values_digest, module_version, value_hash
 from .manifest import CorruptEntry
 from .stores.base import StoreUnavailable, UnsafePath, chunks
 from .tripwire import Tripwire
@@ -78,6 +78,10 @@ class Plan:
         self.ambient = ambient or {}  # provider -> digest of observed process state (in the key)
         self.code = code  # the code's own hash (auto mode remembers which code has entries)
         self.versions = versions or {}  # installed module -> version, for modules the cell imports
+        # local module -> (module, digest of its values) before the run, for the
+        # notebook's own modules the cell reaches (take_before): a run that
+        # changes what one holds (``cfg.REG.append(1)``) is not stored.
+        self.modules: dict = {}
 
 
 class Memo:
@@ -435,6 +439,66 @@ def take_before(plan: Plan, ns: dict):
     same objects on a hit (``first = rows[0]`` elsewhere stays one of them)."""
     plan.before = {n: v for n, v in ns.items() if _user_name(n)}
     plan.items = relations.direct_items({n: ns[n] for n in plan.refs if n in ns})
+    plan.modules = {}
+    for module in _local_modules_reached(plan, ns):
+        try:
+            plan.modules[module.__name__] = (module, module_values_digest(module))
+        except (Unhashable, RecursionError):
+            plan.modules[module.__name__] = (module, None)
+
+
+def _local_modules_reached(plan: Plan, ns: dict) -> list:
+    """The notebook's own modules (not installed ones) whose values the cell
+    can change: read through (``cfg.REG``, ``import cfg``), or the globals of
+    their functions the cell calls, directly or through notebook functions."""
+    import sys
+
+    from . import sources
+    from .analysis import _through_modules
+
+    names = set()
+    for label, value in _through_modules(plan.analysis, ns).items():
+        if label.startswith("import "):
+            names.add(value[1] if isinstance(value, tuple) and value[:1] == ("file",) else "")
+        elif getattr(value, "local", False):
+            names.add(value.module)
+    todo, seen = [ns[n] for n in plan.refs if n in ns], set()
+    while todo and len(seen) < 2000:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        obj = getattr(obj, "__func__", obj)
+        if isinstance(obj, type) and obj.__module__ == "__main__":
+            todo.extend(getattr(v, "__func__", v) for v in vars(obj).values())
+        elif isinstance(obj, types.FunctionType):
+            g = obj.__globals__
+            if g is not ns:
+                names.add(g.get("__name__") or "")
+            codes = [obj.__code__]
+            while codes:
+                code = codes.pop()
+                read = [g[n] for n in code.co_names if n in g]
+                for module in [v for v in read if isinstance(v, types.ModuleType)]:  # regmod.register(1)
+                    names.add(module.__name__)
+                    read += [getattr(module, n, None) for n in code.co_names]
+                todo.extend(v for v in read if isinstance(v, (types.FunctionType, type)))
+                codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    modules = (sys.modules.get(n) for n in sorted(names - {"", "__main__"}))
+    return [m for m in modules if m is not None and sources.is_local_module(m)]
+
+
+def _changed_module_values(plan: Plan) -> list[str]:
+    """Modules of :attr:`Plan.modules` whose values the run changed."""
+    out = []
+    for name, (module, digest) in sorted(plan.modules.items()):
+        try:
+            now = module_values_digest(module)
+        except (Unhashable, RecursionError):
+            now = None
+        if now is None or now != digest:
+            out.append(name)
+    return out
 
 
 def _user_name(name: str) -> bool:
@@ -452,12 +516,16 @@ def changed_names(plan: Plan, ns: dict):
     the same object again (``x = 5`` twice), unless it is a ref (``a += 1``
     on an array); a conditional def left alone is not. Refs are re-hashed:
     one whose content changed is stored as mutated (updated in place on a
-    hit). A ref function or instance whose hash changed may have changed
-    what its code reaches (a global list it appends to): those notebook
-    globals are stored as mutated too. ``after`` holds the refs' content
-    hashes after the run, so nothing is hashed twice.
+    hit). A ref whose hash changed may have changed other names' objects
+    that its hash covered (a global list its code appends to, a bound
+    method's object, a nested item): those are stored as mutated too.
+    ``after`` holds the refs' content hashes after the run, so nothing is
+    hashed twice.
     """
     a = plan.analysis
+    changed = _changed_module_values(plan)
+    if changed:
+        raise NotStored(f"it changed what {', '.join(changed)} holds, which a hit could not do again")
     before = plan.before
     surely = getattr(a, "surely", set())
     values, mutated = {}, []
@@ -490,16 +558,21 @@ def changed_names(plan: Plan, ns: dict):
         if not isinstance(obj, (types.MethodType, types.ModuleType)):
             values[name] = obj  # updated in place on a hit (a function's or class's attributes too)
             mutated.append(name)
-        # A function's code cannot change in place, so what it reaches did
-        # (``log.append`` inside it); an instance's methods may have done the same.
-        if isinstance(obj, (types.FunctionType, types.MethodType, type)):
-            reaches.append(obj)
-        elif type(obj).__module__ == "__main__":
-            reaches.append(type(obj))
-    for name in sorted(_reached_globals(reaches, ns)):
-        if name not in values and _user_name(name) and not _is_code(ns[name]):
-            values[name] = ns[name]
-            mutated.append(name)
+        reaches.append(obj)
+    # What changed may be another name's object, reached through the ref:
+    # a function's code cannot change in place, so what it reaches did
+    # (``log.append`` inside it); a bound method's object (``push =
+    # lst.append``), a partial's arguments, a container's nested items
+    # (``outer["a"]["b"].append(1)`` changes ``inner`` too).
+    for name in sorted(_reached_names(reaches, ns)):
+        if name in values or (name in plan.refs and after.get(name, plan.refs[name]) == plan.refs[name]):
+            continue  # stored already, or a ref the run provably left alone
+        try:
+            after[name] = value_hash(ns[name])
+        except (Unhashable, RecursionError):
+            continue  # it could not be stored either: left as the hit finds it
+        values[name] = ns[name]
+        mutated.append(name)
     return values, deleted, sorted(mutated), after
 
 
@@ -507,30 +580,87 @@ def _is_code(value) -> bool:
     return isinstance(value, (types.FunctionType, types.MethodType, type, types.ModuleType))
 
 
-def _reached_globals(roots, ns) -> set:
-    """Notebook globals that functions (and classes' methods) may read or
-    change, following the functions and classes they name."""
+def _reached_names(roots, ns, budget: int = relations.INDEX_BUDGET) -> set:
+    """Names of ``ns`` whose objects a run could have changed through
+    ``roots`` (refs whose content changed): what the refs' hashes covered,
+    walked the same way (up to ``budget`` objects). Names bound to atoms and
+    modules are left out, and functions and classes with no state of their
+    own (attributes, closure cells, defaults): those cannot change in place."""
+    by_id: dict[int, list] = {}
+    for name, value in ns.items():
+        if _user_name(name) and type(value) not in _ATOMS and (not _is_code(value) or _holds_state(value)):
+            by_id.setdefault(id(value), []).append(name)
     seen, names, todo = set(), set(), list(roots)
-    while todo:
+    while todo and budget > 0:
         obj = todo.pop()
-        if id(obj) in seen:
+        if id(obj) in seen or type(obj) in _ATOMS:
             continue
         seen.add(id(obj))
-        if isinstance(obj, types.MethodType):
-            todo.append(obj.__func__)
-        elif isinstance(obj, type):
-            todo.extend(getattr(v, "__func__", v) for v in vars(obj).values())
-        elif isinstance(obj, types.FunctionType) and obj.__globals__ is ns:
+        budget -= 1
+        names.update(by_id.get(id(obj), ()))
+        todo.extend(_referents(obj, ns))
+    return names
+
+
+_ATOMS = frozenset({type(None), bool, int, float, complex, str, bytes})
+
+
+def _holds_state(code) -> bool:
+    """A notebook function or class with state a run could change in place
+    (``f.calls += 1``, ``Registry.items.append(x)``, a mutable default)."""
+    if isinstance(code, types.FunctionType):
+        defaults = [*(code.__defaults__ or ()), *(code.__kwdefaults__ or {}).values()]
+        return bool(vars(code) or code.__closure__ or any(type(d) not in _ATOMS for d in defaults))
+    if isinstance(code, type) and code.__module__ == "__main__":
+        return any(not k.startswith("__") and type(v) not in _ATOMS and not callable(v)
+                   and not isinstance(v, (staticmethod, classmethod, property)) for k, v in vars(code).items())
+    return False
+
+
+def _referents(obj, ns) -> list:
+    """What :func:`value_hash` reads of ``obj`` that may be other names' objects."""
+    import functools
+
+    t = type(obj)
+    if isinstance(obj, types.ModuleType) or t.__module__.split(".")[0] in ("numpy", "pandas"):
+        return []
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return list(obj)
+    if isinstance(obj, (dict, types.MappingProxyType)):
+        return [*obj.keys(), *obj.values()]
+    if isinstance(obj, types.MethodType):
+        return [obj.__func__, obj.__self__]
+    if isinstance(obj, types.BuiltinMethodType):  # ``lst.append``; a module's functions have it as __self__
+        return [obj.__self__]
+    if isinstance(obj, functools.partial):
+        return [obj.func, *obj.args, *obj.keywords.values()]
+    if isinstance(obj, types.FunctionType):
+        out = [*(obj.__defaults__ or ()), *(obj.__kwdefaults__ or {}).values(), *vars(obj).values()]
+        out += [cell.cell_contents for cell in obj.__closure__ or () if _cell_full(cell)]
+        if obj.__globals__ is ns:  # the notebook's globals its code names
             codes = [obj.__code__]
             while codes:
                 code = codes.pop()
-                for n in code.co_names:
-                    if n in ns and n not in names:
-                        names.add(n)
-                        todo.append(ns[n])
+                out += [ns[n] for n in code.co_names if n in ns]
                 codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
-            todo.extend(cell.cell_contents for cell in obj.__closure__ or () if _cell_full(cell))
-    return names
+        return out
+    if isinstance(obj, type):
+        if obj.__module__ != "__main__":
+            return []
+        out = []
+        for v in vars(obj).values():
+            out += [v.fget, v.fset, v.fdel] if isinstance(v, property) else [getattr(v, "__func__", v)]
+        return out
+    out = [t] if t.__module__ == "__main__" else []  # an instance's methods may change what they reach
+    d = getattr(obj, "__dict__", None)
+    if isinstance(d, dict):
+        out += d.values()
+    for klass in t.__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        for slot in (slots,) if isinstance(slots, str) else slots:
+            if slot not in ("__dict__", "__weakref__"):
+                out.append(getattr(obj, slot, None))
+    return out
 
 
 def _cell_full(cell) -> bool:

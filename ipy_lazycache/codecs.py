@@ -515,6 +515,8 @@ def update_in_place(target, value) -> bool:
     """Give ``target`` the content of ``value`` without replacing the object,
     so every other name bound to it sees the change (as after a run).
     False where the type does not allow it (:func:`can_update_in_place`)."""
+    if target is value:  # already the run's object (an old item given its state): clearing it would empty both
+        return True
     if not can_update_in_place(target, value):
         return False
     try:
@@ -535,6 +537,7 @@ def update_in_place(target, value) -> bool:
             target.__dict__.clear()
             target.__dict__.update(value.__dict__)
             target.__defaults__, target.__kwdefaults__ = value.__defaults__, value.__kwdefaults__
+            _set_closure(target, value)
         elif isinstance(target, type):
             if target is not value:
                 for attr, member in vars(value).items():
@@ -548,6 +551,17 @@ def update_in_place(target, value) -> bool:
     except Exception:
         return False
     return True
+
+
+def _set_closure(target, value):
+    """Give a function's closure cells the run's contents (``nonlocal n; n += 1``
+    in a counter the cell called). The cells stay the same objects: other
+    functions made in the same call share them, as after the run."""
+    for mine, theirs in zip(target.__closure__ or (), value.__closure__ or ()):
+        try:
+            mine.cell_contents = theirs.cell_contents
+        except ValueError:  # an empty cell in the run's function
+            del mine.cell_contents
 
 
 def can_update_in_place(target, value) -> bool:

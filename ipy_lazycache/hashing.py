@@ -323,6 +323,10 @@ def _feed_library_function(h, fn, hasher):
         except ValueError:  # empty cell
             pass
     for name, value in made_around:
+        owner = getattr(value, "__self__", None)
+        if isinstance(value, (types.MethodType, types.BuiltinMethodType)) and not (
+                owner is None or isinstance(owner, (types.ModuleType, type)) or _is_notebook(type(owner))):
+            continue  # the library's own object's method (singledispatch's cache.clear): its state, not the notebook's
         if callable(value) or isinstance(value, (dict, types.MappingProxyType)):
             _tag(h, b"a", name.encode())
             hasher(h, value)

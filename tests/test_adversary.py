@@ -1,0 +1,88 @@
+"""A hit changes what the run changed, also where the cell reaches it through another name (DESIGN §9).
+
+Each case was found by writing notebooks the differential tester's grammar did not yet cover: a cached
+cell changes an object that a *different* name holds (a bound method's object, a nested item, a list a
+callback appends to, a closure's counter, a value a local module holds). After a restart the hit must
+leave every name as the run did, compared with the same cells run without the magic, each session in a
+new process.
+"""
+
+import pytest
+
+from tests._fresh import RUN, session
+
+pytestmark = pytest.mark.slow  # every test starts three Python processes
+
+CACHED = "%%lazycache\n" + RUN
+
+
+def run_three(tmp_path, cells, names, files=None):
+    """The plain run, the first run with the magic and a hit after a restart: (plain, first, hit)."""
+    out = []
+    for side in ("plain", "magic"):
+        folder = tmp_path / side
+        folder.mkdir()
+        for path, text in (files or {}).items():
+            (folder / path).write_text(text)
+        if side == "plain":
+            out.append(session(folder, cells, names, magic=False))
+        else:
+            out += [session(folder, cells, names), session(folder, cells, names)]
+    return out
+
+
+@pytest.mark.parametrize(
+    "setup, body",
+    [
+        ("lst = [0]\npush = lst.append", "push(1)"),  # a builtin bound method: its object is another name
+        ("lst = [0]\npush = functools.partial(lst.append)", "push(1)"),
+        ("lst = []\ndef note(x):\n    lst.append(x)\ncbs = {'n': note}", "cbs['n'](1)"),  # a callback in a dict
+        ("lst = [0]\nouter = {'a': {'b': lst}}", "outer['a']['b'].append(1)"),  # two levels down
+        ("class Acc:\n    def __init__(self, items):\n        self.items = items\n    def add(self, x):\n"
+         "        self.items.append(x)\nlst = [0]\nadd = Acc(lst).add", "add(1)"),
+    ],
+    ids=["method", "partial", "callback", "nested", "notebook-method"],
+)
+def test_an_object_changed_through_another_name_is_changed_by_a_hit(tmp_path, setup, body):
+    cells = ["import functools\n" + setup, CACHED + body + "\nk = 1", "seen = list(lst)"]
+    plain, first, hit = run_three(tmp_path, cells, ["seen", "lst"])
+    assert plain["values"]["seen"] == "[0, 1]" if "[0]" in setup else "[1]"
+    assert hit["runs"] == 1, "the second session hits"
+    assert first["values"] == hit["values"] == plain["values"]
+
+
+def test_a_nested_item_changed_in_place_keeps_its_other_name(tmp_path):
+    """``box.child.n += 1`` changes ``child`` too: the hit's ``child`` has n == 2, not an emptied object."""
+    setup = ("class Node:\n    def __init__(self):\n        self.n = 1\nclass Box:\n    def __init__(self, c):\n"
+             "        self.child = c\nchild = Node()\nbox = Box(child)")
+    cells = [setup, CACHED + "box.child.n += 1\nk = 1", "seen = (child.n, box.child is child)"]
+    plain, first, hit = run_three(tmp_path, cells, ["seen"])
+    assert hit["runs"] == 1 and plain["values"]["seen"] == "(2, True)"
+    assert first["values"] == hit["values"] == plain["values"]
+
+
+def test_a_closure_counter_advanced_by_the_cell_is_advanced_by_a_hit(tmp_path):
+    setup = ("def counter():\n    n = 0\n    def inc():\n        nonlocal n\n        n += 1\n        return n\n"
+             "    return inc\ninc = counter()")
+    cells = [setup, CACHED + "k = inc()", "after = inc()"]
+    plain, first, hit = run_three(tmp_path, cells, ["k", "after"])
+    assert hit["runs"] == 1 and plain["values"] == {"k": "1", "after": "2"}
+    assert first["values"] == hit["values"] == plain["values"]
+
+
+@pytest.mark.parametrize("body", ["regmod.REG.append(1)", "regmod.register(1)", "go()"])
+def test_a_cell_that_changes_what_a_local_module_holds_is_not_stored(tmp_path, body):
+    """A hit cannot append to the module's list again, so the cell runs every time, and says so once."""
+    files = {"regmod.py": "REG = []\n\ndef register(x):\n    REG.append(x)\n"}
+    cells = ["import regmod\ndef go():\n    regmod.register(1)", CACHED + body + "\nk = 1", "seen = list(regmod.REG)"]
+    plain, first, second = run_three(tmp_path, cells, ["seen"], files)
+    assert second["runs"] == 2, "not stored: the second session runs the cell again"
+    assert "not stored: it changed what regmod holds" in first["cells"][1]["out"]
+    assert first["values"] == second["values"] == plain["values"] == {"seen": "[1]"}
+
+
+def test_a_local_module_only_read_is_still_cached(tmp_path):
+    files = {"cfgmod.py": "LIMIT = 3\nITEMS = [1, 2]\n\ndef total():\n    return sum(ITEMS) * LIMIT\n"}
+    cells = ["import cfgmod\ncfgmod.LIMIT = 4", CACHED + "t = cfgmod.total() + len(cfgmod.ITEMS)"]
+    plain, first, hit = run_three(tmp_path, cells, ["t"], files)
+    assert hit["runs"] == 1 and first["values"] == hit["values"] == plain["values"] == {"t": "14"}
