@@ -383,9 +383,9 @@ def _module_attr(module: str, attr: str, *fallback):
         raise
 
 
-def _view(base, offset: int, shape, strides, dtype, base_strides=None, stand_in=None, writeable=True):
-    """A numpy view into ``base``'s memory, as the run made it (read-only
-    where the run's was: ``writeable``).
+def _view(base, offset: int, shape, strides, dtype, base_strides=None, stand_in=None, writeable=True, path=()):
+    """A numpy view into ``base``'s memory (or that of the array at ``path``
+    inside it), as the run made it (read-only where the run's was: ``writeable``).
 
     ``offset`` is from ``base``'s first element. The key holds the base's
     content, shape and C or Fortran order, not its strides: a base that was
@@ -394,6 +394,8 @@ def _view(base, offset: int, shape, strides, dtype, base_strides=None, stand_in=
     the run's strides, else the stored copy ``stand_in`` takes its place."""
     import numpy as np
 
+    if path:
+        base = _at(base, path)
     if base_strides is None:
         try:
             view = np.ndarray(shape, dtype=dtype, buffer=base, offset=offset, strides=strides)

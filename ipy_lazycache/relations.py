@@ -26,6 +26,19 @@ def _is_array(obj) -> bool:
     return t.__module__ == "numpy" and t.__name__ == "ndarray" and not obj.dtype.hasobject
 
 
+def _trimmed(where: tuple) -> tuple:
+    """``where`` without its trailing defaults (no strides and copy, writeable,
+    no path): the common view keeps the four items entries always had."""
+    n = len(where)
+    while n > 4 and _default(where[n - 1]):
+        n -= 1
+    return where[:n]
+
+
+def _default(item) -> bool:
+    return item is None or item is True or (type(item) is tuple and not item)  # never ==: a copy is an array
+
+
 def _contiguous(arr) -> bool:
     return arr.flags.c_contiguous or arr.flags.f_contiguous
 
@@ -85,6 +98,13 @@ class Locator:
         self._arrays = [v for v in refs if _contiguous(v)]
         self._arrays += [v for v in values.values() if _is_array(v) and v.base is None and _contiguous(v)]
         self._arrays += [v for v in refs if not _contiguous(v)]
+        # Arrays inside the refs (``rows[0]``, ``box.data``): a view of one is
+        # rebuilt on the hit's array at that place, reached from its ref.
+        self._inside: dict[int, tuple] = {}
+        for hit, obj in self.known.values():
+            if type(obj).__name__ == "ndarray" and hit[0] == "at" and _is_array(obj):  # the name first: cheap
+                self._inside[id(obj)] = hit[1:]
+                self._arrays.append(obj)
         # A new array that is a view of a temporary (``m = np.arange(12).reshape(3, 4)``)
         # is stored whole too, and its views (``row = m[0]``) rebuilt on it,
         # where no array above holds it; the largest first, and never one on
@@ -132,8 +152,10 @@ class Locator:
 
     def view(self, obj):
         """A numpy view into one of the named arrays' memory: ``("view", base,
-        (offset, shape, strides, dtype))``, plus ``(base strides, copy)`` for a
-        strided base and ``False`` for a read-only view (see :func:`.codecs._view`)."""
+        (offset, shape, strides, dtype))``, then where needed the base's
+        strides and a copy (a strided base), ``False`` (a read-only view) and
+        the path from the ref to the base (an array inside a ref); see
+        :func:`.codecs._view`."""
         if obj.base is None or obj.dtype.hasobject:
             return None
         lo, hi = _bounds(obj)
@@ -143,12 +165,11 @@ class Locator:
             start, end = _bounds(base)
             if start <= lo and hi <= end:
                 offset = obj.__array_interface__["data"][0] - base.__array_interface__["data"][0]
-                where = (offset, obj.shape, obj.strides, obj.dtype)
-                if not _contiguous(base):
-                    where += (base.strides, obj.copy(order="K"))
-                if not obj.flags.writeable:  # sliding_window_view, diagonal(), flags.writeable = False
-                    where = where[:4] + (where[4:] or (None, None)) + (False,)
-                return ("view", base, where)
+                strided = (base.strides, obj.copy(order="K")) if not _contiguous(base) else (None, None)
+                root, path = self._inside.get(id(base), (base, ()))
+                # read-only: sliding_window_view, diagonal(), flags.writeable = False
+                where = (offset, obj.shape, obj.strides, obj.dtype, *strided, obj.flags.writeable, path)
+                return ("view", root, _trimmed(where))
         return None
 
     def locate(self, obj):

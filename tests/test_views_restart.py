@@ -72,6 +72,10 @@ VIEWS = {
     "two views of one temporary": (["t = np.arange(8.0)\nx = t[:]\ny = t[2:]\ndel t", "x += 1"], ["y", "x"]),
     # the view made by the cell that also changes its base in place
     "view and change in one cell": (["a = np.arange(8.0).reshape(2, 4)", "b = a[0]\na += 1", "a += 1"], ["b", "a"]),
+    # a view of an array inside a ref: a list's item, an instance's attribute
+    "view of a list item": (["rows = [np.arange(4.0)]", "v = rows[0][1:]", "rows[0] += 1"], ["v", "rows[0]"]),
+    "view of an attribute": (["class Box:\n    pass\nbox = Box()\nbox.data = np.arange(6.0).reshape(2, 3).T",
+                              "v = box.data[1]", "box.data *= 2"], ["v", "box.data"]),
     # views in containers
     "views in a list and a dict": (["a = np.arange(8.0)", "parts = [a[:4], a[4:]]\nd = {'x': a[::2]}", "a += 1"],
                                    ["d['x']", "a", "parts[0]", "parts[1]"]),
