@@ -246,6 +246,8 @@ def _settable(obj) -> bool:
     t = type(obj)
     if t in (list, dict) or _is_array(obj):
         return True
+    if t is types.FunctionType:  # a notebook function held by a ref (a callback in a dict): its attributes
+        return obj.__module__ == "__main__"
     return t.__module__ == "__main__" and isinstance(getattr(obj, "__dict__", None), dict) and not isinstance(obj, type)
 
 

@@ -768,6 +768,55 @@ def m_chain(g: Gen) -> Motif:
     return m
 
 
+def m_reach(g: Gen) -> Motif:
+    """A cached cell changes an object that another name holds, reached through what it calls or reads:
+    a hit must change it too (or not be stored)."""
+    variant = g.rng.choice(["bound-method", "partial", "callback", "nested", "closure", "local-module"])
+    m = Motif("reach", variant)
+    lst, k, obs = g.name("held"), g.name("k"), g.name("seen")
+    a, b = g.lit()
+    if variant == "local-module":
+        mod = g.name("regmod")
+        src = "REG = [0]\n\ndef register(x):\n    REG.append(x)\n"
+        m.files1[f"{mod}.py"] = m.files2[f"{mod}.py"] = src
+        _add(m, g, f"import {mod}", cached=False)
+        call = g.rng.choice([f"{mod}.REG.append({{}})", f"{mod}.register({{}})"])
+        _add(m, g, f"{call.format(a)}\n{k} = 1", f"{call.format(b)}\n{k} = 1", cached=True)
+        _add(m, g, f"{obs} = list({mod}.REG)", cached=False)
+        return m
+    if variant == "closure":
+        mk, inc = g.name("counter"), g.name("inc")
+        _add(
+            m,
+            g,
+            f"def {mk}(n):\n    def inc():\n        nonlocal n\n        n += 1\n        return n\n    return inc\n"
+            f"{inc} = {mk}({a})",
+            f"def {mk}(n):\n    def inc():\n        nonlocal n\n        n += 1\n        return n\n    return inc\n"
+            f"{inc} = {mk}({b})",
+            cached=False,
+        )
+        _add(m, g, f"{k} = {inc}()", cached=True)
+        _add(m, g, f"{obs} = {inc}()", cached=False)
+        return m
+    via = g.name("via")
+    setup = {
+        "bound-method": f"{lst} = [0]\n{via} = {lst}.append",
+        "partial": f"{lst} = [0]\n{via} = functools.partial({lst}.append)",
+        "callback": f"{lst} = [0]\ndef {via}_fn(x):\n    {lst}.append(x)\n{via} = {{'cb': {via}_fn}}",
+        "nested": f"{lst} = [0]\n{via} = {{'a': {{'b': {lst}}}}}",
+    }[variant]
+    call = {
+        "bound-method": f"{via}({{}})",
+        "partial": f"{via}({{}})",
+        "callback": f"{via}['cb']({{}})",
+        "nested": f"{via}['a']['b'].append({{}})",
+    }[variant]
+    _add(m, g, setup, cached=False)
+    _add(m, g, f"{call.format(a)}\n{k} = 1", f"{call.format(b)}\n{k} = 1", cached=True)
+    _add(m, g, f"{obs} = list({lst})", cached=False)
+    return m
+
+
 def m_plot(g: Gen) -> Motif:
     """A cached cell that plots: the figure, its artists and pyplot's open figures are as after a run."""
     variant = g.rng.choice(["subplots", "pyplot-state", "legend;"])
@@ -825,6 +874,7 @@ MOTIFS = {
     "first-run": m_first_run,
     "chain": m_chain,
     "plot": m_plot,
+    "reach": m_reach,
 }
 
 

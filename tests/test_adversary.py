@@ -51,6 +51,15 @@ def test_an_object_changed_through_another_name_is_changed_by_a_hit(tmp_path, se
     assert first["values"] == hit["values"] == plain["values"]
 
 
+def test_a_callback_held_by_a_changed_dict_stays_the_notebook_function(tmp_path):
+    setup = "log = []\ndef note(x):\n    log.append(x)\nnote.calls = 0\ncbs = {'n': note}"
+    cells = [setup, CACHED + "cbs['n'](1)\ncbs['n'].calls += 1\ncbs['m'] = 2",
+             "seen = (cbs['n'] is note, note.calls, log)"]
+    plain, first, hit = run_three(tmp_path, cells, ["seen"])
+    assert hit["runs"] == 1 and plain["values"]["seen"] == "(True, 1, [1])"
+    assert first["values"] == hit["values"] == plain["values"]
+
+
 def test_a_nested_item_changed_in_place_keeps_its_other_name(tmp_path):
     """``box.child.n += 1`` changes ``child`` too: the hit's ``child`` has n == 2, not an emptied object."""
     setup = ("class Node:\n    def __init__(self):\n        self.n = 1\nclass Box:\n    def __init__(self, c):\n"
