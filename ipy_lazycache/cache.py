@@ -931,12 +931,19 @@ class _Pickles:
 
     def _dumps(self, members, also=frozenset()):
         me = frozenset(members) | self.dead | also
+        shared = self.shared
+        if not also and not shared and me >= set(self.todo):
+            # The first pickle and it holds every def (``fig, ax``, one model):
+            # no other pickle follows it (see encode), so there is nothing to
+            # share with, and watching each mutable object would cost a third
+            # of the pickling.
+            shared = None
         if len(members) == 1:
             (name,) = members
-            return codecs.dumps(self.values[name], self.pids, self.todo[name], self.locate, self.shared, me)
+            return codecs.dumps(self.values[name], self.pids, self.todo[name], self.locate, shared, me)
         group = {n: self.values[n] for n in sorted(members)}
         roots = [r for n in members for r in self.todo[n]]  # a ref's own object stays a reference
-        return codecs.dumps(group, self.pids, roots, self.locate, self.shared, me)
+        return codecs.dumps(group, self.pids, roots, self.locate, shared, me)
 
     def encode(self) -> dict:
         done = {}  # frozenset of names -> (bytes, used, modules)

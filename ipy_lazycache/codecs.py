@@ -9,8 +9,11 @@ classes defined in the notebook are stored by value).
 from __future__ import annotations
 
 import copy
+import gc
 import io
+import itertools
 import mmap
+import operator
 import pickle
 import sys
 import types
@@ -165,11 +168,17 @@ class _Pickler:
       written as persistent ids that :func:`loads` rebuilds;
     - the top-level modules of every reduced object are recorded, so a
       restore can tell, before fetching, whether the blob can load here.
+
+    pickle calls ``persistent_id`` for every object it meets, memoised ones
+    and strings included (650,000 calls for a figure with 64 subplots, most
+    of the cost of a store): its common path is one type check, one set and
+    one dict lookup. Only objects that may be relations (``watch``: other
+    names' objects, old items, located objects) and types that need more
+    (sets, bound methods, arrays, and with ``shared`` the mutable ones) take
+    the full path, :func:`full`.
     """
 
     def __new__(cls, file, pids, root_ids, locate=None, shared=None, me=frozenset()):
-        import cloudpickle
-
         known = locate.known if locate is not None else None
         was = locate.was if locate is not None else {}
         # Objects already written with their content (an old item's state, a
@@ -186,88 +195,153 @@ class _Pickler:
                 return ("lc-same", i)  # the same set again: one object
             return sets[i]
         label = min(me) if me else None
+        # ids a relation may be found for; grows with ``known`` (a bound
+        # method's module is indexed when first met)
+        watch = (pids.keys() - set(root_ids)) | was.keys() | (known.keys() if known is not None else set())
+        seen_known = [len(known) if known is not None else 0]
+        slow_types: dict[type, bool] = {}  # whether a type's objects need the full path anyway
 
-        class Pickler(cloudpickle.Pickler):
+        def needs_full(t) -> bool:
+            if t is set or t is frozenset:
+                return True
+            if known is not None and (t is types.MethodType or (t.__name__ == "ndarray" and t.__module__ == "numpy")):
+                return True
+            return shared is not None and (t in _CONTAINERS or _has_dict(t))
+
+        def full(self, obj, t, i):
+            if i not in root_ids:
+                pid = pids.get(i)
+                if pid is not None and pid[1] is obj:
+                    self.used.add(pid[0])
+                    return pid[0]
+            found = None
+            if was:
+                item = was.get(i)
+                if item is not None and item[2] is obj:
+                    # an old item of a ref the run changed in place: the
+                    # hit's own item at that place, given the run's state
+                    self.used.add(("ref", item[0]))
+                    if i in once:
+                        return ("lc-at", ("ref", item[0]), (item[1],))
+                    once.add(i)
+                    return ("lc-was", ("ref", item[0]), item[1], _state_of(obj))
+            if known is not None:
+                hit = known.get(i)
+                if hit is not None and hit[1] is obj:
+                    found = hit[0]
+                elif t is types.MethodType:
+                    found = locate.method(obj)
+                    if len(known) != seen_known[0]:
+                        seen_known[0] = len(known)
+                        watch.update(known.keys())
+                elif t.__name__ == "ndarray" and t.__module__ == "numpy":
+                    found = locate.view(obj)
+            if found is None:
+                if shared is not None and (t in _CONTAINERS or _has_dict(t)):
+                    prev = shared.get(i)
+                    if prev is None:
+                        shared[i] = (label, obj)  # holds obj: its id stays unique while encoding
+                    elif prev[0] not in me and prev[1] is obj:
+                        raise Shared(prev[0])
+                if t is set or t is frozenset:
+                    return set_order(obj, i)
+                return None
+            kind, base, arg = found[:3]
+            if kind == "attr":
+                self.modules.add(base.split(".")[0])
+                if not found[3] or isinstance(obj, _CODE) or callable(obj) or i in once:
+                    return ("lc-attr", base, arg)
+                # Data a cell put there (``mymod.cache = data``): a new
+                # kernel's module lacks it; then a copy stands in.
+                once.add(i)
+                try:
+                    return ("lc-attr", base, arg, copy.copy(obj))
+                except Exception:  # noqa: BLE001 - an object that does not copy: no stand-in
+                    return ("lc-attr", base, arg)
+            pid = pids.get(id(base))
+            if pid is None or pid[1] is not base:
+                return None
+            self.used.add(pid[0])
+            if kind == "view":
+                self.modules.add("numpy")
+            return (f"lc-{kind}", pid[0], arg)
+
+        class Pickler(_base_pickler()):
             def persistent_id(self, obj):
-                # Called for every object pickled: keep the common path to
-                # a few dict lookups.
                 t = type(obj)
                 if t in _ATOMIC:
                     return None
                 i = id(obj)
-                if i not in root_ids:
-                    pid = pids.get(i)
-                    if pid is not None and pid[1] is obj:
-                        self.used.add(pid[0])
-                        return pid[0]
-                found = None
-                if was:
-                    item = was.get(i)
-                    if item is not None and item[2] is obj:
-                        # an old item of a ref the run changed in place: the
-                        # hit's own item at that place, given the run's state
-                        self.used.add(("ref", item[0]))
-                        if i in once:
-                            return ("lc-at", ("ref", item[0]), (item[1],))
-                        once.add(i)
-                        return ("lc-was", ("ref", item[0]), item[1], _state_of(obj))
-                if known is not None:
-                    hit = known.get(i)
-                    if hit is not None and hit[1] is obj:
-                        found = hit[0]
-                    elif t is types.MethodType:
-                        found = locate.method(obj)
-                    elif t.__name__ == "ndarray" and t.__module__ == "numpy":
-                        found = locate.view(obj)
-                if found is None:
-                    if shared is not None and (t in _CONTAINERS or _has_dict(t)):
-                        prev = shared.get(i)
-                        if prev is None:
-                            shared[i] = (label, obj)  # holds obj: its id stays unique while encoding
-                        elif prev[0] not in me and prev[1] is obj:
-                            raise Shared(prev[0])
-                    if t is set or t is frozenset:
-                        return set_order(obj, i)
-                    return None
-                kind, base, arg = found[:3]
-                if kind == "attr":
-                    self.modules.add(base.split(".")[0])
-                    if not found[3] or isinstance(obj, _CODE) or callable(obj) or i in once:
-                        return ("lc-attr", base, arg)
-                    # Data a cell put there (``mymod.cache = data``): a new
-                    # kernel's module lacks it; then a copy stands in.
-                    once.add(i)
-                    try:
-                        return ("lc-attr", base, arg, copy.copy(obj))
-                    except Exception:  # noqa: BLE001 - an object that does not copy: no stand-in
-                        return ("lc-attr", base, arg)
-                pid = pids.get(id(base))
-                if pid is None or pid[1] is not base:
-                    return None
-                self.used.add(pid[0])
-                if kind == "view":
-                    self.modules.add("numpy")
-                return (f"lc-{kind}", pid[0], arg)
-
-            def reducer_override(self, obj):
-                mod = getattr(type(obj), "__module__", None)
-                if mod:
-                    self.modules.add(mod.split(".")[0])
-                if isinstance(obj, (type, types.FunctionType)):
-                    mod = getattr(obj, "__module__", None)
-                    if isinstance(mod, str):
-                        self.modules.add(mod.split(".")[0])
-                if type(obj).__name__ == "_lru_cache_wrapper" and _is_notebook_lru(obj):
-                    # by value around the wrapped function; pickle's default
-                    # looks ``__main__.f`` up by name, which a new kernel lacks
-                    info = obj.cache_parameters()
-                    return _lru, (obj.__wrapped__, info["maxsize"], info["typed"], dict(vars(obj)))
-                return super().reducer_override(obj)
+                slow = slow_types.get(t)
+                if slow is None:
+                    slow = slow_types[t] = needs_full(t)
+                if slow or i in watch:
+                    return full(self, obj, t, i)
+                return None
 
         p = Pickler(file, protocol=5)
         p.used = set()
-        p.modules = set()
         return p
+
+
+_BASE: list = []
+
+
+def _base_pickler():
+    """cloudpickle's Pickler recording the modules a load will import, and
+    pickling notebook ``lru_cache`` functions by value (made once: cloudpickle
+    is imported only when something is pickled)."""
+    if _BASE:
+        return _BASE[0]
+    import cloudpickle
+
+    class Pickler(cloudpickle.Pickler):
+        def __init__(self, file, protocol=5):
+            super().__init__(file, protocol=protocol)
+            self.modules = set()
+            self.types = set()  # their modules are needed: collected once per type, by :func:`_modules`
+
+        def reducer_override(self, obj):
+            t = type(obj)
+            self.types.add(t)
+            if t is type or t is types.FunctionType or isinstance(obj, type):
+                mod = getattr(obj, "__module__", None)
+                if isinstance(mod, str):
+                    self.modules.add(mod.split(".")[0])
+            elif t.__name__ == "_lru_cache_wrapper" and _is_notebook_lru(obj):
+                # by value around the wrapped function; pickle's default
+                # looks ``__main__.f`` up by name, which a new kernel lacks
+                info = obj.cache_parameters()
+                return _lru, (obj.__wrapped__, info["maxsize"], info["typed"], dict(vars(obj)))
+            return super().reducer_override(obj)
+
+    _BASE.append(Pickler)
+    return Pickler
+
+
+def _modules(p) -> set:
+    """The top-level modules a load of what ``p`` pickled imports."""
+    for t in p.types:
+        mod = getattr(t, "__module__", None)
+        if mod and isinstance(mod, str):
+            p.modules.add(mod.split(".")[0])
+    return {m for m in p.modules if m not in ("builtins", "__main__", "copyreg", "cloudpickle", "ipy_lazycache")}
+
+
+class paused_gc:  # noqa: N801 - used as a context manager, like contextlib's
+    """No cyclic garbage collection inside: pickling or unpickling a large
+    graph allocates all the way through, and each collection it triggers
+    walks every object of the process (the figure's, the pickler's memo's)
+    without freeing any (all are still reachable): 60% of the time of a
+    figure's pickle. Collection resumes after, unless it was off before."""
+
+    def __enter__(self):
+        self.was = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc):
+        if self.was:
+            gc.enable()
 
 
 class Shared(Exception):
@@ -289,11 +363,114 @@ def dumps(value, pids: dict, root_ids=(), locate=None, shared=None, me=frozenset
 
     Returns the bytes, the pids used and the top-level modules needed.
     """
+    root_ids = set(root_ids)
+    if shared is None:
+        done = _dumps_plain(value, pids, root_ids, locate)
+        if done is not None:
+            return done
     buf = io.BytesIO()
-    p = _Pickler(buf, pids, set(root_ids), locate, shared, frozenset(me))
-    p.dump(value)
-    modules = {m for m in p.modules if m not in ("builtins", "__main__", "copyreg", "cloudpickle")}
-    return buf.getvalue(), p.used, modules
+    p = _Pickler(buf, pids, root_ids, locate, shared, frozenset(me))
+    with paused_gc():
+        p.dump(value)
+    return buf.getvalue(), p.used, _modules(p)
+
+
+_SETS = frozenset({set, frozenset})
+
+
+class _NotPlain(Exception):
+    """An object a persistent id would stand for: pickle with them."""
+
+
+def _dumps_plain(value, pids, root_ids, locate):
+    """Pickle ``value`` without ``persistent_id`` (pickle calls it for every
+    object, a string or a memoised object again included: 650,000 calls for
+    a figure with 64 subplots, two thirds of the time), then check that it
+    would have returned None for every object, as it does for most big
+    values; None where it might not have (the caller pickles again, with it).
+
+    Why the check is complete: pickle memoises every object it pickles
+    except None, booleans, numbers and the empty tuple (none of which
+    ``persistent_id`` names), and holds each in its memo until the end, so
+    the memo's ids are the objects' own. An object that may be a relation
+    (``watch``) is refused when the reducer meets it, or found in the memo
+    after (builtin containers never reach the reducer); bound methods and
+    arrays, which ``locate`` judges by type, reach the reducer; sets are
+    judged by :func:`_set_order`, from the memo.
+
+    A module's own object (``("attr", ...)`` from ``locate``), the one
+    relation figures hold (``matplotlib.markers._empty_path``), needs no
+    persistent id: it is reduced to a call of :func:`_module_attr`, which
+    is what loading its persistent id does."""
+    known = locate.known if locate is not None else None
+    was = locate.was if locate is not None else {}
+    watch = {}  # id -> object: what the full pickler's ``watch`` holds
+    if known:
+        watch.update((i, hit[1]) for i, hit in known.items())
+    watch.update((i, item[2]) for i, item in was.items())
+    watch.update((i, pid[1]) for i, pid in pids.items() if i not in root_ids)
+    if id(()) in watch:
+        return None
+    seen_known = [len(known) if known is not None else 0]
+    as_attr = set()  # ids written as module attributes
+
+    def attr(obj, found):
+        """The reduction of a module's object, as the full pickler's ``lc-attr``."""
+        kind, module, name = found[:3]
+        if kind != "attr":
+            raise _NotPlain
+        as_attr.add(id(obj))
+        if found[3] and not isinstance(obj, _CODE) and not callable(obj):
+            try:  # data a cell put there: a copy stands in where the module lacks it
+                return _module_attr, (module, name, copy.copy(obj)), module.split(".")[0]
+            except Exception:  # noqa: BLE001 - an object that does not copy: no stand-in
+                pass
+        return _module_attr, (module, name), module.split(".")[0]
+
+    class Pickler(_base_pickler()):
+        def reducer_override(self, obj):
+            i = id(obj)
+            found = None
+            if i in watch and watch[i] is obj:
+                pid = pids.get(i)
+                item = was.get(i)
+                hit = known.get(i) if known is not None else None
+                if (i not in root_ids and pid is not None and pid[1] is obj) or (item is not None and item[2] is obj):
+                    raise _NotPlain
+                if hit is not None and hit[1] is obj:
+                    found = hit[0]
+            if found is None and known is not None:
+                t = type(obj)
+                if t is types.MethodType:
+                    found = locate.method(obj)
+                    if len(known) != seen_known[0]:  # a module newly indexed: its objects too
+                        seen_known[0] = len(known)
+                        watch.update((j, hit[1]) for j, hit in known.items())
+                elif t.__name__ == "ndarray" and t.__module__ == "numpy" and locate.view(obj) is not None:
+                    raise _NotPlain
+            if found is not None:
+                fn, args, top = attr(obj, found)
+                self.modules.add(top)
+                return fn, args
+            return super().reducer_override(obj)
+
+    buf = io.BytesIO()
+    p = Pickler(buf)
+    try:
+        with paused_gc():
+            p.dump(value)
+            memo = p.memo.copy()  # id -> (index, object); C loops below, not Python ones
+            for i in (watch.keys() & memo.keys()) - as_attr:
+                if memo[i][1] is watch[i]:
+                    return None
+            objs = list(map(operator.itemgetter(1), memo.values()))
+            del memo
+            for obj in itertools.compress(objs, map(_SETS.__contains__, map(type, objs))):
+                if _set_order(obj, id(obj)) is not None:
+                    return None
+    except Exception:  # noqa: BLE001 - _NotPlain, or what a persistent id would have avoided: the full pickle says
+        return None
+    return buf.getvalue(), set(), _modules(p)
 
 
 _CONTAINERS = frozenset({list, dict, set, bytearray})
@@ -336,7 +513,8 @@ def loads(data, resolve):
                 return self.sets[pid[1]]
             return resolve(tuple(pid))
 
-    return Unpickler(io.BytesIO(data)).load()
+    with paused_gc():
+        return Unpickler(io.BytesIO(data)).load()
 
 
 def _set_order(obj, token):
