@@ -157,12 +157,15 @@ def test_read_only_views_stay_read_only(tmp_path, mode):
 @slow
 @pytest.mark.parametrize("mode", ["auto", "magic"])
 def test_a_def_holding_a_ref_the_cell_changes_in_place_holds_that_ref(tmp_path, mode):
-    """``d = {'k': a}; a += 1``: after a hit ``d['k']`` is ``a`` itself (it was a copy), so later changes show."""
-    cells = ["a = np.arange(3.0)\nrows = [1]", "d = {'k': a, 'rows': rows}\na += 1\nrows.append(2)",
-             "a += 1\nrows.append(3)"]
-    seen = check(tmp_path, mode, cells, ["d['k'] is a", "d['rows'] is rows", "d['k'].tolist()", "d['rows']"])
-    assert seen == {"d['k'] is a": "True", "d['rows'] is rows": "True", "d['k'].tolist()": "[2.0, 3.0, 4.0]",
-                    "d['rows']": "[1, 2, 3]"}
+    """``d = {'k': a}; a += 1``: after a hit ``d['k']`` is ``a`` itself (it was a copy), so later changes show;
+    the same for a list and a function whose attribute the cell sets."""
+    cells = ["a = np.arange(3.0)\nrows = [1]\ndef f():\n    return 1",
+             "d = {'k': a, 'rows': rows, 'f': f}\na += 1\nrows.append(2)\nf.tag = 'x'",
+             "a += 1\nrows.append(3)\nf.tag = 'y'"]
+    seen = check(tmp_path, mode, cells, ["d['k'] is a", "d['rows'] is rows", "d['f'] is f", "d['k'].tolist()",
+                                         "d['rows']", "d['f'].tag"])
+    assert seen == {"d['k'] is a": "True", "d['rows'] is rows": "True", "d['f'] is f": "True",
+                    "d['k'].tolist()": "[2.0, 3.0, 4.0]", "d['rows']": "[1, 2, 3]", "d['f'].tag": "'y'"}
 
 
 @slow
