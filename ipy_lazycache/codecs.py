@@ -308,6 +308,8 @@ def _base_pickler():
                 mod = getattr(obj, "__module__", None)
                 if isinstance(mod, str):
                     self.modules.add(mod.split(".")[0])
+                if t is not types.FunctionType and "__slots__" in obj.__dict__:
+                    return _with_slots(obj, super().reducer_override(obj))
             elif t.__name__ == "_lru_cache_wrapper" and _is_notebook_lru(obj):
                 # by value around the wrapped function; pickle's default
                 # looks ``__main__.f`` up by name, which a new kernel lacks
@@ -317,6 +319,18 @@ def _base_pickler():
 
     _BASE.append(Pickler)
     return Pickler
+
+
+def _with_slots(cls, rv):
+    """cloudpickle's reduction of a notebook class, made to create the class
+    with its ``__slots__``: cloudpickle leaves the slots' descriptors out of
+    the class's state and sets ``__slots__`` only after the class is made, so
+    a new kernel's class had no slots (and a ``__dict__`` instead)."""
+    if isinstance(rv, tuple) and getattr(rv[0], "__name__", "") == "_make_skeleton_class":
+        type_kwargs = rv[1][3]
+        if isinstance(type_kwargs, dict):
+            type_kwargs["__slots__"] = cls.__dict__["__slots__"]
+    return rv
 
 
 def _modules(p) -> set:

@@ -181,3 +181,21 @@ def test_a_ref_changed_in_place_that_cannot_be_stored_makes_the_cell_run_again(t
     assert "not stored: it changes s" in first["cells"][2]["out"]
     again = session(tmp_path, cells, names)
     assert first["values"] == again["values"] == expected and again["runs"] == 2
+
+
+# ----------------------------------------------------------------------------
+# Found by the same auto-mode batch (seed 11): not a view, but a restart fidelity bug of its own.
+
+
+@slow
+def test_a_notebook_class_with_slots_keeps_its_slots_after_a_restart(tmp_path):
+    """cloudpickle set ``__slots__`` only after making the class, so a new kernel's class had no slot
+    descriptors and gave its instances a ``__dict__``."""
+    cells = ["class K:\n    __slots__ = ('a', 'b')\n    def __init__(self, a):\n        self.a, self.b = a, [a]\n",
+             "class L(K):\n    __slots__ = 'c'\n", "k = L(2)\nk.c = 3"]
+    probes = ["type(vars(K)['a']).__name__", "type(vars(L)['c']).__name__", "hasattr(k, '__dict__')",
+              "(k.a, k.b, k.c)"]
+    seen = check(tmp_path, "auto", cells, probes)
+    assert seen == {"type(vars(K)['a']).__name__": "'member_descriptor'",
+                    "type(vars(L)['c']).__name__": "'member_descriptor'",
+                    "hasattr(k, '__dict__')": "False", "(k.a, k.b, k.c)": "(2, [2], 3)"}
