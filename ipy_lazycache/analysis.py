@@ -16,7 +16,7 @@ import sys
 import types
 
 from . import sources
-from .hashing import ModuleAttr, digest_file, import_state
+from .hashing import ModuleAttr, digest_file, import_state, injected_builtin
 
 #: IPython's own bookkeeping names; never part of a key, never restored.
 IPYTHON_NAMES = frozenset(
@@ -94,6 +94,11 @@ class Analysis:
         if self.has_dynamic:  # eval/exec can read defs that already exist
             out.update((n, namespace[n]) for n in self.defs if n in namespace and not is_ipython_name(n))
         out.update(_history(self, namespace))
+        for name in self.reads:  # builtins.LIMIT = 3 in an earlier cell, read here as LIMIT
+            if name not in namespace:
+                injected = injected_builtin(name)
+                if injected is not None:
+                    out[f"builtins.{name}"] = injected[0]
         out.update(_through_modules(self, namespace))
         return out
 
@@ -456,6 +461,29 @@ def imports_in(tree) -> set[str]:
 def module_input(name: str):
     """What ``import name`` reads, to key it (see :func:`_module_input`)."""
     return _module_input(name)
+
+
+def reads_globals_unseen(tree) -> bool:
+    """Whether a function's (or class's) code reads its module's globals by
+    names its source does not show: ``globals()``, ``eval``/``exec`` without
+    a globals mapping (or passed around), ``import __main__``, the shell's
+    namespace. (There ``locals()``, ``vars()`` and ``dir()`` see only the
+    function's own names.)"""
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("eval", "exec"):
+            if len(node.args) + len(node.keywords) < 2:
+                return True
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            if node.id == "globals" or node.id in ("eval", "exec") and id(node) not in called:
+                return True
+        elif isinstance(node, ast.Import) and any(a.name == "__main__" for a in node.names):
+            return True
+        elif isinstance(node, ast.ImportFrom) and node.module == "__main__":
+            return True
+        elif isinstance(node, ast.Attribute) and node.attr in ("user_ns", "user_global_ns"):
+            return True
+    return False
 
 
 def free_names(tree) -> set[str]:

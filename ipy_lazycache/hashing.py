@@ -277,20 +277,33 @@ def _feed_function(h, fn, hasher):
         raise Unhashable(str(exc)) from None
     if node is not None:
         _feed_ast(h, node)
-        from .analysis import free_names, imports_in, module_input
+        from .analysis import free_names, imports_in, module_input, reads_globals_unseen
 
         reads = free_names(node)
+        unseen = reads_globals_unseen(node)
         for module in sorted(imports_in(node)):  # def f(): import cfg; ...
             _tag(h, b"im", module.encode())
             hasher(h, module_input(module))
     else:  # exec'd or generated code: its bytecode, which is exact on this Python
         _feed_bytecode(h, code, hasher)
         reads = _code_names(code)
+        unseen = bool(reads & {"globals", "eval", "exec", "__main__"})
     g = fn.__globals__
+    if unseen:
+        # globals()['x'], eval('x'): which globals it reads is unknown. A
+        # module's are all keyed; the notebook's change with every cell.
+        if g.get("__name__") == "__main__" or module is None or g is not vars(module):
+            raise Unhashable(
+                f"function {fn.__qualname__} reads notebook variables through globals(), eval or exec, "
+                "which analysis cannot see")
+        reads = {n for n in g if not (n.startswith("__") and n.endswith("__"))}
     for name in sorted(reads):
         if name in g:
             _tag(h, b"g", name.encode())
             hasher(h, g[name])
+        elif (injected := injected_builtin(name)) is not None:  # builtins.LIMIT = 3, read by the function
+            _tag(h, b"gb", name.encode())
+            hasher(h, injected[0])
     # Defaults were evaluated when the function was defined; their names in
     # the source may since point elsewhere.
     hasher(h, (fn.__defaults__, fn.__kwdefaults__))
@@ -304,6 +317,28 @@ def _feed_function(h, fn, hasher):
     if fn.__dict__:
         _tag(h, b"a")
         hasher(h, dict(fn.__dict__))
+
+
+def injected_builtin(name: str):
+    """``(value,)`` for a name the notebook put into builtins (``builtins.LIMIT
+    = 3``, then read by a bare name): data, or a notebook function. None for
+    Python's and IPython's own builtins (functions, classes, ``copyright``...),
+    which are the platform's: keying them would tie keys to its IPython."""
+    value = _BUILTINS.get(name, _NO_BUILTIN)
+    if type(value) in _PLATFORM_BUILTINS or name.startswith("__"):  # the common case first: len, print, int
+        return None
+    if value is _NO_BUILTIN or value is Ellipsis or value is NotImplemented or isinstance(value, types.ModuleType):
+        return None
+    if callable(value):
+        code = getattr(value, "__code__", None)
+        if not (isinstance(code, types.CodeType) and sources.is_notebook_code(code)):
+            return None
+    return (value,)
+
+
+_NO_BUILTIN = object()
+_BUILTINS = vars(__import__("builtins"))
+_PLATFORM_BUILTINS = frozenset({types.BuiltinFunctionType, type})
 
 
 def _feed_library_function(h, fn, hasher):

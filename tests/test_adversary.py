@@ -95,3 +95,37 @@ def test_a_local_module_only_read_is_still_cached(tmp_path):
     cells = ["import cfgmod\ncfgmod.LIMIT = 4", CACHED + "t = cfgmod.total() + len(cfgmod.ITEMS)"]
     plain, first, hit = run_three(tmp_path, cells, ["t"], files)
     assert hit["runs"] == 1 and first["values"] == hit["values"] == plain["values"] == {"t": "14"}
+
+
+def edited_after_restart(tmp_path, cells_of, names):
+    """Version 1 (stored), version 1 again (a hit), then version 2 after a restart, with the magic; and
+    version 2 without it. Returns (hit, edited, plain)."""
+    folder, plain_folder = tmp_path / "magic", tmp_path / "plain"
+    folder.mkdir()
+    plain_folder.mkdir()
+    session(folder, cells_of(1), names)
+    hit = session(folder, cells_of(1), names)
+    edited = session(folder, cells_of(2), names)
+    return hit, edited, session(plain_folder, cells_of(2), names, magic=False)
+
+
+@pytest.mark.parametrize("helper", ["return globals()['hidden'] * 2", "return eval('hidden * 2')"])
+def test_a_helper_reading_globals_by_string_never_gives_a_stale_hit(tmp_path, helper):
+    """Which notebook variables ``globals()['x']`` or ``eval`` reads inside a function is unknown: the cell
+    runs uncached, with one line, rather than hitting with the old ``hidden``."""
+    def cells(v):
+        return [f"hidden = {v}", f"def get():\n    {helper}", CACHED + "r = get()"]
+
+    hit, edited, plain = edited_after_restart(tmp_path, cells, ["r"])
+    assert edited["values"] == plain["values"] == {"r": "4"}
+    assert "get reads notebook variables through globals(), eval or exec" in edited["cells"][2]["out"]
+
+
+@pytest.mark.parametrize("body", ["r = LIMIT * 2", "r = twice()"])
+def test_a_value_put_into_builtins_is_in_the_key(tmp_path, body):
+    def cells(v):
+        return [f"import builtins\nbuiltins.LIMIT = {v}\ndef twice():\n    return LIMIT * 2", CACHED + body]
+
+    hit, edited, plain = edited_after_restart(tmp_path, cells, ["r"])
+    assert hit["runs"] == 1 and hit["values"] == {"r": "2"}, "an unchanged value still hits"
+    assert edited["runs"] == 2 and edited["values"] == plain["values"] == {"r": "4"}
