@@ -306,7 +306,9 @@ def _base_pickler():
             self.types.add(t)
             if t is type or t is types.FunctionType or isinstance(obj, type):
                 mod = getattr(obj, "__module__", None)
-                if isinstance(mod, str):
+                # Only a module this process has: a name no module has (a namedtuple's
+                # methods say "namedtuple_K3") is pickled by value and never imported.
+                if isinstance(mod, str) and mod in sys.modules:
                     self.modules.add(mod.split(".")[0])
                 if t is not types.FunctionType and "__slots__" in obj.__dict__:
                     return _with_slots(obj, super().reducer_override(obj))

@@ -199,3 +199,13 @@ def test_a_notebook_class_with_slots_keeps_its_slots_after_a_restart(tmp_path):
     assert seen == {"type(vars(K)['a']).__name__": "'member_descriptor'",
                     "type(vars(L)['c']).__name__": "'member_descriptor'",
                     "hasattr(k, '__dict__')": "False", "(k.a, k.b, k.c)": "(2, [2], 3)"}
+
+
+@slow
+@pytest.mark.parametrize("mode", ["auto", "magic"])
+def test_a_namedtuple_class_made_by_a_cached_cell_comes_back(tmp_path, mode):
+    """Its methods' ``__module__`` is ``namedtuple_K3``, which is no module: the restore took it for a missing
+    one and gave a stand-in that raised."""
+    cells = ["import collections\nK3 = collections.namedtuple('K3', 'x y')", "val = K3(4, 'y')"]
+    seen = check(tmp_path, mode, cells, ["val", "type(val) is K3", "K3._make([1, 2])"])
+    assert seen == {"val": "K3(x=4, y='y')", "type(val) is K3": "True", "K3._make([1, 2])": "K3(x=1, y=2)"}
