@@ -622,9 +622,7 @@ class _NumpyOptions(Provider):
         np = sys.modules.get("numpy")
         if np is None or not hasattr(np, "get_printoptions"):
             return None
-        printing = {k: v if isinstance(v, (str, int, float, bool)) or v is None else [_OBJECT, repr(v)]
-                    for k, v in np.get_printoptions().items()}
-        return {"print": printing, "err": dict(np.geterr())}
+        return {"print": np.get_printoptions(), "err": np.geterr()}  # JSON-able only where changed (effect)
 
     def observes(self, cell):
         return "numpy" in sys.modules and any(_from_library(obj, ("numpy",)) for obj in cell.ref_objects())
@@ -645,7 +643,8 @@ class _NumpyOptions(Provider):
         if after is None or before == after:
             return None
         before = before or {}
-        out = {part: {k: v for k, v in after[part].items() if (before.get(part) or {}).get(k) != v} for part in after}
+        out = {part: {k: _json_option(v) for k, v in after[part].items() if (before.get(part) or {}).get(k) != v}
+               for part in after}
         return {part: changed for part, changed in out.items() if changed} or None
 
     def apply(self, effect):
@@ -658,6 +657,10 @@ class _NumpyOptions(Provider):
             np.set_printoptions(**printing)
         if effect.get("err"):
             np.seterr(**effect["err"])
+
+
+def _json_option(value):
+    return value if isinstance(value, (str, int, float, bool)) or value is None else [_OBJECT, repr(value)]
 
 
 class _Warnings(Provider):
