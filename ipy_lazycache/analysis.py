@@ -68,6 +68,7 @@ class Analysis:
         self.chains: set[tuple] = set()  # dotted reads ('cfg', 'THRESHOLD'), through modules
         self.imports: set[str] = set()  # modules the cell imports (full names)
         self.imported: dict = {}  # name bound by an import -> (module, attribute or None)
+        self.runs: set[str] = set()  # the arguments of %run lines: scripts the cell executes
 
     def refs(self, namespace) -> list[str]:
         """The reads that exist in ``namespace`` before the cell runs (user
@@ -94,6 +95,8 @@ class Analysis:
         if self.has_dynamic:  # eval/exec can read defs that already exist
             out.update((n, namespace[n]) for n in self.defs if n in namespace and not is_ipython_name(n))
         out.update(_history(self, namespace))
+        for line in sorted(self.runs):
+            out[f"%run {line}"] = _run_input(line)
         for name in self.reads:  # builtins.LIMIT = 3 in an earlier cell, read here as LIMIT
             if name not in namespace:
                 injected = injected_builtin(name)
@@ -135,6 +138,7 @@ class _Names:
         self.chains: set[tuple] = set()
         self.imports: set[str] = set()
         self.imported: dict[str, tuple] = {}
+        self.runs: set[str] = set()
         self._safe_calls: set[int] = set()  # ids of eval/dir/... Name nodes called with enough arguments
 
     def absorb(self, inner: _Names):
@@ -144,6 +148,7 @@ class _Names:
         self.whole |= inner.whole
         self.chains |= inner.chains
         self.imports |= inner.imports
+        self.runs |= inner.runs
         self.dynamic |= inner.dynamic
 
     def scan(self, node):
@@ -184,8 +189,12 @@ class _Names:
             else:
                 self.deletes.add(node.id)
             return
-        if _magic_name(node) in _DYNAMIC_MAGICS:
+        magic = _magic_name(node)
+        if magic in _DYNAMIC_MAGICS:
             self.dynamic = True
+        elif magic == "run":  # %run script.py: the script's code is the cell's code too
+            line = node.args[1] if len(node.args) > 1 else None
+            self.runs.add(line.value if isinstance(line, ast.Constant) and isinstance(line.value, str) else "$")
         inline = _magic_code(node)
         if inline is not None:
             for stmt in inline.body:  # %time x = f(): x is bound, f is read
@@ -388,6 +397,7 @@ class _Flow:
         self.out.whole |= names.whole - bound
         self.out.chains |= names.chains
         self.out.imports |= names.imports
+        self.out.runs |= names.runs
         self.out.imported.update(names.imported)
         return names
 
@@ -599,6 +609,32 @@ def _patched(obj, attr):
         value = value.fget
     code = getattr(value, "__code__", None)
     return value if isinstance(value, types.FunctionType) and sources.is_notebook_code(code) else None
+
+
+def _run_input(line: str):
+    """What ``%run line`` executes, to key it: the script's content (or the
+    module's, for ``-m``). Raises :class:`Dynamic` where the script is named
+    by an expansion (``%run $path``) or cannot be found."""
+    import os
+    import shlex
+
+    try:
+        words = shlex.split(line)
+    except ValueError:
+        words = line.split()
+    takes_value = {"-s", "-T", "-D", "-l"}  # profiler options (-p) followed by their value
+    i = 0
+    while i < len(words) and words[i].startswith("-"):
+        if words[i] == "-m" and i + 1 < len(words):
+            return ("module", _module_input(words[i + 1]))
+        i += 2 if words[i] in takes_value else 1
+    path = os.path.expanduser(words[i]) if i < len(words) else ""
+    if not path or any(c in path for c in "${}*?["):
+        raise Dynamic(f"%run {line!r} names its script by an expansion analysis cannot follow")
+    for candidate in (path, path + ".py", path + ".ipy"):
+        if os.path.isfile(candidate):
+            return ("script", digest_file(candidate))
+    return ("missing", path)
 
 
 def _module_input(name: str):

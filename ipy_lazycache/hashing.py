@@ -281,18 +281,20 @@ def _feed_function(h, fn, hasher):
 
         reads = free_names(node)
         unseen = reads_globals_unseen(node)
-        for module in sorted(imports_in(node)):  # def f(): import cfg; ...
+        imported = imports_in(node)
+        for module in sorted(imported):  # def f(): import cfg; ...
             _tag(h, b"im", module.encode())
             hasher(h, module_input(module))
     else:  # exec'd or generated code: its bytecode, which is exact on this Python
         _feed_bytecode(h, code, hasher)
         reads = _code_names(code)
         unseen = bool(reads & {"globals", "eval", "exec", "__main__"})
+        imported = {"__main__"} & reads
     g = fn.__globals__
     if unseen:
         # globals()['x'], eval('x'): which globals it reads is unknown. A
         # module's are all keyed; the notebook's change with every cell.
-        if g.get("__name__") == "__main__" or module is None or g is not vars(module):
+        if g.get("__name__") == "__main__" or module is None or g is not vars(module) or "__main__" in imported:
             raise Unhashable(
                 f"function {fn.__qualname__} reads notebook variables through globals(), eval or exec, "
                 "which analysis cannot see")

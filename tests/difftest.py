@@ -656,11 +656,29 @@ def m_memo(g: Gen) -> Motif:
 
 def m_dynamic(g: Gen) -> Motif:
     """Names reached through globals()/vars()/eval are refs nobody can see: the cell must not hit stale."""
-    variant = g.rng.choice(["globals", "vars", "eval", "locals"])
+    variant = g.rng.choice(["globals", "vars", "eval", "locals", "helper-globals", "builtins", "%run"])
     m = Motif("dynamic", variant)
     x, r = g.name("hidden"), g.name("dyn")
     a, b = g.lit()
+    if variant == "%run":  # the script a cell runs is code too: an edit to it must be seen
+        script = g.name("script")
+        m.files1[f"{script}.py"] = f"{x} = {a}\n"
+        m.files2[f"{script}.py"] = f"{x} = {b}\n"
+        _add(m, g, f"%run {script}.py\n{r} = {x} * 2", cached=True)
+        return m
+    if variant == "builtins":  # a value put into builtins is read by a bare name no namespace shows
+        # (auto mode would cache the setting cell too, and a hit does not set it again: a known limit, reported)
+        off = "# lazycache: off\nimport builtins\nbuiltins"
+        _add(m, g, f"{off}.{x} = {a}", f"{off}.{x} = {b}", cached=False)
+        _add(m, g, f"{r} = {x} * 2", cached=True)
+        _add(m, g, f"del builtins.{x}", cached=False)  # later motifs' names never meet it
+        return m
     _add(m, g, f"{x} = {a}", f"{x} = {b}", cached=False)
+    if variant == "helper-globals":  # a helper reads a global by a string
+        fn = g.name("get")
+        _add(m, g, f"def {fn}(name):\n    return globals()[name] * 2", cached=False)
+        _add(m, g, f"{r} = {fn}('{x}')", cached=True)
+        return m
     body = {
         "globals": f"{r} = globals()['{x}'] * 2",
         "vars": f"{r} = vars()['{x}'] * 2",

@@ -129,3 +129,36 @@ def test_a_value_put_into_builtins_is_in_the_key(tmp_path, body):
     hit, edited, plain = edited_after_restart(tmp_path, cells, ["r"])
     assert hit["runs"] == 1 and hit["values"] == {"r": "2"}, "an unchanged value still hits"
     assert edited["runs"] == 2 and edited["values"] == plain["values"] == {"r": "4"}
+
+
+@pytest.mark.parametrize("line", ["%run helpers.py", "%run -i helpers", "%run -m helpers"])
+def test_a_script_run_by_the_cell_is_in_the_key(tmp_path, line):
+    """``%run`` executes a file: editing it must make the cell run again, not restore the old ``helper``."""
+    def cells(v):
+        (tmp_path / "magic" / "helpers.py").write_text(f"def helper(x):\n    return x * {v}\n")
+        (tmp_path / "plain" / "helpers.py").write_text(f"def helper(x):\n    return x * {v}\n")
+        return [CACHED + f"{line}\nr = helper(2)"]
+
+    (tmp_path / "magic").mkdir()
+    (tmp_path / "plain").mkdir()
+    folder = tmp_path / "magic"
+    session(folder, cells(2), ["r"])
+    hit = session(folder, cells(2), ["r"])
+    edited = session(folder, cells(3), ["r"])
+    plain = session(tmp_path / "plain", cells(3), ["r"], magic=False)
+    assert hit["runs"] == 1 and hit["values"] == {"r": "4"}
+    assert edited["runs"] == 2 and edited["values"] == plain["values"] == {"r": "6"}
+
+
+def test_a_local_module_function_reading_the_notebook_never_gives_a_stale_hit(tmp_path):
+    def cells(v):
+        for side in ("magic", "plain"):
+            (tmp_path / side).mkdir(exist_ok=True)
+            (tmp_path / side / "reader.py").write_text("def getg():\n    import __main__\n    return __main__.g * 2\n")
+        return [f"g = {v}\nfrom reader import getg", CACHED + "r = getg()"]
+
+    folder = tmp_path / "magic"
+    session(folder, cells(1), ["r"])
+    edited = session(folder, cells(2), ["r"])
+    plain = session(tmp_path / "plain", cells(2), ["r"], magic=False)
+    assert edited["values"] == plain["values"] == {"r": "4"}
