@@ -310,8 +310,8 @@ def _base_pickler():
                 # methods say "namedtuple_K3") is pickled by value and never imported.
                 if isinstance(mod, str) and mod in sys.modules:
                     self.modules.add(mod.split(".")[0])
-                if t is not types.FunctionType and "__slots__" in obj.__dict__:
-                    return _with_slots(obj, super().reducer_override(obj))
+                if t is not types.FunctionType:
+                    return _dynamic_class(obj, super().reducer_override(obj))
             elif t.__name__ == "_lru_cache_wrapper" and _is_notebook_lru(obj):
                 # by value around the wrapped function; pickle's default
                 # looks ``__main__.f`` up by name, which a new kernel lacks
@@ -323,15 +323,22 @@ def _base_pickler():
     return Pickler
 
 
-def _with_slots(cls, rv):
-    """cloudpickle's reduction of a notebook class, made to create the class
-    with its ``__slots__``: cloudpickle leaves the slots' descriptors out of
-    the class's state and sets ``__slots__`` only after the class is made, so
-    a new kernel's class had no slots (and a ``__dict__`` instead)."""
-    if isinstance(rv, tuple) and getattr(rv[0], "__name__", "") == "_make_skeleton_class":
-        type_kwargs = rv[1][3]
-        if isinstance(type_kwargs, dict):
-            type_kwargs["__slots__"] = cls.__dict__["__slots__"]
+def _dynamic_class(cls, rv):
+    """cloudpickle's reduction of a notebook class, made to rebuild the class
+    as the run had it: with its ``__slots__`` (cloudpickle sets them only
+    after making the class, which then had no slot descriptors and gave
+    instances a ``__dict__``), and its attributes in their order (cloudpickle
+    sorts them; ``vars(Config)`` of a class of constants lists them in order)."""
+    if not (isinstance(rv, tuple) and getattr(rv[0], "__name__", "") == "_make_skeleton_class"):
+        return rv
+    type_kwargs, state = rv[1][3], rv[2]
+    if "__slots__" in cls.__dict__ and isinstance(type_kwargs, dict):
+        type_kwargs["__slots__"] = cls.__dict__["__slots__"]
+    if isinstance(state, tuple) and isinstance(state[0], dict):
+        attrs = state[0]
+        order = {k: i for i, k in enumerate(cls.__dict__)}
+        ordered = dict(sorted(attrs.items(), key=lambda kv: order.get(kv[0], len(order))))
+        rv = (rv[0], rv[1], (ordered, *state[1:]), *rv[3:])
     return rv
 
 

@@ -60,6 +60,14 @@ def test_a_callback_held_by_a_changed_dict_stays_the_notebook_function(tmp_path)
     assert first["values"] == hit["values"] == plain["values"]
 
 
+def test_a_class_attribute_a_method_changes_is_changed_by_a_hit(tmp_path):
+    setup = "class Counter:\n    count = 0\n    def bump(self):\n        type(self).count += 1\nc = Counter()"
+    cells = [setup, CACHED + "c.bump()\nk = 1", "seen = Counter.count"]
+    plain, first, hit = run_three(tmp_path, cells, ["seen"])
+    assert hit["runs"] == 1 and plain["values"]["seen"] == "1"
+    assert first["values"] == hit["values"] == plain["values"]
+
+
 def test_a_nested_item_changed_in_place_keeps_its_other_name(tmp_path):
     """``box.child.n += 1`` changes ``child`` too: the hit's ``child`` has n == 2, not an emptied object."""
     setup = ("class Node:\n    def __init__(self):\n        self.n = 1\nclass Box:\n    def __init__(self, c):\n"

@@ -209,3 +209,13 @@ def test_a_namedtuple_class_made_by_a_cached_cell_comes_back(tmp_path, mode):
     cells = ["import collections\nK3 = collections.namedtuple('K3', 'x y')", "val = K3(4, 'y')"]
     seen = check(tmp_path, mode, cells, ["val", "type(val) is K3", "K3._make([1, 2])"])
     assert seen == {"val": "K3(x=4, y='y')", "type(val) is K3": "True", "K3._make([1, 2])": "K3(x=1, y=2)"}
+
+
+@slow
+def test_a_restored_class_lists_its_attributes_in_their_order(tmp_path):
+    """cloudpickle sorts a class's attributes; a class of constants read with ``vars`` came back reordered."""
+    cells = ["class Config:\n    zeta = 2\n    alpha = 1\n    def run(self):\n        pass\n    mid = 3\n",
+             "names = [k for k in vars(Config) if not k.startswith('_')]"]
+    listed = "[k for k in vars(Config) if not k.startswith('_')]"
+    seen = check(tmp_path, "auto", cells, ["names", listed])
+    assert seen["names"] == seen[listed] == "['zeta', 'alpha', 'run', 'mid']"
