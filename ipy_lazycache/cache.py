@@ -586,6 +586,8 @@ def _reached_names(roots, ns, budget: int = relations.INDEX_BUDGET) -> set:
     walked the same way (up to ``budget`` objects). Names bound to atoms and
     modules are left out, and functions and classes with no state of their
     own (attributes, closure cells, defaults): those cannot change in place."""
+    if not roots:
+        return set()
     by_id: dict[int, list] = {}
     for name, value in ns.items():
         if _user_name(name) and type(value) not in _ATOMS and (not _is_code(value) or _holds_state(value)):
