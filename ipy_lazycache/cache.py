@@ -614,7 +614,7 @@ def _holds_state(code) -> bool:
         defaults = [*(code.__defaults__ or ()), *(code.__kwdefaults__ or {}).values()]
         return bool(vars(code) or code.__closure__ or any(type(d) not in _ATOMS for d in defaults))
     if isinstance(code, type) and code.__module__ == "__main__":  # a class attribute (``type(self).count += 1``)
-        code_like = (staticmethod, classmethod, property)
+        code_like = (staticmethod, classmethod, property, types.MemberDescriptorType, types.GetSetDescriptorType)
         return any(not k.startswith("__") and not callable(v) and not isinstance(v, code_like)
                    for k, v in vars(code).items())
     return False

@@ -8,6 +8,7 @@ classes defined in the notebook are stored by value).
 
 from __future__ import annotations
 
+import collections
 import copy
 import gc
 import io
@@ -758,16 +759,61 @@ def update_in_place(target, value) -> bool:
         elif isinstance(target, type):
             if target is not value:
                 for attr, member in vars(value).items():
-                    if attr not in _CLASS_FIXED and not isinstance(member, types.FunctionType):
+                    # a slot's descriptor belongs to the class that made it
+                    if attr not in _CLASS_FIXED and not isinstance(member, (types.FunctionType, *_SLOT_DESCRIPTORS)):
                         setattr(target, attr, member)
-        elif hasattr(target, "__dict__") and type(target).__module__ == "__main__":
-            target.__dict__.clear()
-            target.__dict__.update(value.__dict__)
+        elif _is_generator_state(target):
+            _set_generator_state(target, value)
+        elif isinstance(target, collections.deque):
+            target.clear()
+            target.extend(value)
+        elif type(target).__module__ == "__main__":
+            for name in _slot_names(type(target)):
+                if hasattr(value, name):
+                    setattr(target, name, getattr(value, name))
+                elif hasattr(target, name):
+                    delattr(target, name)
+            if hasattr(target, "__dict__"):
+                target.__dict__.clear()
+                target.__dict__.update(value.__dict__)
         else:
             return False
     except Exception:
         return False
     return True
+
+
+_SLOT_DESCRIPTORS = (types.MemberDescriptorType, types.GetSetDescriptorType)
+
+
+def _is_generator_state(obj) -> bool:
+    """A random generator whose whole state can be set: ``random.Random``,
+    numpy's ``Generator`` and legacy ``RandomState`` (``rng = default_rng(0)``
+    held by other names too: they must draw what they would after the run)."""
+    import random
+
+    t = type(obj)
+    return isinstance(obj, random.Random) or (t.__module__.startswith("numpy.random")
+                                              and t.__name__ in ("Generator", "RandomState"))
+
+
+def _set_generator_state(target, value):
+    if type(target).__name__ == "Generator":
+        target.bit_generator.state = value.bit_generator.state
+    elif type(target).__name__ == "RandomState":
+        target.set_state(value.get_state())
+    else:
+        target.setstate(value.getstate())
+
+
+def _slot_names(t) -> list:
+    names = []
+    for klass in t.__mro__:
+        slots = vars(klass).get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name not in ("__dict__", "__weakref__") and name not in names:
+                names.append(name)
+    return names
 
 
 def _set_closure(target, value):
@@ -803,7 +849,11 @@ def can_update_in_place(target, value) -> bool:
         return True
     if isinstance(target, (types.FunctionType, type)):
         return True
-    return hasattr(target, "__dict__") and t.__module__ == "__main__"
+    if _is_generator_state(target):
+        return type(getattr(target, "bit_generator", None)) is type(getattr(value, "bit_generator", None))
+    if isinstance(target, collections.deque):
+        return target.maxlen == value.maxlen
+    return t.__module__ == "__main__" and (hasattr(target, "__dict__") or bool(_slot_names(t)))
 
 
 def _reshape_in_place(arr, shape):

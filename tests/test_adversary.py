@@ -170,3 +170,25 @@ def test_a_local_module_function_reading_the_notebook_never_gives_a_stale_hit(tm
     edited = session(folder, cells(2), ["r"])
     plain = session(tmp_path / "plain", cells(2), ["r"], magic=False)
     assert edited["values"] == plain["values"] == {"r": "4"}
+
+
+@pytest.mark.parametrize(
+    "setup, body, seen",
+    [
+        ("class Sl:\n    __slots__ = ('n',)\n    def __init__(self):\n        self.n = 0\nsl = Sl()\nholder = [sl]",
+         "sl.n += 1", "holder[0].n"),
+        ("dq = collections.deque([1], maxlen=3)\nholder = {'d': dq}", "dq.append(2)", "list(holder['d'])"),
+        ("rr = random.Random(1)\nholder = [rr]", "x = rr.random()", "holder[0].random()"),
+        ("rng = np.random.default_rng(0)\nclass M:\n    def __init__(self, r):\n        self.r = r\nmm = M(rng)",
+         "x = rng.normal()", "mm.r.normal()"),
+        ("rs = np.random.RandomState(0)\nholder = [rs]", "x = rs.rand()", "holder[0].rand()"),
+    ],
+    ids=["slots", "deque", "random.Random", "numpy-Generator", "numpy-RandomState"],
+)
+def test_objects_changed_in_place_keep_their_other_holders(tmp_path, setup, body, seen):
+    """A generator drawn from, a deque appended to, a __slots__ instance: other names holding the object see
+    the run's state after a hit (they draw the numbers a run would give next), not a copy's."""
+    cells = ["import collections, random\nimport numpy as np\n" + setup, CACHED + body + "\nk = 1", "seen = " + seen]
+    plain, first, hit = run_three(tmp_path, cells, ["seen"])
+    assert hit["runs"] == 1, "the second session hits"
+    assert first["values"] == hit["values"] == plain["values"]
