@@ -663,6 +663,51 @@ def _json_option(value):
     return value if isinstance(value, (str, int, float, bool)) or value is None else [_OBJECT, repr(value)]
 
 
+class _Decimal(Provider):
+    """The ``decimal`` context (``getcontext().prec = 5``: how every later
+    Decimal computes), for cells that use decimal; its flags are left out
+    (they record what computations signalled, not how they compute)."""
+
+    name = "decimal"
+    DEFAULTS = {"prec": 28, "rounding": "ROUND_HALF_EVEN", "Emin": -999999, "Emax": 999999, "capitals": 1,
+                "clamp": 0, "traps": ["DivisionByZero", "InvalidOperation", "Overflow"]}
+
+    def snapshot(self):
+        decimal = sys.modules.get("decimal")
+        if decimal is None:
+            return None
+        c = decimal.getcontext()
+        return {"prec": c.prec, "rounding": c.rounding, "Emin": c.Emin, "Emax": c.Emax, "capitals": c.capitals,
+                "clamp": c.clamp, "traps": sorted(t.__name__ for t, on in c.traps.items() if on)}
+
+    def observes(self, cell):
+        return "decimal" in sys.modules and any(
+            _from_library(obj, ("decimal", "_decimal", "_pydecimal")) for obj in cell.ref_objects())
+
+    def key(self, cell, state):
+        changed = self.effect(self.DEFAULTS, state)
+        return _digest(sorted(changed.items())) if changed else None
+
+    def effect(self, before, after):
+        if after is None or before == after:
+            return None
+        return {k: v for k, v in after.items() if (before or {}).get(k) != v} or None
+
+    def apply(self, effect):
+        import decimal
+
+        c = decimal.getcontext()
+        for k, v in effect.items():
+            if k == "traps":
+                c.traps = {getattr(decimal, name): name in v for name in _DECIMAL_SIGNALS}
+            else:
+                setattr(c, k, v)
+
+
+_DECIMAL_SIGNALS = ("Clamped", "DivisionByZero", "Inexact", "InvalidOperation", "Overflow", "Rounded", "Subnormal",
+                    "Underflow", "FloatOperation")
+
+
 class _Warnings(Provider):
     """Warning filters (``warnings.filterwarnings("ignore")`` in a cached
     cell): what a run added, a hit adds again, so later cells show the
@@ -739,7 +784,7 @@ class Registry:
     def __init__(self, providers=None):
         self.providers = providers if providers is not None else [
             _Cwd(), _SysPath(), _Environ(), _Random(), _NumpyRandom(), _NumpyOptions(), _Matplotlib(), _Pandas(),
-            _Warnings(),
+            _Decimal(), _Warnings(),
         ]
 
     def snapshot(self) -> dict:

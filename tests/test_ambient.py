@@ -141,6 +141,24 @@ def test_warning_filters_set_in_a_cell_are_set_by_a_hit(tmp_path):
     assert hit["cells"][2]["err"] == want["cells"][2]["err"]
 
 
+def test_decimal_context_set_in_a_cell_is_set_by_a_hit_and_keys_decimal_cells(tmp_path):
+    cells = ["import decimal", "%%lazycache\n" + RUN + "decimal.getcontext().prec = 5\nk = 1",
+             "seen = str(decimal.Decimal(1) / decimal.Decimal(7))"]
+    session(tmp_path, cells, ["seen"])
+    hit = session(tmp_path, cells, ["seen"])
+    assert hit["runs"] == 1 and hit["values"] == plain(tmp_path, cells, ["seen"])["values"] == {"seen": "'0.14286'"}
+
+    def computing(prec):
+        return ["from decimal import Decimal, getcontext", f"getcontext().prec = {prec}",
+                "%%lazycache\n" + RUN + "q = str(Decimal(1) / Decimal(7))"]
+
+    folder = tmp_path / "computing"
+    folder.mkdir()
+    assert session(folder, computing(4), ["q"])["values"] == {"q": "'0.1429'"}
+    other = session(folder, computing(6), ["q"])
+    assert other["runs"] == 2 and other["values"] == {"q": "'0.142857'"}
+
+
 def test_unrelated_environment_changes_do_not_miss(tmp_path):
     cells = ["import os", "%%lazycache\n" + RUN + "y = 2"]
     session(tmp_path, cells, env={"LC_UNRELATED": "1"})
