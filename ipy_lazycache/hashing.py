@@ -18,7 +18,10 @@ import xxhash
 
 from . import sources
 
-FORMAT = "ipy_lazycache/2"
+#: Part of every key. Raised when entries written before would restore
+#: differently now (3: in-place updates, views and generators of this round),
+#: so no old entry can hit.
+FORMAT = "ipy_lazycache/3"
 
 
 def _watch_imports():
