@@ -139,7 +139,7 @@ class Ours(Worker):
             out["s"] = time.perf_counter() - t
         out |= mem()
         out["anon_delta"] = out.get("RssAnon", 0) - before.get("RssAnon", 0)
-        assert type(value).__name__ in ("ndarray", "DataFrame")
+        assert type(value).__name__ in ("ndarray", "memmap", "DataFrame")
         return out
 
     def hit(self):
