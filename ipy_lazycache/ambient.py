@@ -373,14 +373,21 @@ class EnvironReads:
 
 
 def _read_by_notebook() -> bool:
-    """Whether the code reading the environment (past ``os`` and the
-    mapping's own methods) is the notebook's."""
-    from .sources import is_notebook_code
+    """Whether the code reading the environment is the notebook's: past the
+    mapping's own methods and the stdlib helpers that read it for a caller
+    (``getenv``, ``Mapping.get``, ``expanduser``), the frame's module is
+    ``__main__`` or a local module (not a library's import, not importlib)."""
+    from .sources import is_notebook_module_name
 
     f = sys._getframe(1)
-    while f is not None and f.f_globals.get("__name__") in ("os", "_collections_abc", __name__):
+    while f is not None and f.f_globals.get("__name__") in _ENVIRON_PLUMBING:
         f = f.f_back
-    return f is not None and is_notebook_code(f.f_code)
+    return f is not None and is_notebook_module_name(f.f_globals.get("__name__"))
+
+
+#: Modules whose frames read the environment on their caller's behalf.
+_ENVIRON_PLUMBING = frozenset({"os", "_collections_abc", "collections.abc", "posixpath", "ntpath", "genericpath",
+                               __name__})
 
 
 def _is_module(node, ns, name) -> bool:

@@ -99,6 +99,16 @@ def test_environment_read_inside_a_called_function_is_required(tmp_path):
     assert plain_run["values"] == flag["values"]
 
 
+def test_environment_read_by_a_library_the_cell_imports_is_not_required(tmp_path):
+    """numpy reads NUMPY_MADVISE_HUGEPAGE (and matplotlib HOME, MPLBACKEND ...)
+    while the cell imports it: installed code's reads are not the notebook's,
+    or a shipped entry would miss wherever the environment differs."""
+    cells = ["%%lazycache\n" + RUN + "import numpy as np\nx = int(np.arange(4).sum())"]
+    session(tmp_path, cells, ["x"], env={"NUMPY_MADVISE_HUGEPAGE": "1"})
+    hit = session(tmp_path, cells, ["x"], env={"NUMPY_MADVISE_HUGEPAGE": "0"})
+    assert hit["runs"] == 1 and hit["values"] == {"x": "6"}
+
+
 def test_numpy_print_and_error_options_set_in_a_cell_are_set_by_a_hit(tmp_path):
     body = "np.set_printoptions(precision=2)\nnp.seterr(divide='raise')\nx = np.arange(3) / 3"
     cells = ["import numpy as np", "%%lazycache\n" + RUN + body, "shown = repr(x)\nerr = np.geterr()['divide']"]
