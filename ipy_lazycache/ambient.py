@@ -596,10 +596,7 @@ class _Pandas(Provider):
         return _digest(sorted(state.items())) if state is not None else None
 
     def effect(self, before, after):
-        if after is None or before == after:
-            return None
-        before = before or {}
-        return {k: v for k, v in after.items() if before.get(k) != v} or None
+        return _changed(before, after)
 
     def apply(self, effect):
         if not _available("pandas"):
@@ -650,9 +647,8 @@ class _NumpyOptions(Provider):
         if after is None or before == after:
             return None
         before = before or {}
-        out = {part: {k: _json_option(v) for k, v in after[part].items() if (before.get(part) or {}).get(k) != v}
-               for part in after}
-        return {part: changed for part, changed in out.items() if changed} or None
+        out = {part: _changed(before.get(part), values) for part, values in after.items()}
+        return {part: {k: _json_option(v) for k, v in out[part].items()} for part in out if out[part]} or None
 
     def apply(self, effect):
         import numpy as np
@@ -696,9 +692,7 @@ class _Decimal(Provider):
         return _digest(sorted(changed.items())) if changed else None
 
     def effect(self, before, after):
-        if after is None or before == after:
-            return None
-        return {k: v for k, v in after.items() if (before or {}).get(k) != v} or None
+        return _changed(before, after)
 
     def apply(self, effect):
         import decimal
@@ -760,6 +754,14 @@ def _class_named(path: str):
     for part in qualname.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def _changed(before: dict | None, after: dict | None) -> dict | None:
+    """The items of ``after`` that differ from ``before`` (options a run set), or None."""
+    if after is None or before == after:
+        return None
+    before = before or {}
+    return {k: v for k, v in after.items() if before.get(k) != v} or None
 
 
 def _available(module: str) -> bool:

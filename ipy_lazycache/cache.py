@@ -590,12 +590,12 @@ def _reached_names(roots, ns, budget: int = relations.INDEX_BUDGET) -> set:
         return set()
     by_id: dict[int, list] = {}
     for name, value in ns.items():
-        if _user_name(name) and type(value) not in _ATOMS and (not _is_code(value) or _holds_state(value)):
+        if _user_name(name) and type(value) not in codecs._ATOMIC and (not _is_code(value) or _holds_state(value)):
             by_id.setdefault(id(value), []).append(name)
     seen, names, todo = set(), set(), list(roots)
     while todo and budget > 0:
         obj = todo.pop()
-        if id(obj) in seen or type(obj) in _ATOMS:
+        if id(obj) in seen or type(obj) in codecs._ATOMIC:
             continue
         seen.add(id(obj))
         budget -= 1
@@ -604,15 +604,12 @@ def _reached_names(roots, ns, budget: int = relations.INDEX_BUDGET) -> set:
     return names
 
 
-_ATOMS = frozenset({type(None), bool, int, float, complex, str, bytes})
-
-
 def _holds_state(code) -> bool:
     """A notebook function or class with state a run could change in place
     (``f.calls += 1``, ``Registry.items.append(x)``, a mutable default)."""
     if isinstance(code, types.FunctionType):
         defaults = [*(code.__defaults__ or ()), *(code.__kwdefaults__ or {}).values()]
-        return bool(vars(code) or code.__closure__ or any(type(d) not in _ATOMS for d in defaults))
+        return bool(vars(code) or code.__closure__ or any(type(d) not in codecs._ATOMIC for d in defaults))
     if isinstance(code, type) and code.__module__ == "__main__":  # a class attribute (``type(self).count += 1``)
         code_like = (staticmethod, classmethod, property, types.MemberDescriptorType, types.GetSetDescriptorType)
         return any(not k.startswith("__") and not callable(v) and not isinstance(v, code_like)
@@ -658,11 +655,7 @@ def _referents(obj, ns) -> list:
     d = getattr(obj, "__dict__", None)
     if isinstance(d, dict):
         out += d.values()
-    for klass in t.__mro__:
-        slots = klass.__dict__.get("__slots__", ())
-        for slot in (slots,) if isinstance(slots, str) else slots:
-            if slot not in ("__dict__", "__weakref__"):
-                out.append(getattr(obj, slot, None))
+    out += [getattr(obj, slot, None) for slot in codecs._slot_names(t)]
     return out
 
 
@@ -1265,8 +1258,9 @@ def _restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> R
         for full, data in fetched.items():
             name = full.split("/", 1)[1]
             if data is None:
-                if store.failed(full):  # a network error, already reported once: a plain miss
-                    raise StoreUnavailable(f"blob {name} could not be fetched ({store.failed(full)})")
+                why = store.failed(full)
+                if why:  # a network error, already reported once: a plain miss
+                    raise StoreUnavailable(f"blob {name} could not be fetched ({why})")
                 raise BlobGone(f"blob {name} is missing", m)
             _check(signer, name, blobs[name], data)
             datas[name] = data

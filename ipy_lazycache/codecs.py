@@ -250,15 +250,10 @@ class _Pickler:
             kind, base, arg = found[:3]
             if kind == "attr":
                 self.modules.add(base.split(".")[0])
-                if not found[3] or isinstance(obj, _CODE) or callable(obj) or i in once:
+                if i in once:
                     return ("lc-attr", base, arg)
-                # Data a cell put there (``mymod.cache = data``): a new
-                # kernel's module lacks it; then a copy stands in.
                 once.add(i)
-                try:
-                    return ("lc-attr", base, arg, copy.copy(obj))
-                except Exception:  # noqa: BLE001 - an object that does not copy: no stand-in
-                    return ("lc-attr", base, arg)
+                return ("lc-attr", base, arg, *_stand_in(obj, found))
             pid = pids.get(id(base))
             if pid is None or pid[1] is not base:
                 return None
@@ -413,6 +408,19 @@ def dumps(value, pids: dict, root_ids=(), locate=None, shared=None, me=frozenset
     return buf.getvalue(), p.used, _modules(p)
 
 
+def _stand_in(obj, found) -> tuple:
+    """``(copy,)`` of data a cell put on a local module (``mymod.cache =
+    data``, ``found[3]``): a new kernel's module lacks it, and the copy
+    stands in (:func:`_module_attr`); ``()`` for code, and for an object
+    that does not copy."""
+    if not found[3] or isinstance(obj, _CODE) or callable(obj):
+        return ()
+    try:
+        return (copy.copy(obj),)
+    except Exception:  # noqa: BLE001 - an object that does not copy: no stand-in
+        return ()
+
+
 _SETS = frozenset({set, frozenset})
 
 
@@ -458,12 +466,7 @@ def _dumps_plain(value, pids, root_ids, locate):
         if kind != "attr":
             raise _NotPlain
         as_attr.add(id(obj))
-        if found[3] and not isinstance(obj, _CODE) and not callable(obj):
-            try:  # data a cell put there: a copy stands in where the module lacks it
-                return _module_attr, (module, name, copy.copy(obj)), module.split(".")[0]
-            except Exception:  # noqa: BLE001 - an object that does not copy: no stand-in
-                pass
-        return _module_attr, (module, name), module.split(".")[0]
+        return _module_attr, (module, name, *_stand_in(obj, found)), module.split(".")[0]
 
     class Pickler(_base_pickler()):
         def reducer_override(self, obj):
@@ -568,8 +571,6 @@ def _set_order(obj, token):
     if _same_order(type(obj)(backwards), items):
         return ("lc-set", token, backwards, type(obj) is frozenset)
     if len(items) <= 7:  # colliding hashes probe in insertion order: search it (at most 5040 tries)
-        import itertools
-
         for order in itertools.permutations(items):
             if _same_order(type(obj)(order), items):
                 return ("lc-set", token, list(order), type(obj) is frozenset)
