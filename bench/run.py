@@ -47,12 +47,12 @@ def mem():
 
 
 def plan_of(source, ns):
-    """cache.plan of a cell body, as the magic keys it (a parsed tree)."""
+    """core.plan.plan of a cell body, as the magic keys it (a parsed tree)."""
     import ast
 
-    from ipy_lazycache import cache
+    from ipy_lazycache import core
 
-    return cache.plan(ast.parse(source), ns, source=source)
+    return core.plan.plan(ast.parse(source), ns, source=source)
 
 
 def read_all(arr):
@@ -151,9 +151,9 @@ class Ours(Worker):
         return self._hit(f"big = np.load({self.big_src!r}, mmap_mode='c')\n", "big", None)
 
     def restore(self):
-        """cache.restore + cache.apply alone: what a hit does besides IPython
+        """core.restore.restore + core.apply.apply alone: what a hit does besides IPython
         and bookkeeping (keying, recency record, status line)."""
-        from ipy_lazycache import cache, platform
+        from ipy_lazycache import core, platform
 
         self.drop()
         ns = self.sh.user_ns
@@ -161,8 +161,8 @@ class Ours(Worker):
         plan = plan_of(self.sh.transform_cell(body), ns)
         store = platform.store_for(platform.cache_dir())
         t = time.perf_counter()
-        restored = cache.restore(store, plan.key, ns)
-        cache.apply(restored, ns)
+        restored = core.restore.restore(store, plan.key, ns)
+        core.apply.apply(restored, ns)
         s = time.perf_counter() - t
         assert type(ns["big"]).__name__ == "ndarray"
         return {"s": s}
@@ -388,7 +388,7 @@ def make_model():
 
 
 class OursStore(Worker):
-    """The miss side: cache.save of a 1 GiB def into a FileStore (fsynced)."""
+    """The miss side: core.save.save of a 1 GiB def into a FileStore (fsynced)."""
 
     def __init__(self, d):
         super().__init__(d)
@@ -401,7 +401,7 @@ class OursStore(Worker):
         self.n = 0
 
     def store_big(self):
-        from ipy_lazycache import cache
+        from ipy_lazycache import core
 
         self.n += 1
         import numpy as np
@@ -413,9 +413,9 @@ class OursStore(Worker):
         plan.before = dict(ns)
         ns["big"], ns["_rep"] = self.big, self.n  # as if the body ran
         t = time.perf_counter()
-        cache.save(self.store, plan, ns, cache.Outcome([], None))
+        core.save.save(self.store, plan, ns, core.run.Outcome([], None))
         s = time.perf_counter() - t
-        cache.evict(self.store, plan.key)
+        core.save.evict(self.store, plan.key)
         return {"s": s}
 
     def raw_xxh3(self):
@@ -899,7 +899,7 @@ def main():
     hit, hit_read = med(res["ours", "hit"]), med(res["ours", "hit_read"])
     np_load, np_read = med(res["numpy", "load"]), med(res["numpy", "load_read"])
     restore = med(res["ours", "restore"])
-    row("1 GiB def: restore alone (cache.restore+apply)", restore, np_load, "np.load", "≤ 2 ms, O(1)")
+    row("1 GiB def: restore alone (core.restore.restore+apply)", restore, np_load, "np.load", "≤ 2 ms, O(1)")
     row("1 GiB def: hit (whole %%lazycache run_cell)", hit, np_load, "np.load", "≤ 1.5 ms, O(1)")
     row("1 GiB def: hit (whole %%lazycache run_cell)", hit, med(res["ours", "plain_map"]),
         "plain run_cell of np.load(mmap_mode='c')", "floor")

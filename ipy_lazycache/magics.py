@@ -1,6 +1,6 @@
 """IPython glue: the ``%%lazycache`` cell magic, output capture and messages.
 
-Only this module touches IPython; the cache itself is in :mod:`.cache`.
+Only this module touches IPython; the cache itself is in :mod:`.core`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, validate
 
-from . import ambient, cache, manage, platform, signing
+from . import ambient, core, manage, platform, signing
 from .capture import Capture, flush_inline_figures, jsonable, replay, show_result, split_at_result
 from .hashing import code_hash
 from .manage import human_size, plural
@@ -140,7 +140,7 @@ class _Running:
         self.states, self.quiet, self.result_name, self.started = states, quiet, result_name, started
         self.auto = auto
         self.magics: list = []  # configuring line magics the body runs (a hit runs them again)
-        self.modules: dict = {}  # attributes of modules before the run (cache.module_snapshot)
+        self.modules: dict = {}  # attributes of modules before the run (core.run.module_snapshot)
         self.environ: set | None = None  # variables notebook code read during the run (ambient.EnvironReads)
 
 
@@ -383,7 +383,7 @@ class LazyCache(Magics):
 
     def __init__(self, shell=None, **kwargs):
         super().__init__(shell=shell, **kwargs)
-        self.memo = cache.Memo()
+        self.memo = core.memo.Memo()
         self.ambient = ambient.Registry()
         self.stats = {"hits": 0, "misses": 0, "bytes_restored": 0, "time_saved": 0.0, "auto_hits": 0, "auto_saved": 0.0}
         self._warned: set[str] = set()
@@ -507,14 +507,14 @@ class LazyCache(Magics):
             if not self._code_known(store, code):
                 budget = AUTO_BUDGET  # a cell never seen slow: its inputs are hashed only if that is cheap
         try:
-            plan = cache.plan(tree, ns, self.memo, deps=args.deps, files=args.files, source=source,
+            plan = core.plan.plan(tree, ns, self.memo, deps=args.deps, files=args.files, source=source,
                               ambient=self.ambient, budget=budget, code=code,
                               exact_source=self._parsed_as_is(source))
-        except cache.OverBudget:
+        except core.plan.OverBudget:
             self._running[self._depth] = _Running(None, store, None, None, None, True, None, time.perf_counter(),
                                                   auto=code)
             return tree  # timed only: if it is slow, its next run is keyed and stored
-        except cache.Uncacheable as exc:
+        except core.plan.Uncacheable as exc:
             if not pending.auto:
                 self._say(f"{PREFIX} not cached: {exc}; running the cell normally.", force=True)
             return tree
@@ -535,7 +535,7 @@ class LazyCache(Magics):
 
         if not pending.auto:
             self.stats["misses"] += 1  # auto mode counts only the runs it stores
-        cache.take_before(plan, ns)
+        core.run.take_before(plan, ns)
         states = self.ambient.snapshot()
         capture = Capture(shell)
         capture.__enter__()
@@ -544,7 +544,7 @@ class LazyCache(Magics):
         self._running[self._depth] = _Running(plan, store, signer, capture, states, quiet, _result_name(tree),
                                               time.perf_counter(), auto=plan.code if pending.auto else None)
         self._running[self._depth].magics = _config_magics(tree)
-        self._running[self._depth].modules = cache.module_snapshot(plan, ns)
+        self._running[self._depth].modules = core.run.module_snapshot(plan, ns)
         self._running[self._depth].environ = ambient.EnvironReads.start()  # after our own reads
         return tree
 
@@ -590,7 +590,7 @@ class LazyCache(Magics):
         shell, plan, quiet = self.shell, running.plan, running.quiet
         ns = shell.user_ns
         flush_inline_figures()
-        changed = cache.changed_modules(running.modules, plan)
+        changed = core.run.changed_modules(running.modules, plan)
         if changed:  # a hit could not set them again: this cell always runs
             self._say(f"{PREFIX} not stored: it changes {_names(changed, 3)}, which a hit cannot redo.",
                       force=running.auto is None, quiet=True)
@@ -600,7 +600,7 @@ class LazyCache(Magics):
         if value is not None:
             data, metadata = shell.display_formatter.format(value)
             result = {"data": jsonable(data), "metadata": jsonable(metadata)}
-        outcome = cache.Outcome(
+        outcome = core.run.Outcome(
             running.capture.events, result, running.result_name if value is not None else None, duration,
             value=value, effects={**self.ambient.effects(running.states, states),
                                   **({MAGICS: running.magics} if running.magics else {})},
@@ -612,9 +612,9 @@ class LazyCache(Magics):
             t0 = time.perf_counter()
             bar = contextlib.nullcontext() if quiet else Progress(f"{PREFIX} storing")  # a bar only after 2 s
             with bar as progress:
-                m, nbytes = cache.save(running.store, plan, ns, outcome, self.memo, signer=running.signer,
+                m, nbytes = core.save.save(running.store, plan, ns, outcome, self.memo, signer=running.signer,
                                        progress=progress)
-        except cache.NotStored as exc:
+        except core.run.NotStored as exc:
             self._say(f"{PREFIX} not stored: {exc}.", force=running.auto is None, quiet=True)
             return
         except Exception as exc:  # a full disk or read-only folder loses the cache, not the results
@@ -624,7 +624,7 @@ class LazyCache(Magics):
         unstored = sorted(n for n, e in m["defs"].items() if e.get("unstored"))
         if running.auto is not None and unstored:
             try:  # auto mode stores a cell only if a hit can give back all it defined
-                cache.evict(running.store, plan.key)
+                core.save.evict(running.store, plan.key)
             except Exception:
                 pass
             return
@@ -673,7 +673,7 @@ class LazyCache(Magics):
     def _hit(self, restored, started, quiet, store, plan):
         """Apply a restored entry and return the tree that shows its value."""
         m = restored.manifest
-        cache.apply(restored, self.shell.user_ns, self.memo)
+        core.apply.apply(restored, self.shell.user_ns, self.memo)
         effects = dict(m.get("effects") or {})
         failed = self.ambient.apply({k: v for k, v in effects.items() if k != MAGICS})
         for name, line in effects.get(MAGICS, ()):
@@ -768,7 +768,7 @@ class LazyCache(Magics):
 
     def _lookup(self, store, plan, ns, signer=None):
         try:
-            restored = cache.restore(store, plan.key, ns, signer=signer)
+            restored = core.restore.restore(store, plan.key, ns, signer=signer)
         except signing.UntrustedEntry as exc:
             raise UsageError(
                 f"lazycache: {exc}; refusing to load it (signing is strict). "
@@ -781,7 +781,7 @@ class LazyCache(Magics):
             self._say(f"{PREFIX} entry {plan.key[:10]} is damaged ({exc}); evicting it and re-running the cell.",
                       force=True)
             try:
-                cache.evict(store, plan.key)
+                core.save.evict(store, plan.key)
             except Exception:
                 pass
             return None
@@ -796,7 +796,7 @@ class LazyCache(Magics):
         versions = {k[len(VERSION):]: v for k, v in requires.items() if k.startswith(VERSION)}
         if not self.ambient.satisfied({k: v for k, v in requires.items() if not k.startswith(VERSION)}):
             return None  # the run drew from a generator now in another state
-        if cache.installed_differ(versions):
+        if core.plan.installed_differ(versions):
             return None  # it ran with another version of a module it imports
 
         local = _local(store)  # local: a hit writes nothing remote

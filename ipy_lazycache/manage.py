@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import manifest as mf
-from .cache import evict, load_manifest
+from .core.restore import load_manifest
+from .core.save import evict
 from .manifest import CorruptEntry
 from .stores.file import STALE_TEMP_SECONDS, FileStore, is_temp
 

@@ -65,7 +65,7 @@ CASES = [
 def keys(cases=CASES):
     from IPython.core.interactiveshell import InteractiveShell
 
-    from ipy_lazycache import cache
+    from ipy_lazycache import core
 
     shell = InteractiveShell.instance()
     out = {}
@@ -79,7 +79,7 @@ def keys(cases=CASES):
         result = shell.run_cell(setup, store_history=False, silent=True)
         if not result.success:
             raise RuntimeError(f"setup of {name} failed: {result.error_in_exec!r}")
-        out[name] = cache.plan(shell.transform_cell(cell), shell.user_ns).key
+        out[name] = core.plan.plan(shell.transform_cell(cell), shell.user_ns).key
     return out
 
 

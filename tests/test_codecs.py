@@ -13,8 +13,9 @@ np = pytest.importorskip("numpy")
 pd = pytest.importorskip("pandas")
 pa = pytest.importorskip("pyarrow")
 
-from ipy_lazycache import cache, codecs, hashing  # noqa: E402
+from ipy_lazycache import codecs, core, hashing  # noqa: E402
 from ipy_lazycache.codecs_arrow import CODEC as ARROW  # noqa: E402
+from ipy_lazycache.manifest import CorruptEntry  # noqa: E402
 from ipy_lazycache.progress import Progress  # noqa: E402
 from ipy_lazycache.stores.file import FileStore  # noqa: E402
 
@@ -186,11 +187,11 @@ def test_arbitrary_objects_fall_back_to_pickle(tmp_path):
         ARROW.encode(ns["df"])
     with pytest.raises(TypeError):  # str and None mixed: not exactly representable
         ARROW.encode(pd.DataFrame({"o": pd.Series(["a", None], dtype=object)}))
-    plan = cache.plan("df2 = df.copy()", ns)
+    plan = core.plan.plan("df2 = df.copy()", ns)
     exec("df2 = df.copy()", ns)
-    m, _ = cache.save(store, plan, ns, cache.Outcome([], None))
+    m, _ = core.save.save(store, plan, ns, core.run.Outcome([], None))
     assert [b["codec"] for b in m["blobs"].values()] == ["pickle"]
-    restored = cache.restore(store, plan.key, {"df": ns["df"]})
+    restored = core.restore.restore(store, plan.key, {"df": ns["df"]})
     pd.testing.assert_frame_equal(restored.values["df2"], ns["df2"])
 
 
@@ -210,16 +211,16 @@ def test_arrow_table_and_polars_round_trip(tmp_path):
 def test_damaged_arrow_file_is_never_unpickled(tmp_path):
     store = FileStore(tmp_path / "c")
     ns = {}
-    plan = cache.plan("df = 1", ns)
+    plan = core.plan.plan("df = 1", ns)
     ns["df"] = frame()
-    m, _ = cache.save(store, plan, ns, cache.Outcome([], None))
+    m, _ = core.save.save(store, plan, ns, core.run.Outcome([], None))
     (blob,) = [n for n in m["blobs"] if n.endswith(".arrow")]
     path = store.local_path(f"{plan.key}/{blob}")
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(cache.CorruptEntry):
-        cache.restore(store, plan.key, {})
+    with pytest.raises(CorruptEntry):
+        core.restore.restore(store, plan.key, {})
 
 
 # ----------------------------------------------------------------------------
@@ -274,7 +275,7 @@ def test_structured_dtypes_keyed_by_fields():
 
 
 def test_memo_is_tied_to_the_object_and_only_trusts_what_cannot_change(tmp_path):
-    memo = cache.Memo()
+    memo = core.memo.Memo()
     text = "x" * 1000
     memo.record("x", text, "h")
     assert memo.get("x", text) == "h"
@@ -308,10 +309,10 @@ def test_progress_bar_after_delay(tmp_path, capsys):
     pytest.importorskip("tqdm")
     store = FileStore(tmp_path / "c")
     ns = {}
-    plan = cache.plan("x = 1", ns)
+    plan = core.plan.plan("x = 1", ns)
     ns["x"] = np.arange(1000.0)
     with Progress("lazycache: storing", delay=0) as p:
-        cache.save(store, plan, ns, cache.Outcome([], None), progress=p)
+        core.save.save(store, plan, ns, core.run.Outcome([], None), progress=p)
         assert p.bar is not None and p.done == p.size > 8000
     assert "lazycache: storing" in capsys.readouterr().err
 
@@ -345,7 +346,7 @@ def test_big_array_restores_mapped_and_chains_without_rehash(run, shell, runs):
     # The restored value's hash is known from its manifest: the next cached
     # cell keys it through the memo, without reading the array.
     assert _ext().memo.get("big", big) == reference
-    plan = cache.plan("s = big.sum()", shell.user_ns, _ext().memo)
+    plan = core.plan.plan("s = big.sum()", shell.user_ns, _ext().memo)
     assert plan.refs["big"] == reference
 
     chained = "%%lazycache\n" + BODY + "s = float(big.sum())\n"

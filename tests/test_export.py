@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ipy_lazycache import cache, export
+from ipy_lazycache import core, export
 from ipy_lazycache.stores import FileStore
 
 CLI = [sys.executable, "-m", "ipy_lazycache.cli"]
@@ -70,7 +70,7 @@ def test_without_cell_ids_the_notebook_decides(shell, tmp_path):
          "source": "%%lazycache\nx = 2"}]}))
     keys = export.listed_keys(folder, nb)
     assert len(keys) == 1
-    m = cache.load_manifest(FileStore(folder), next(iter(keys)))
+    m = core.restore.load_manifest(FileStore(folder), next(iter(keys)))
     assert m["source"].strip() == "x = 2"
 
 
@@ -178,9 +178,9 @@ def test_export_without_a_list_says_what_to_do(tmp_path):
 def test_export_progress_bar_appears_when_copying_takes_long(tmp_path, monkeypatch, capsys):
     store = FileStore(tmp_path / "c")
     ns = {}
-    p = cache.plan("big1 = bytes(3_000_000)\nbig2 = bytes(3_000_001)\nbig3 = bytes(3_000_002)", ns)
+    p = core.plan.plan("big1 = bytes(3_000_000)\nbig2 = bytes(3_000_001)\nbig3 = bytes(3_000_002)", ns)
     exec(p.source, ns)
-    cache.save(store, p, ns, cache.Outcome([], None))
+    core.save.save(store, p, ns, core.run.Outcome([], None))
     real_put = FileStore.put
 
     def slow_put(self, key, data):
@@ -200,8 +200,9 @@ def test_ipythons_open_wrapper_is_not_part_of_a_key():
     from IPython.core.interactiveshell import _modified_open
 
     src = 'print("x", file=open("/tmp/x.txt", "a"))\ny = 1'
-    assert cache.plan(src, {"open": _modified_open}).key == cache.plan(src, {}).key
-    assert cache.plan(src, {"open": lambda *a: None}).key != cache.plan(src, {}).key  # the user's own open is data
+    assert core.plan.plan(src, {"open": _modified_open}).key == core.plan.plan(src, {}).key
+    # the user's own open is data
+    assert core.plan.plan(src, {"open": lambda *a: None}).key != core.plan.plan(src, {}).key
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ import textwrap
 
 import pytest
 
-from ipy_lazycache import cache
+from ipy_lazycache import core
 from ipy_lazycache.stores.file import FileStore
 
 BODY = 'open("runs.txt", "a").write("run\\n")\n'
@@ -32,20 +32,20 @@ def lazy(body, options=""):
 def store_run(store, source, ns, outputs=(), result=None, **plan_options):
     """Key, run and store ``source`` as the magic does; returns the manifest."""
     ns.setdefault("__name__", "__main__")
-    plan = cache.plan(source, ns, **plan_options)
-    cache.take_before(plan, ns)
+    plan = core.plan.plan(source, ns, **plan_options)
+    core.run.take_before(plan, ns)
     exec(compile(source, "<cell>", "exec"), ns)
-    m, _ = cache.save(store, plan, ns, cache.Outcome(list(outputs), result))
+    m, _ = core.save.save(store, plan, ns, core.run.Outcome(list(outputs), result))
     return m
 
 
 def hit(store, source, ns, **plan_options):
     """Key ``source`` against ``ns`` and apply the entry; fails on a miss."""
     ns.setdefault("__name__", "__main__")
-    plan = cache.plan(source, ns, **plan_options)
-    restored = cache.restore(store, plan.key, ns)
+    plan = core.plan.plan(source, ns, **plan_options)
+    restored = core.restore.restore(store, plan.key, ns)
     assert restored is not None, "expected a hit"
-    cache.apply(restored, ns)
+    core.apply.apply(restored, ns)
     return restored
 
 
@@ -186,7 +186,7 @@ def test_a_generator_is_reported_when_storing(store):
 def test_a_cell_showing_a_widget_is_not_stored(store):
     widget = {"output_type": "display_data", "metadata": {},
               "data": {"application/vnd.jupyter.widget-view+json": {"model_id": "abc"}, "text/plain": "IntSlider"}}
-    with pytest.raises(cache.NotStored, match="widget"):
+    with pytest.raises(core.run.NotStored, match="widget"):
         store_run(store, "x = 1\n", {}, outputs=[widget])
     assert list(store.keys("")) == []
 
@@ -200,9 +200,9 @@ def test_each_restored_function_has_its_own_source_file(store):
     ns_cell = "<ipython-input-9-f00>"
     exec(compile(src, ns_cell, "exec"), ns)
     linecache.cache[ns_cell] = (len(src), None, src.splitlines(True), ns_cell)
-    plan = cache.plan(src, ns)
+    plan = core.plan.plan(src, ns)
     plan.before = {}
-    cache.save(store, plan, ns, cache.Outcome([], None))
+    core.save.save(store, plan, ns, core.run.Outcome([], None))
     # A new session gives the same cell file name to other code.
     linecache.cache[ns_cell] = (3, None, ["x = 1\n", "y = 2\n", "z = 3\n"], ns_cell)
     later = {"__name__": "__main__"}
@@ -410,8 +410,8 @@ def test_restored_function_source_is_aligned_when_the_stored_source_lacks_leadin
     import linecache
 
     linecache.cache["<ipython-input-77-e>"] = (len(cell), None, cell.splitlines(True), "<ipython-input-77-e>")
-    plan = cache.plan(stored, ns)
-    cache.save(store, plan, ns, cache.Outcome([], None))
+    plan = core.plan.plan(stored, ns)
+    core.save.save(store, plan, ns, core.run.Outcome([], None))
     del linecache.cache["<ipython-input-77-e>"]
     later = {"__name__": "__main__"}
     hit(store, stored, later)
@@ -424,12 +424,12 @@ def test_defs_sharing_objects_stay_one_structure(store):
 
     shared = Node()
     ns = {"__name__": "__main__", "Node": Node}
-    plan = cache.plan("a = 1\nb = 1\nc = 1\n", ns)
+    plan = core.plan.plan("a = 1\nb = 1\nc = 1\n", ns)
     ns.update(a={"node": shared}, b=[shared], c=[1])
-    m = cache.save(store, plan, ns, cache.Outcome([], None))[0]
+    m = core.save.save(store, plan, ns, core.run.Outcome([], None))[0]
     assert len([b for b in m["blobs"].values() if set(b["defs"]) >= {"a", "b"}]) == 1  # one pickle for both
     later = {"__name__": "__main__", "Node": Node}
-    r = cache.restore(store, plan.key, later)
+    r = core.restore.restore(store, plan.key, later)
     assert r.values["a"]["node"] is r.values["b"][0]
 
 
@@ -558,13 +558,13 @@ def test_old_items_of_a_ref_changed_in_place_stay_the_same_objects(store):
 
 def test_a_chain_of_defs_sharing_objects_is_one_pickle(store):
     ns = {"__name__": "__main__"}
-    plan = cache.plan("a = b = c = None\n", ns)
-    cache.take_before(plan, ns)
+    plan = core.plan.plan("a = b = c = None\n", ns)
+    core.run.take_before(plan, ns)
     x, y = {"x": 1}, {"y": 2}
     ns.update(a=[x], b=[x, y], c=[y], lone=[{"z": 3}])  # b aborts at x, before it meets y: found by the group
-    m = cache.save(store, plan, ns, cache.Outcome([], None))[0]
+    m = core.save.save(store, plan, ns, core.run.Outcome([], None))[0]
     assert sorted(sorted(b["defs"]) for b in m["blobs"].values()) == [["a", "b", "c"], ["lone"]]
-    r = cache.restore(store, plan.key, {"__name__": "__main__"})
+    r = core.restore.restore(store, plan.key, {"__name__": "__main__"})
     assert r.values["a"][0] is r.values["b"][0] and r.values["b"][1] is r.values["c"][0]
 
 
@@ -578,10 +578,10 @@ def test_a_restore_that_fails_half_way_leaves_the_namespace_alone(store):
     store_run(store, src, ns)
     later = {"__name__": "__main__"}
     exec(setup, later)
-    plan = cache.plan(src, later)
+    plan = core.plan.plan(src, later)
     del later["K"]  # the instance's class, taken by name, is gone: the restore fails after the first item loaded
     with pytest.raises(CorruptEntry):
-        cache.restore(store, plan.key, later)
+        core.restore.restore(store, plan.key, later)
     assert later["rows"] == [[1], [2]]  # the cell will run on this: not half applied
     exec(setup, later)
     item = later["rows"][0]
@@ -648,11 +648,11 @@ def test_sets_keep_their_iteration_order(store):
 
 def test_a_def_sharing_an_object_with_one_that_cannot_be_stored_is_still_stored(store):
     ns = {"__name__": "__main__"}
-    plan = cache.plan("good = bad = None\n", ns)
-    cache.take_before(plan, ns)
+    plan = core.plan.plan("good = bad = None\n", ns)
+    core.run.take_before(plan, ns)
     part = {"x": 1}
     ns.update(good=[part], bad=[part, (i for i in range(3))])  # the generator cannot be pickled
-    m = cache.save(store, plan, ns, cache.Outcome([], None))[0]
+    m = core.save.save(store, plan, ns, core.run.Outcome([], None))[0]
     assert "unstored" in m["defs"]["bad"] and "unstored" not in m["defs"]["good"]
-    r = cache.restore(store, plan.key, {"__name__": "__main__"})
+    r = core.restore.restore(store, plan.key, {"__name__": "__main__"})
     assert r.values["good"] == [{"x": 1}] and r.tripwires == ["bad"]

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from ipy_lazycache import cache
+from ipy_lazycache import core
 
 np = pytest.importorskip("numpy")
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page accounting is Linux's")
@@ -19,7 +19,7 @@ def _mapped(tmp_path, n=3_000_000):
 
 
 def test_a_write_deep_inside_a_large_mapping_is_seen(tmp_path):
-    memo = cache.Memo()
+    memo = core.memo.Memo()
     arr = _mapped(tmp_path)  # ~23 MiB: thousands of pages
     float(arr.sum())  # every page read (present, still the file's)
     memo.record("a", arr, "h")
@@ -29,7 +29,7 @@ def test_a_write_deep_inside_a_large_mapping_is_seen(tmp_path):
 
 
 def test_a_view_is_judged_by_its_own_pages(tmp_path):
-    memo = cache.Memo()
+    memo = core.memo.Memo()
     arr = _mapped(tmp_path)
     tail = arr[::-1][:1000]  # the last 1000 elements, negative strides
     memo.record("t", tail, "h")
@@ -41,16 +41,16 @@ def test_a_view_is_judged_by_its_own_pages(tmp_path):
 
 def test_pagemap_agrees_with_the_mapping_state(tmp_path):
     arr = _mapped(tmp_path)
-    assert cache._pages_written(arr) is False  # untouched: no page present
+    assert core.memo._pages_written(arr) is False  # untouched: no page present
     float(arr.sum())
-    assert cache._pages_written(arr) is False  # read: file pages
+    assert core.memo._pages_written(arr) is False  # read: file pages
     arr[-1] = 0.5
-    assert cache._pages_written(arr) is True
+    assert core.memo._pages_written(arr) is True
 
 
 def test_without_pagemap_scan_the_page_entries_tell(tmp_path, monkeypatch):
     def old_kernel(*args, **kwargs):
         raise OSError(25, "Inappropriate ioctl for device")  # what a kernel before 6.7 answers
 
-    monkeypatch.setattr(cache, "_scan", old_kernel)
+    monkeypatch.setattr(core.memo, "_scan", old_kernel)
     test_pagemap_agrees_with_the_mapping_state(tmp_path)

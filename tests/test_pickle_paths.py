@@ -5,7 +5,7 @@ with a real FileStore, as tests/test_fidelity_run.py does."""
 
 import pytest
 
-from ipy_lazycache import cache, codecs
+from ipy_lazycache import codecs, core
 from ipy_lazycache.stores.file import FileStore
 
 
@@ -32,15 +32,15 @@ def paths(monkeypatch):
 def run_and_restore(store, setup, source):
     ns = {"__name__": "__main__"}
     exec(setup, ns)
-    plan = cache.plan(source, ns)
-    cache.take_before(plan, ns)
+    plan = core.plan.plan(source, ns)
+    core.run.take_before(plan, ns)
     exec(compile(source, "<cell>", "exec"), ns)
-    cache.save(store, plan, ns, cache.Outcome([], None))
+    core.save.save(store, plan, ns, core.run.Outcome([], None))
     later = {"__name__": "__main__"}
     exec(setup, later)
-    restored = cache.restore(store, cache.plan(source, later).key, later)
+    restored = core.restore.restore(store, core.plan.plan(source, later).key, later)
     assert restored is not None, "expected a hit"
-    cache.apply(restored, later)
+    core.apply.apply(restored, later)
     return ns, later
 
 

@@ -10,7 +10,7 @@ seen failing, which must be a miss plus one warning.
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from ipy_lazycache import cache
+from ipy_lazycache import core
 
 pytestmark = [pytest.mark.pyodide, pytest.mark.slow]
 
@@ -32,7 +32,7 @@ import builtins, io, json, os, sys, threading, contextlib
 os.makedirs("/tmp/work", exist_ok=True)
 os.chdir("/tmp/work")
 from IPython.core.interactiveshell import InteractiveShell
-from ipy_lazycache import cache, platform
+from ipy_lazycache import core, platform
 sh = InteractiveShell.instance()
 sh.run_cell("%load_ext ipy_lazycache")
 sh.run_cell(SETUP)
@@ -50,7 +50,7 @@ sh.user_ns.pop("total"); sh.user_ns.pop("pairs")
 mem2 = run(CELL.format(opts="", tag="mem"))
 restored = {"total": sh.user_ns.get("total"), "pairs": sh.user_ns.get("pairs")}
 store = platform.store_for(platform.cache_dir())
-key = cache.plan(sh.transform_cell(CELL.format(opts="", tag="mem").split("\n", 1)[1]),
+key = core.plan.plan(sh.transform_cell(CELL.format(opts="", tag="mem").split("\n", 1)[1]),
                  sh.user_ns).key
 
 # With a cache URL (what the deployment addon sets), the HTTP tier is used;
@@ -79,7 +79,7 @@ def native_key():
     exec(SETUP, ns)
     ns.pop("__builtins__")
     body = CELL.format(opts="", tag="mem").split("\n", 1)[1]
-    return cache.plan(sh.transform_cell(body), ns).key
+    return core.plan.plan(sh.transform_cell(body), ns).key
 
 
 def test_memory_path_under_pyodide(run_in_pyodide, project_wheel):

@@ -1,0 +1,302 @@
+"""Loading an entry: the manifest, each blob checked, then decoded.
+
+:func:`restore` gives a :class:`Restored` (values not yet in the namespace);
+:mod:`.apply` binds them.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+
+from .. import codecs, manifest as mf
+from ..manifest import CorruptEntry
+from ..stores.base import StoreUnavailable, UnsafePath
+from ..tripwire import Tripwire
+from .plan import RESULT
+from .rebind import _rebind
+from .restored_sources import _register_source
+
+
+class Restored:
+    """A loaded entry, not yet applied to the namespace."""
+
+    def __init__(self, manifest: dict, values: dict, tripwires: list, nbytes: int, result=None):
+        self.manifest = manifest
+        self.values = values  # name -> value (tripwires included)
+        self.tripwires = tripwires
+        self.nbytes = nbytes
+        self.result = result  # the last expression's value, if it was stored
+
+
+def load_manifest(store, key: str) -> dict | None:
+    """The entry's manifest, validated (:func:`.manifest.loads`); None when
+    there is none. Raises :class:`CorruptEntry`."""
+    try:
+        f = store.open(mf.manifest_key(key))  # local: its size is known before reading it
+        if f is None:
+            data = store.get(mf.manifest_key(key))
+        else:
+            with f:
+                if os.fstat(f.fileno()).st_size > mf.MAX_MANIFEST_BYTES:
+                    raise CorruptEntry(f"manifest is larger than {mf.MAX_MANIFEST_BYTES >> 20} MiB")
+                data = f.read()
+    except UnsafePath as exc:  # a link or a folder where the manifest should be
+        raise CorruptEntry(f"manifest cannot be read ({exc})") from None
+    if data is None:
+        return None
+    return mf.loads(data, key)
+
+
+def _open_blob(store, key: str, name: str):
+    """A blob as an open local file, or None where the store has no local copy."""
+    try:
+        return store.open(f"{key}/{name}")
+    except UnsafePath as exc:
+        raise CorruptEntry(f"blob {name} cannot be read ({exc})") from None
+
+
+def _private(st) -> bool:
+    """Whether only this user can change the file (so a mapping of it shows
+    no one else's writes after the check)."""
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+
+def _check(signer, name: str, blob: dict, data) -> None:
+    """:func:`.manifest.check_blob`; under ``strict`` signing a mismatch in a
+    signed entry is an error, not damage to evict."""
+    try:
+        mf.check_blob(name, blob, data, sha256=signer.checks)
+    except CorruptEntry as exc:
+        if signer.mode != "strict":
+            raise
+        from ..signing import UntrustedEntry
+
+        raise UntrustedEntry(f"a signed entry is not trusted: {exc}") from None
+
+
+class BlobGone(CorruptEntry):
+    """A listed blob is missing: damage, or a newer manifest replaced it."""
+
+    def __init__(self, message, manifest):
+        super().__init__(message)
+        self.manifest = manifest
+
+
+def restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> Restored | None:
+    """Load an entry (see :func:`_restore`). A blob that vanished because a
+    concurrent writer replaced the entry is retried with the new manifest."""
+    for _attempt in range(3):
+        try:
+            return _restore(store, key, ns, m, signer)
+        except BlobGone as exc:
+            if m is not None:
+                raise
+            try:
+                now = load_manifest(store, key)
+            except CorruptEntry:
+                now = None
+            if now is None or now == exc.manifest:
+                raise  # not replaced: really damaged
+    return None  # replaced three times while reading: a miss
+
+
+def _restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> Restored | None:
+    """Load an entry's values without touching ``ns`` (refs are read from it).
+
+    Returns None for a miss; raises :class:`CorruptEntry` for an entry that
+    must be evicted. Blobs are checked against their digests before any
+    unpickling; memory-mapped ``.npy`` files are not read at all (they are
+    never unpickled, and reading them would make the restore O(size)).
+    """
+    if m is None:
+        m = load_manifest(store, key)
+        if m is None:
+            return None
+    if signer is None:
+        from .. import signing
+
+        signer = signing.from_config()
+    # Before anything is fetched or unpickled (raises signing.Unverified).
+    signer.check(m)
+    blobs = m["blobs"]
+    # A blob that needs a module missing here (pandas in a browser) is not
+    # fetched: its defs, and those that reference them, become tripwires.
+    skipped = {}
+    for name, blob in blobs.items():
+        missing = codecs.missing_modules(blob.get("modules", ()))
+        if missing:
+            skipped[name] = f"module {', '.join(missing)} is not available here"
+    owner = {d: b for b, blob in blobs.items() for d in blob["defs"]}
+    changed = True
+    while changed:  # propagate to blobs that reference skipped ones
+        changed = False
+        for name, blob in blobs.items():
+            if name in skipped:
+                continue
+            for kind, ref in blob.get("needs", ()):
+                if kind == "def" and owner.get(ref) in skipped:
+                    skipped[name] = f"it references {ref!r}, which could not be restored"
+                    changed = True
+                    break
+
+    wanted, opened, streamed = [], {}, set()
+    sizes = {f"{key}/{name}": blob["size"] for name, blob in blobs.items()}
+    try:
+        for name, blob in blobs.items():
+            if name in skipped:
+                continue
+            if getattr(codecs.codec_named(blob["codec"]), "mmap", False):
+                f = _open_blob(store, key, name)
+                if f is not None:
+                    opened[name] = f
+                    continue
+            wanted.append(f"{key}/{name}")
+        # Mappable blobs held only by a slower tier (a shared remote) are
+        # streamed into the local folder, never whole in memory, then
+        # mapped and checked.
+        fetch_paths = getattr(store, "fetch_paths", None)
+        mappable = [k for k in wanted if getattr(codecs.codec_named(blobs[k.split("/", 1)[1]]["codec"]), "mmap", False)]
+        for full in (fetch_paths(mappable, sizes) if fetch_paths is not None and mappable else {}):
+            name = full.split("/", 1)[1]
+            f = _open_blob(store, key, name)
+            if f is not None:
+                wanted.remove(full)
+                opened[name] = f
+                streamed.add(name)
+        fetched = store.get_many(wanted, sizes) if wanted else {}
+        datas, maps = {}, {}
+        nbytes = 0
+        for full, data in fetched.items():
+            name = full.split("/", 1)[1]
+            if data is None:
+                why = store.failed(full)
+                if why:  # a network error, already reported once: a plain miss
+                    raise StoreUnavailable(f"blob {name} could not be fetched ({why})")
+                raise BlobGone(f"blob {name} is missing", m)
+            _check(signer, name, blobs[name], data)
+            datas[name] = data
+            nbytes += len(data)
+        for name, f in opened.items():
+            # Checked and decoded from this one open file: a rename in the
+            # folder after the check cannot swap in other bytes.
+            st = os.fstat(f.fileno())
+            if st.st_size != blobs[name]["size"]:
+                raise CorruptEntry(f"blob {name} has the wrong size")
+            nbytes += st.st_size
+            if signer.checks and not _private(st):
+                # Others can write this file: a mapping would show their later
+                # writes. Decode from our own copy of the checked bytes.
+                datas[name] = f.read()
+                _check(signer, name, blobs[name], datas[name])
+                continue
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) if st.st_size else None
+            # Mapped Arrow files carry a pickle (labels, dtypes): checked like
+            # fetched blobs. Only .npy (never unpickled) skips the read, unless
+            # signed: signed entries give up O(1) restore, data is checked too.
+            if blobs[name]["codec"] != "npy" or name in streamed or signer.checks:
+                _check(signer, name, blobs[name], mapped if mapped is not None else b"")
+            if mapped is None:
+                datas[name] = b""
+            else:
+                maps[name] = mapped
+    finally:
+        for f in opened.values():
+            f.close()
+
+    values, tripwires = {}, []
+    hashes = {n: d.get("hash") for n, d in m["defs"].items()}
+
+    def resolve(pid):
+        kind, name = pid
+        if kind == "ref":
+            if name not in ns:
+                raise CorruptEntry(f"entry refers to {name!r}, which is not defined")
+            return ns[name]
+        if name not in values:
+            load_blob(owner[name])
+        return _live(m, ns, name, values[name])
+
+    loading = set()
+
+    def load_blob(bname):
+        if bname in loading:
+            raise CorruptEntry(f"blob {bname} references itself")
+        loading.add(bname)
+        blob = blobs[bname]
+        kind = blob["codec"]
+        if bname in skipped:
+            for d in blob["defs"]:
+                values[d] = Tripwire(d, skipped[bname], hashes.get(d))
+                tripwires.append(d)
+            return
+        if kind == "tripwire":
+            reason = datas[bname].decode("utf-8", "replace")
+            for d in blob["defs"]:
+                values[d] = Tripwire(d, reason, hashes.get(d))
+                tripwires.append(d)
+            return
+        if kind == "module":
+            import importlib
+
+            try:
+                module = importlib.import_module(datas[bname].decode())
+            except ImportError as exc:  # entries written before "modules" was set
+                for d in blob["defs"]:
+                    missing = exc.name or datas[bname].decode()
+                    values[d] = Tripwire(d, f"module {missing} is not available here", hashes.get(d))
+                    tripwires.append(d)
+                return
+            values.update((d, module) for d in blob["defs"])
+            return
+        if kind in ("pickle", "pickle-group"):
+            try:
+                obj = codecs.loads(datas[bname], resolve)
+            except CorruptEntry:
+                raise
+            except Exception as exc:
+                # Verified bytes that do not load here (another Python's code
+                # objects, a missing class): a tripwire, not a crash.
+                reason = f"it could not be loaded here ({type(exc).__name__}: {exc})"[:300]
+                for d in blob["defs"]:
+                    values[d] = Tripwire(d, reason, hashes.get(d))
+                    tripwires.append(d)
+                return
+            if kind == "pickle-group":
+                for d, v in obj.items():
+                    v = _rebind(v, ns)
+                    for alias in blob.get("aliases", {}).get(d, [d]):
+                        values[alias] = v
+            else:
+                obj = _rebind(obj, ns)
+                for d in blob["defs"]:
+                    values[d] = obj
+            return
+        codec = codecs.codec_named(kind)
+        if codec is None:
+            raise CorruptEntry(f"unknown codec {kind!r}")
+        value = codec.decode(datas.get(bname), maps.get(bname))
+        values.update((d, value) for d in blob["defs"])
+
+    for bname in blobs:
+        if not all(d in values for d in blobs[bname]["defs"]):
+            load_blob(bname)
+    _register_source(values.values(), m.get("source", ""))
+    settle = getattr(store, "settle", None)
+    if settle is not None:  # the entry is whole here: commit its manifest to faster tiers
+        settle(mf.manifest_key(key))
+    result = values.pop(RESULT, None)
+    if RESULT in tripwires:  # the replayed display stands in for it
+        tripwires.remove(RESULT)
+        result = None
+    return Restored(manifest=m, values=values, tripwires=tripwires, nbytes=nbytes, result=result)
+
+
+def _live(m: dict, ns: dict, name: str, value):
+    """A def as other defs of the entry hold it. A ref the run changed in
+    place is the namespace's own object, which :func:`apply` gives the run's
+    content: ``d = {"k": a}; a += 1`` keeps ``d["k"] is a``, and ``b = a[::2]``
+    stays a view of ``a``. The restored value where that update cannot be made."""
+    if name in m.get("mutated", ()) and name in ns and codecs.can_update_in_place(ns[name], value):
+        return ns[name]
+    return value

@@ -1,0 +1,172 @@
+"""Storing a run: blobs first, then the signed manifest that makes it a hit.
+
+:func:`save` writes what :mod:`.run` found the cell changed; a partial write
+is discarded, and :func:`evict` removes an entry manifest first.
+"""
+
+from __future__ import annotations
+
+from .. import manifest as mf, relations
+from ..hashing import Unhashable, digest_chunks, value_hash
+from .memo import _IMMUTABLE, Memo
+from .pickles import _encode
+from .plan import RESULT, Plan
+from .restore import load_manifest
+from .run import NotStored, Outcome, _user_name, changed_names
+
+
+def save(
+    store, plan: Plan, ns: dict, outcome: Outcome, memo: Memo | None = None, signer=None, progress=None
+):
+    """Write one entry: blobs first, the manifest last as the commit marker.
+
+    Returns ``(manifest, total_bytes)``. Store errors propagate: the caller
+    reports them, and the values stay in the namespace either way. Blobs this
+    call wrote are removed again when it fails, so no orphan set is left.
+    With a signing key (``signer``), blobs get SHA-256 digests and the
+    manifest an HMAC. ``progress`` (a :class:`.progress.Progress`) counts
+    the bytes written.
+    """
+    written = []
+    try:
+        return _save(store, plan, ns, outcome, memo, signer, written, progress)
+    except BaseException:
+        _discard(store, plan.key, written)
+        raise
+
+
+def _discard(store, key, written):
+    """Delete blobs a failed save wrote, unless a (concurrent) manifest uses them."""
+    try:
+        current = load_manifest(store, key)
+    except Exception:
+        current = None
+    keep = set(current["blobs"]) if current else set()
+    for name in written:
+        if name.split("/", 1)[1] not in keep:
+            try:
+                store.delete(name)
+            except Exception:
+                pass
+
+
+def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
+    if signer is None:
+        from .. import signing
+
+        signer = signing.from_config()
+    if _shows_widgets(outcome):
+        raise NotStored("its output holds a widget, which needs a live kernel; re-run it to use the widget")
+    values, deleted, mutated, after = changed_names(plan, ns)
+    m = mf.new(plan.key, plan.source)
+    m["duration"] = outcome.duration
+    m["outputs"] = outcome.outputs
+    m["result"] = outcome.result
+    m["result_name"] = outcome.result_name
+    m["deleted"] = deleted
+    m["mutated"] = mutated
+    m["effects"] = outcome.effects
+    if outcome.requires:
+        m["requires"] = outcome.requires
+
+    if outcome.value is not None and outcome.result_name is None:
+        values[RESULT] = outcome.value  # stored like a def, never bound to a name
+
+    # Which objects may be written as references instead of copies: other
+    # defs, the refs the run left unchanged (a ref wins: ``b = a`` restores
+    # as the ref's object), and notebook classes by their names (instances
+    # stay instances of the notebook's class after a restart).
+    kept = {n: ns[n] for n in plan.refs if n not in values and n in ns}
+    pids = {}
+    for name, value in values.items():
+        if name != RESULT:  # defs never depend on the result's blob
+            pids[id(value)] = (("def", name), value)
+    for name, value in kept.items():
+        pids[id(value)] = (("ref", name), value)
+    for name, value in ns.items():
+        if isinstance(value, type) and value.__module__ == "__main__" and _user_name(name) and id(value) not in pids:
+            pids[id(value)] = (("ref", name), value)
+    locate = relations.Locator(kept, values, relations.imported_modules(plan.source))
+    locate.was = {i: item for i, item in plan.items.items() if item[0] in mutated}
+    blobs = _encode(values, pids, locate)
+    _refuse_lost_changes(blobs, mutated)
+    if progress is not None:
+        progress.total(sum(memoryview(p).nbytes for b in blobs.values() for p in b["parts"]))
+    total, unstored = 0, {}
+    for blob_name, blob in blobs.items():
+        parts = blob.pop("parts")
+        if blob["codec"] == "tripwire":
+            unstored.update((d, blob.pop("why")) for d in blob["defs"])
+        blob["size"] = sum(memoryview(p).nbytes for p in parts)
+        blob["digest"] = digest_chunks(parts)
+        if signer.key:
+            import hashlib  # signing only: OpenSSL takes milliseconds to load
+
+            blob["sha256"] = digest_chunks(parts, new=hashlib.sha256)
+        total += blob["size"]
+        # The digest in the name keeps concurrent writers of one key from
+        # replacing each other's blobs: whichever manifest lands last is whole.
+        stem, ext = blob_name.split(".", 1)
+        blob_name = f"{stem}.{blob['digest'][:12]}.{ext}"
+        written.append(f"{plan.key}/{blob_name}")
+        store.put(f"{plan.key}/{blob_name}", parts if progress is None else progress.wrap(parts))
+        m["blobs"][blob_name] = blob
+    values.pop(RESULT, None)  # encoded above; not a def (no hash, no name)
+    codec_of = {d: blob["codec"] for blob in m["blobs"].values() for d in blob["defs"]}
+    for name, value in values.items():
+        entry = m["defs"].setdefault(name, {})
+        entry["hash"] = after.get(name)  # mutated refs: hashed already
+        # Only a hash the memo can reuse is worth computing (an immutable, or
+        # an array mapped from its .npy); any other value is hashed again when
+        # a later cell reads it, so hashing a figure or model here is waste.
+        if entry["hash"] is None and (type(value) in _IMMUTABLE or codec_of.get(name) == "npy"):
+            try:
+                entry["hash"] = value_hash(value)
+            except (Unhashable, RecursionError):
+                entry["hash"] = None
+        entry["type"] = f"{type(value).__module__}.{type(value).__qualname__}"
+        if name in unstored:  # said when storing, not first at a restore
+            entry["unstored"] = unstored[name]
+    signer.sign(m)
+    data = mf.dumps(m)
+    try:  # the entry this one replaces (--force), whose blobs become garbage
+        previous = load_manifest(store, plan.key)
+    except Exception:
+        previous = None
+    store.put(mf.manifest_key(plan.key), data)
+    del written[:]  # committed: nothing to discard from here on
+    for name in set(previous["blobs"]) - set(m["blobs"]) if previous else ():
+        try:  # a reader still on the old manifest retries (BlobGone)
+            store.delete(f"{plan.key}/{name}")
+        except Exception:
+            pass
+    if memo is not None:
+        memo.clear()
+        for name, h in after.items():
+            if name not in values:  # unchanged refs; defs and mutated refs below
+                memo.record(name, ns[name], h)
+        for name, value in values.items():
+            memo.record(name, value, m["defs"][name]["hash"])
+    return m, total + len(data)
+
+
+def _shows_widgets(outcome) -> bool:
+    bundles = [o.get("data") or {} for o in outcome.outputs] + [(outcome.result or {}).get("data") or {}]
+    return any("application/vnd.jupyter.widget-view+json" in b for b in bundles)
+
+
+def _refuse_lost_changes(blobs: dict, mutated) -> None:
+    """No entry where a ref the run changed in place cannot be stored: a
+    tripwire would stand in for its name alone, and every other name bound
+    to the object (``t = s`` in an earlier cell) would keep the old content."""
+    for blob in blobs.values():
+        lost = sorted(set(blob["defs"]) & set(mutated)) if blob["codec"] == "tripwire" else ()
+        if lost:
+            raise NotStored(f"it changes {', '.join(lost)} in place, which cannot be stored ({blob['why']})")
+
+
+def evict(store, key: str):
+    """Remove an entry: the manifest first, so it stops being a hit at once."""
+    store.delete(mf.manifest_key(key))
+    for name in list(store.keys(f"{key}/")):
+        store.delete(name)
