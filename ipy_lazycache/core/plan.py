@@ -123,38 +123,12 @@ def plan(tree, ns: dict, memo: Memo | None = None, deps=(), files=(), source: st
     elif source is None:
         source = ast.unparse(tree)
     analysis, tree_code = _analyzed(tree, source if exact_source else None)
-    for name in deps:
-        if name not in ns:
-            raise Uncacheable(f"--deps names {name!r}, which is not defined")
-    try:  # refs, deps, history names read, values read through modules, imports (analysis.Analysis.inputs)
-        inputs = analysis.inputs(ns, deps)
-    except (Dynamic, Unhashable) as exc:  # Unhashable: a local module edited since its import
-        raise Uncacheable(str(exc)) from None
+    inputs = _inputs(analysis, ns, deps)
     names = {n for n in inputs if n in ns}
-    versions = {}  # installed modules the cell imports: checked at lookup, not keyed (see installed_differ)
-    for label, value in inputs.items():
-        if label.startswith("import ") and isinstance(value, tuple) and value[:1] == ("installed",):
-            version = module_version(value[1])
-            if version:
-                versions[value[1].split(".")[0]] = version
+    versions = _installed_versions(inputs)
     if budget is not None:
-        cost = sum(hash_cost(obj) for name, obj in inputs.items() if not (memo and memo.get(name, obj)))
-        if cost > budget:
-            raise OverBudget(f"hashing the inputs would take about {cost:.0f} µs")
-    refs = {}
-    for name in sorted(inputs):
-        obj = inputs[name]
-        known = memo.get(name, obj) if memo else None
-        if known is None:
-            try:
-                known = value_hash(obj)
-            except Unhashable as exc:
-                raise Uncacheable(f"variable {name!r} cannot be hashed: {exc}") from None
-            except RecursionError:
-                raise Uncacheable(f"variable {name!r} is nested too deeply to hash") from None
-            if memo is not None:
-                memo.record(name, obj, known)
-        refs[name] = known
+        _within_budget(inputs, memo, budget)
+    refs = _ref_hashes(inputs, memo)
     observed = {}
     if ambient is not None:
         from ..ambient import Cell
@@ -169,6 +143,57 @@ def plan(tree, ns: dict, memo: Memo | None = None, deps=(), files=(), source: st
     key = cell_key(code, refs, options)
     return Plan(key=key, source=source, analysis=analysis, refs=refs, ambient=observed, code=code,
                 versions=versions)
+
+
+def _inputs(analysis, ns: dict, deps) -> dict:
+    """Refs, deps, history names read, values read through modules, imports
+    (:meth:`.analysis.Analysis.inputs`); :class:`Uncacheable` when one
+    cannot be known."""
+    for name in deps:
+        if name not in ns:
+            raise Uncacheable(f"--deps names {name!r}, which is not defined")
+    try:
+        return analysis.inputs(ns, deps)
+    except (Dynamic, Unhashable) as exc:  # Unhashable: a local module edited since its import
+        raise Uncacheable(str(exc)) from None
+
+
+def _installed_versions(inputs: dict) -> dict:
+    """Installed modules the cell imports -> their versions: checked at
+    lookup, not keyed (see :func:`installed_differ`)."""
+    versions = {}
+    for label, value in inputs.items():
+        if label.startswith("import ") and isinstance(value, tuple) and value[:1] == ("installed",):
+            version = module_version(value[1])
+            if version:
+                versions[value[1].split(".")[0]] = version
+    return versions
+
+
+def _within_budget(inputs: dict, memo, budget: float) -> None:
+    cost = sum(hash_cost(obj) for name, obj in inputs.items() if not (memo and memo.get(name, obj)))
+    if cost > budget:
+        raise OverBudget(f"hashing the inputs would take about {cost:.0f} µs")
+
+
+def _ref_hashes(inputs: dict, memo) -> dict:
+    """Each input's hash, the memo's where it may be reused (and recorded
+    there when computed)."""
+    refs = {}
+    for name in sorted(inputs):
+        obj = inputs[name]
+        known = memo.get(name, obj) if memo else None
+        if known is None:
+            try:
+                known = value_hash(obj)
+            except Unhashable as exc:
+                raise Uncacheable(f"variable {name!r} cannot be hashed: {exc}") from None
+            except RecursionError:
+                raise Uncacheable(f"variable {name!r} is nested too deeply to hash") from None
+            if memo is not None:
+                memo.record(name, obj, known)
+        refs[name] = known
+    return refs
 
 
 def installed_differ(versions: dict) -> list[str]:

@@ -12,9 +12,8 @@ import os
 from .. import codecs, manifest as mf
 from ..manifest import CorruptEntry
 from ..stores.base import StoreUnavailable, UnsafePath
-from ..tripwire import Tripwire
+from .decode import Decoder
 from .plan import RESULT
-from .rebind import _rebind
 from .restored_sources import _register_source
 
 
@@ -119,9 +118,24 @@ def _restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> R
         signer = signing.from_config()
     # Before anything is fetched or unpickled (raises signing.Unverified).
     signer.check(m)
-    blobs = m["blobs"]
-    # A blob that needs a module missing here (pandas in a browser) is not
-    # fetched: its defs, and those that reference them, become tripwires.
+    skipped = _skipped_blobs(m["blobs"])
+    datas, maps, nbytes = _read_blobs(store, key, m, skipped, signer)
+    values, tripwires = Decoder(m, ns, skipped, datas, maps).decode_all()
+    _register_source(values.values(), m.get("source", ""))
+    settle = getattr(store, "settle", None)
+    if settle is not None:  # the entry is whole here: commit its manifest to faster tiers
+        settle(mf.manifest_key(key))
+    result = values.pop(RESULT, None)
+    if RESULT in tripwires:  # the replayed display stands in for it
+        tripwires.remove(RESULT)
+        result = None
+    return Restored(manifest=m, values=values, tripwires=tripwires, nbytes=nbytes, result=result)
+
+
+def _skipped_blobs(blobs: dict) -> dict:
+    """Blob name -> why it is not fetched. A blob that needs a module missing
+    here (pandas in a browser) is skipped, and so is every blob referencing
+    one skipped: their defs become tripwires."""
     skipped = {}
     for name, blob in blobs.items():
         missing = codecs.missing_modules(blob.get("modules", ()))
@@ -139,164 +153,105 @@ def _restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> R
                     skipped[name] = f"it references {ref!r}, which could not be restored"
                     changed = True
                     break
+    return skipped
 
-    wanted, opened, streamed = [], {}, set()
+
+def _mappable(blob: dict) -> bool:
+    return getattr(codecs.codec_named(blob["codec"]), "mmap", False)
+
+
+def _read_blobs(store, key: str, m: dict, skipped: dict, signer):
+    """The checked bytes of every blob not skipped: ``(datas, maps, nbytes)``,
+    ``maps`` holding the memory-mapped ones (name -> mapping)."""
+    blobs = m["blobs"]
     sizes = {f"{key}/{name}": blob["size"] for name, blob in blobs.items()}
+    opened, streamed = {}, set()
     try:
-        for name, blob in blobs.items():
-            if name in skipped:
-                continue
-            if getattr(codecs.codec_named(blob["codec"]), "mmap", False):
-                f = _open_blob(store, key, name)
-                if f is not None:
-                    opened[name] = f
-                    continue
-            wanted.append(f"{key}/{name}")
-        # Mappable blobs held only by a slower tier (a shared remote) are
-        # streamed into the local folder, never whole in memory, then
-        # mapped and checked.
-        fetch_paths = getattr(store, "fetch_paths", None)
-        mappable = [k for k in wanted if getattr(codecs.codec_named(blobs[k.split("/", 1)[1]]["codec"]), "mmap", False)]
-        for full in (fetch_paths(mappable, sizes) if fetch_paths is not None and mappable else {}):
-            name = full.split("/", 1)[1]
-            f = _open_blob(store, key, name)
-            if f is not None:
-                wanted.remove(full)
-                opened[name] = f
-                streamed.add(name)
-        fetched = store.get_many(wanted, sizes) if wanted else {}
-        datas, maps = {}, {}
-        nbytes = 0
-        for full, data in fetched.items():
-            name = full.split("/", 1)[1]
-            if data is None:
-                why = store.failed(full)
-                if why:  # a network error, already reported once: a plain miss
-                    raise StoreUnavailable(f"blob {name} could not be fetched ({why})")
-                raise BlobGone(f"blob {name} is missing", m)
-            _check(signer, name, blobs[name], data)
-            datas[name] = data
-            nbytes += len(data)
-        for name, f in opened.items():
-            # Checked and decoded from this one open file: a rename in the
-            # folder after the check cannot swap in other bytes.
-            st = os.fstat(f.fileno())
-            if st.st_size != blobs[name]["size"]:
-                raise CorruptEntry(f"blob {name} has the wrong size")
-            nbytes += st.st_size
-            if signer.checks and not _private(st):
-                # Others can write this file: a mapping would show their later
-                # writes. Decode from our own copy of the checked bytes.
-                datas[name] = f.read()
-                _check(signer, name, blobs[name], datas[name])
-                continue
-            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) if st.st_size else None
-            # Mapped Arrow files carry a pickle (labels, dtypes): checked like
-            # fetched blobs. Only .npy (never unpickled) skips the read, unless
-            # signed: signed entries give up O(1) restore, data is checked too.
-            if blobs[name]["codec"] != "npy" or name in streamed or signer.checks:
-                _check(signer, name, blobs[name], mapped if mapped is not None else b"")
-            if mapped is None:
-                datas[name] = b""
-            else:
-                maps[name] = mapped
+        wanted = _open_local(store, key, blobs, skipped, opened)
+        _stream_mappable(store, key, blobs, sizes, wanted, opened, streamed)
+        datas, nbytes = _fetch(store, wanted, sizes, m, signer)
+        maps = {}
+        nbytes += _map_opened(opened, streamed, blobs, signer, datas, maps)
     finally:
         for f in opened.values():
             f.close()
-
-    values, tripwires = {}, []
-    hashes = {n: d.get("hash") for n, d in m["defs"].items()}
-
-    def resolve(pid):
-        kind, name = pid
-        if kind == "ref":
-            if name not in ns:
-                raise CorruptEntry(f"entry refers to {name!r}, which is not defined")
-            return ns[name]
-        if name not in values:
-            load_blob(owner[name])
-        return _live(m, ns, name, values[name])
-
-    loading = set()
-
-    def load_blob(bname):
-        if bname in loading:
-            raise CorruptEntry(f"blob {bname} references itself")
-        loading.add(bname)
-        blob = blobs[bname]
-        kind = blob["codec"]
-        if bname in skipped:
-            for d in blob["defs"]:
-                values[d] = Tripwire(d, skipped[bname], hashes.get(d))
-                tripwires.append(d)
-            return
-        if kind == "tripwire":
-            reason = datas[bname].decode("utf-8", "replace")
-            for d in blob["defs"]:
-                values[d] = Tripwire(d, reason, hashes.get(d))
-                tripwires.append(d)
-            return
-        if kind == "module":
-            import importlib
-
-            try:
-                module = importlib.import_module(datas[bname].decode())
-            except ImportError as exc:  # entries written before "modules" was set
-                for d in blob["defs"]:
-                    missing = exc.name or datas[bname].decode()
-                    values[d] = Tripwire(d, f"module {missing} is not available here", hashes.get(d))
-                    tripwires.append(d)
-                return
-            values.update((d, module) for d in blob["defs"])
-            return
-        if kind in ("pickle", "pickle-group"):
-            try:
-                obj = codecs.loads(datas[bname], resolve)
-            except CorruptEntry:
-                raise
-            except Exception as exc:
-                # Verified bytes that do not load here (another Python's code
-                # objects, a missing class): a tripwire, not a crash.
-                reason = f"it could not be loaded here ({type(exc).__name__}: {exc})"[:300]
-                for d in blob["defs"]:
-                    values[d] = Tripwire(d, reason, hashes.get(d))
-                    tripwires.append(d)
-                return
-            if kind == "pickle-group":
-                for d, v in obj.items():
-                    v = _rebind(v, ns)
-                    for alias in blob.get("aliases", {}).get(d, [d]):
-                        values[alias] = v
-            else:
-                obj = _rebind(obj, ns)
-                for d in blob["defs"]:
-                    values[d] = obj
-            return
-        codec = codecs.codec_named(kind)
-        if codec is None:
-            raise CorruptEntry(f"unknown codec {kind!r}")
-        value = codec.decode(datas.get(bname), maps.get(bname))
-        values.update((d, value) for d in blob["defs"])
-
-    for bname in blobs:
-        if not all(d in values for d in blobs[bname]["defs"]):
-            load_blob(bname)
-    _register_source(values.values(), m.get("source", ""))
-    settle = getattr(store, "settle", None)
-    if settle is not None:  # the entry is whole here: commit its manifest to faster tiers
-        settle(mf.manifest_key(key))
-    result = values.pop(RESULT, None)
-    if RESULT in tripwires:  # the replayed display stands in for it
-        tripwires.remove(RESULT)
-        result = None
-    return Restored(manifest=m, values=values, tripwires=tripwires, nbytes=nbytes, result=result)
+    return datas, maps, nbytes
 
 
-def _live(m: dict, ns: dict, name: str, value):
-    """A def as other defs of the entry hold it. A ref the run changed in
-    place is the namespace's own object, which :func:`apply` gives the run's
-    content: ``d = {"k": a}; a += 1`` keeps ``d["k"] is a``, and ``b = a[::2]``
-    stays a view of ``a``. The restored value where that update cannot be made."""
-    if name in m.get("mutated", ()) and name in ns and codecs.can_update_in_place(ns[name], value):
-        return ns[name]
-    return value
+def _open_local(store, key: str, blobs: dict, skipped: dict, opened: dict) -> list:
+    """Open the mappable blobs the store holds as local files (into
+    ``opened``); the keys of the others, to fetch."""
+    wanted = []
+    for name, blob in blobs.items():
+        if name in skipped:
+            continue
+        if _mappable(blob):
+            f = _open_blob(store, key, name)
+            if f is not None:
+                opened[name] = f
+                continue
+        wanted.append(f"{key}/{name}")
+    return wanted
+
+
+def _stream_mappable(store, key: str, blobs: dict, sizes: dict, wanted: list, opened: dict, streamed: set) -> None:
+    """Mappable blobs held only by a slower tier (a shared remote) are
+    streamed into the local folder, never whole in memory, then mapped and
+    checked: moved from ``wanted`` to ``opened``."""
+    fetch_paths = getattr(store, "fetch_paths", None)
+    mappable = [k for k in wanted if _mappable(blobs[k.split("/", 1)[1]])]
+    for full in (fetch_paths(mappable, sizes) if fetch_paths is not None and mappable else {}):
+        name = full.split("/", 1)[1]
+        f = _open_blob(store, key, name)
+        if f is not None:
+            wanted.remove(full)
+            opened[name] = f
+            streamed.add(name)
+
+
+def _fetch(store, wanted: list, sizes: dict, m: dict, signer):
+    """The fetched blobs' bytes, each checked: ``(datas, nbytes)``."""
+    blobs = m["blobs"]
+    fetched = store.get_many(wanted, sizes) if wanted else {}
+    datas, nbytes = {}, 0
+    for full, data in fetched.items():
+        name = full.split("/", 1)[1]
+        if data is None:
+            why = store.failed(full)
+            if why:  # a network error, already reported once: a plain miss
+                raise StoreUnavailable(f"blob {name} could not be fetched ({why})")
+            raise BlobGone(f"blob {name} is missing", m)
+        _check(signer, name, blobs[name], data)
+        datas[name] = data
+        nbytes += len(data)
+    return datas, nbytes
+
+
+def _map_opened(opened: dict, streamed: set, blobs: dict, signer, datas: dict, maps: dict) -> int:
+    """Check and map each opened blob (into ``maps``, or ``datas`` when read);
+    the bytes they hold."""
+    nbytes = 0
+    for name, f in opened.items():
+        # Checked and decoded from this one open file: a rename in the
+        # folder after the check cannot swap in other bytes.
+        st = os.fstat(f.fileno())
+        if st.st_size != blobs[name]["size"]:
+            raise CorruptEntry(f"blob {name} has the wrong size")
+        nbytes += st.st_size
+        if signer.checks and not _private(st):
+            # Others can write this file: a mapping would show their later
+            # writes. Decode from our own copy of the checked bytes.
+            datas[name] = f.read()
+            _check(signer, name, blobs[name], datas[name])
+            continue
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) if st.st_size else None
+        # Mapped Arrow files carry a pickle (labels, dtypes): checked like
+        # fetched blobs. Only .npy (never unpickled) skips the read, unless
+        # signed: signed entries give up O(1) restore, data is checked too.
+        if blobs[name]["codec"] != "npy" or name in streamed or signer.checks:
+            _check(signer, name, blobs[name], mapped if mapped is not None else b"")
+        if mapped is None:
+            datas[name] = b""
+        else:
+            maps[name] = mapped
+    return nbytes

@@ -172,13 +172,22 @@ def changed_names(plan: Plan, ns: dict):
     ``after`` holds the refs' content hashes after the run, so nothing is
     hashed twice.
     """
-    a = plan.analysis
     changed = _changed_module_values(plan)
     if changed:
         raise NotStored(f"it changed what {', '.join(changed)} holds, which a hit could not do again")
+    values, mutated, after = _bound(plan, ns), [], {}
+    gone = {n for n in plan.before if n not in ns} | {n for n in plan.analysis.deletes if n not in ns}
+    deleted = sorted(n for n in gone if _user_name(n))  # replayed on a hit, whether or not it exists then
+    reaches = _refs_changed(plan, ns, values, mutated, after)
+    _reached_changed(plan, ns, reaches, values, mutated, after)
+    return values, deleted, sorted(mutated), after
+
+
+def _bound(plan: Plan, ns: dict) -> dict:
+    """The names the run bound (by identity against ``plan.before``)."""
     before = plan.before
-    surely = getattr(a, "surely", set())
-    values, mutated = {}, []
+    surely = getattr(plan.analysis, "surely", set())
+    values = {}
     for name in sorted(ns):
         if not _user_name(name):
             continue
@@ -192,9 +201,13 @@ def changed_names(plan: Plan, ns: dict):
                 values[name] = value
         elif name not in plan.refs:
             values[name] = value  # new (a ref without a snapshot is checked by hash below)
-    gone = {n for n in before if n not in ns} | {n for n in a.deletes if n not in ns}
-    deleted = sorted(n for n in gone if _user_name(n))  # replayed on a hit, whether or not it exists then
-    after, reaches = {}, []
+    return values
+
+
+def _refs_changed(plan: Plan, ns: dict, values: dict, mutated: list, after: dict) -> list:
+    """Re-hash the refs (into ``after``); those changed in place join
+    ``values`` and ``mutated``. Returns the objects of every changed ref."""
+    reaches = []
     for name, old_hash in plan.refs.items():
         if name in values or name not in ns:
             continue
@@ -209,11 +222,15 @@ def changed_names(plan: Plan, ns: dict):
             values[name] = obj  # updated in place on a hit (a function's or class's attributes too)
             mutated.append(name)
         reaches.append(obj)
-    # What changed may be another name's object, reached through the ref:
-    # a function's code cannot change in place, so what it reaches did
-    # (``log.append`` inside it); a bound method's object (``push =
-    # lst.append``), a partial's arguments, a container's nested items
-    # (``outer["a"]["b"].append(1)`` changes ``inner`` too).
+    return reaches
+
+
+def _reached_changed(plan: Plan, ns: dict, reaches: list, values: dict, mutated: list, after: dict) -> None:
+    """What changed may be another name's object, reached through the ref:
+    a function's code cannot change in place, so what it reaches did
+    (``log.append`` inside it); a bound method's object (``push =
+    lst.append``), a partial's arguments, a container's nested items
+    (``outer["a"]["b"].append(1)`` changes ``inner`` too)."""
     for name in sorted(_reached_names(reaches, ns)):
         if name in values or (name in plan.refs and after.get(name, plan.refs[name]) == plan.refs[name]):
             continue  # stored already, or a ref the run provably left alone
@@ -223,7 +240,6 @@ def changed_names(plan: Plan, ns: dict):
             continue  # it could not be stored either: left as the hit finds it
         values[name] = ns[name]
         mutated.append(name)
-    return values, deleted, sorted(mutated), after
 
 
 def _is_code(value) -> bool:

@@ -58,6 +58,27 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
     if _shows_widgets(outcome):
         raise NotStored("its output holds a widget, which needs a live kernel; re-run it to use the widget")
     values, deleted, mutated, after = changed_names(plan, ns)
+    m = _new_manifest(plan, outcome, deleted, mutated)
+    if outcome.value is not None and outcome.result_name is None:
+        values[RESULT] = outcome.value  # stored like a def, never bound to a name
+    kept, pids = _references(plan, ns, values)
+    locate = relations.Locator(kept, values, relations.imported_modules(plan.source))
+    locate.was = {i: item for i, item in plan.items.items() if item[0] in mutated}
+    blobs = _encode(values, pids, locate)
+    _refuse_lost_changes(blobs, mutated)
+    if progress is not None:
+        progress.total(sum(memoryview(p).nbytes for b in blobs.values() for p in b["parts"]))
+    total, unstored = _write_blobs(store, plan.key, m, blobs, signer, written, progress)
+    values.pop(RESULT, None)  # encoded above; not a def (no hash, no name)
+    _describe_defs(m, values, after, unstored)
+    size = _commit(store, plan.key, m, signer, written)
+    if memo is not None:
+        _remember(memo, ns, values, after, m)
+    return m, total + size
+
+
+def _new_manifest(plan, outcome, deleted, mutated) -> dict:
+    """The manifest of the run, its blobs and defs not yet filled in."""
     m = mf.new(plan.key, plan.source)
     m["duration"] = outcome.duration
     m["outputs"] = outcome.outputs
@@ -68,14 +89,15 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
     m["effects"] = outcome.effects
     if outcome.requires:
         m["requires"] = outcome.requires
+    return m
 
-    if outcome.value is not None and outcome.result_name is None:
-        values[RESULT] = outcome.value  # stored like a def, never bound to a name
 
-    # Which objects may be written as references instead of copies: other
-    # defs, the refs the run left unchanged (a ref wins: ``b = a`` restores
-    # as the ref's object), and notebook classes by their names (instances
-    # stay instances of the notebook's class after a restart).
+def _references(plan, ns, values):
+    """Which objects may be written as references instead of copies: other
+    defs, the refs the run left unchanged (a ref wins: ``b = a`` restores
+    as the ref's object), and notebook classes by their names (instances
+    stay instances of the notebook's class after a restart).
+    Returns ``(kept refs, id -> (persistent id, object))``."""
     kept = {n: ns[n] for n in plan.refs if n not in values and n in ns}
     pids = {}
     for name, value in values.items():
@@ -86,12 +108,12 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
     for name, value in ns.items():
         if isinstance(value, type) and value.__module__ == "__main__" and _user_name(name) and id(value) not in pids:
             pids[id(value)] = (("ref", name), value)
-    locate = relations.Locator(kept, values, relations.imported_modules(plan.source))
-    locate.was = {i: item for i, item in plan.items.items() if item[0] in mutated}
-    blobs = _encode(values, pids, locate)
-    _refuse_lost_changes(blobs, mutated)
-    if progress is not None:
-        progress.total(sum(memoryview(p).nbytes for b in blobs.values() for p in b["parts"]))
+    return kept, pids
+
+
+def _write_blobs(store, key, m, blobs, signer, written, progress):
+    """Put each blob under a name holding its digest and list it in ``m``.
+    Returns ``(bytes written, def -> why it was not stored)``."""
     total, unstored = 0, {}
     for blob_name, blob in blobs.items():
         parts = blob.pop("parts")
@@ -108,10 +130,14 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
         # replacing each other's blobs: whichever manifest lands last is whole.
         stem, ext = blob_name.split(".", 1)
         blob_name = f"{stem}.{blob['digest'][:12]}.{ext}"
-        written.append(f"{plan.key}/{blob_name}")
-        store.put(f"{plan.key}/{blob_name}", parts if progress is None else progress.wrap(parts))
+        written.append(f"{key}/{blob_name}")
+        store.put(f"{key}/{blob_name}", parts if progress is None else progress.wrap(parts))
         m["blobs"][blob_name] = blob
-    values.pop(RESULT, None)  # encoded above; not a def (no hash, no name)
+    return total, unstored
+
+
+def _describe_defs(m, values, after, unstored) -> None:
+    """Each def's hash, type and (if a tripwire) why, in the manifest."""
     codec_of = {d: blob["codec"] for blob in m["blobs"].values() for d in blob["defs"]}
     for name, value in values.items():
         entry = m["defs"].setdefault(name, {})
@@ -127,27 +153,35 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
         entry["type"] = f"{type(value).__module__}.{type(value).__qualname__}"
         if name in unstored:  # said when storing, not first at a restore
             entry["unstored"] = unstored[name]
+
+
+def _commit(store, key, m, signer, written) -> int:
+    """Sign and put the manifest (the entry is a hit from here), then drop
+    the blobs of the entry it replaced. Returns the manifest's size."""
     signer.sign(m)
     data = mf.dumps(m)
     try:  # the entry this one replaces (--force), whose blobs become garbage
-        previous = load_manifest(store, plan.key)
+        previous = load_manifest(store, key)
     except Exception:
         previous = None
-    store.put(mf.manifest_key(plan.key), data)
+    store.put(mf.manifest_key(key), data)
     del written[:]  # committed: nothing to discard from here on
     for name in set(previous["blobs"]) - set(m["blobs"]) if previous else ():
         try:  # a reader still on the old manifest retries (BlobGone)
-            store.delete(f"{plan.key}/{name}")
+            store.delete(f"{key}/{name}")
         except Exception:
             pass
-    if memo is not None:
-        memo.clear()
-        for name, h in after.items():
-            if name not in values:  # unchanged refs; defs and mutated refs below
-                memo.record(name, ns[name], h)
-        for name, value in values.items():
-            memo.record(name, value, m["defs"][name]["hash"])
-    return m, total + len(data)
+    return len(data)
+
+
+def _remember(memo, ns, values, after, m) -> None:
+    """The memo now holds the hashes of what this run left bound."""
+    memo.clear()
+    for name, h in after.items():
+        if name not in values:  # unchanged refs; defs and mutated refs below
+            memo.record(name, ns[name], h)
+    for name, value in values.items():
+        memo.record(name, value, m["defs"][name]["hash"])
 
 
 def _shows_widgets(outcome) -> bool:
