@@ -3,6 +3,9 @@ IPython events call, driven by :func:`ipy_lazycache.core.sequence.run` with
 the shell's functions given as arguments."""
 
 import ast
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -83,3 +86,12 @@ def test_a_failed_run_is_not_stored_and_force_runs_again():
     assert runs == [1, 1, 1]
     run(sequence, CELL, ns, _body(ns, runs), store)
     assert runs == [1, 1, 1] and sequence.stats["hits"] == 1
+
+
+def test_the_sequence_and_auto_policy_import_no_ipython():
+    code = ("import sys, ipy_lazycache.core.sequence, ipy_lazycache.auto; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('IPython', 'traitlets')))")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
