@@ -192,7 +192,7 @@ class Sequence:
             budget = self.codes.budget(store, code)  # a cell never seen slow: hashed only if that is cheap
         try:
             plan = make_plan(tree, ns, self.memo, deps=deps, files=files, source=source, ambient=self.ambient,
-                              budget=budget, code=code, exact_source=exact_source)
+                             budget=budget, code=code, exact_source=exact_source)
         except OverBudget:  # timed only: if it is slow, its next run is keyed and stored
             return Running(None, store, None, None, None, True, None, time.perf_counter(), auto=code, ns=ns)
         except Uncacheable as exc:
