@@ -1,6 +1,9 @@
-"""IPython glue: the ``%%lazycache`` cell magic, output capture and messages.
+"""IPython glue: the options, transformers, events and messages of
+``%%lazycache`` and ``%lazycache``.
 
-Only this module touches IPython; the cache itself is in :mod:`.core`.
+The steps of a cached cell are :mod:`.core.sequence`'s, called from here;
+auto mode's policy is :mod:`.auto`; what the steps ask of the shell (show,
+record, format) is :mod:`.ipython_shell`.
 """
 
 from __future__ import annotations
@@ -11,21 +14,17 @@ import contextlib
 import io
 import os
 import sys
-import time
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, validate
 
-from . import ambient, core, manage, platform, signing
-from .capture import Capture, flush_inline_figures, jsonable, replay, show_result, split_at_result
-from .hashing import code_hash
+from . import ambient, auto, manage, platform, signing
+from .core.sequence import Hit, Refused, Running, Sequence, local_tier, secs
+from .ipython_shell import IPythonShell
 from .manage import human_size, plural
-from .manifest import CorruptEntry
-from .progress import Progress
-from .stores.base import BadSetting, StoreUnavailable
-from .tripwire import Tripwire
+from .stores.base import BadSetting
 
 PREFIX = "lazycache:"
 
@@ -37,80 +36,7 @@ def _refuse(message: str):
     raise TraitError(message)
 
 
-def _local(store):
-    """The cache folder's own tier: where hits are recorded and pruning and
-    export lists apply, never a team's shared store behind it."""
-    return getattr(store, "tiers", [store])[0]
-
-
-def _names(names, most: int = 8) -> str:
-    """Names for a one-line message: ``from math import *`` binds sixty."""
-    names = sorted(names)
-    if len(names) <= most:
-        return ", ".join(names)
-    return f"{', '.join(names[:most])} and {len(names) - most} more"
-
-
-def _secs(s: float) -> str:
-    return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.1f} s"
-
-
 MAGIC = "%%lazycache"
-
-#: Auto mode: cells whose inputs would take longer than this (µs, estimated)
-#: to hash are only timed on their first run, so a cheap cell reading a
-#: large array pays nothing; a slow one is keyed from its next run on.
-AUTO_BUDGET = 300
-
-#: Line magics that configure the session: a hit runs them again, as the
-#: run did (``%matplotlib inline`` also hooks figure drawing into IPython).
-CONFIG_MAGICS = frozenset({"matplotlib", "config", "load_ext", "reload_ext", "precision", "autoreload", "aimport",
-                           "xmode", "colors", "autocall", "pdb"})
-MAGICS = "ipython"  # the effect under which they are stored
-
-
-def _config_magics(tree) -> list:
-    """``[name, line]`` of the configuring line magics at the cell's top level,
-    in order (only constant lines: no ``{expr}`` expansion to redo)."""
-    out = []
-    for stmt in tree.body:
-        call = stmt.value if isinstance(stmt, ast.Expr) else None
-        if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "run_line_magic"
-                and len(call.args) >= 2 and all(isinstance(a, ast.Constant) and isinstance(a.value, str)
-                                                for a in call.args[:2])
-                and call.args[0].value in CONFIG_MAGICS and "ipy_lazycache" not in call.args[1].value):
-            out.append([call.args[0].value, call.args[1].value])
-    return out
-
-
-#: An entry's requirement on the version of an installed module the cell imports.
-VERSION = "version:"
-
-#: Auto mode's record of code that has entries or ran slowly: ``codes/<hash>``.
-CODES = "codes"
-
-
-def _auto_eligible(raw: str) -> bool:
-    """Auto mode leaves alone other cell magics and cells that opt out."""
-    if raw.startswith("%%"):
-        return False
-    first = raw.split("\n", 1)[0].strip().lower().replace(" ", "")
-    return first != "#lazycache:off"
-
-
-def _only_setup(tree) -> bool:
-    """Cells that only import or run magics (``%matplotlib``, ``%config``)
-    always run: caching them would gain nothing and hide their effects."""
-    for stmt in tree.body:
-        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
-            continue
-        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
-            func = stmt.value.func
-            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call) and \
-                    isinstance(func.value.func, ast.Name) and func.value.func.id == "get_ipython":
-                continue
-        return False
-    return True
 
 
 def _is_lazycache_cell(text: str) -> bool:
@@ -128,20 +54,6 @@ def strip_magic_line(lines: list[str]) -> list[str]:
 class _Pending:
     def __init__(self, args, help=False, auto=False):
         self.args, self.help, self.auto = args, help, auto
-
-
-class _Running:
-    """A miss whose body is running: what post_run_cell needs to store it.
-    ``auto`` is the cell's code hash in auto mode (None for %%lazycache);
-    ``plan`` is None when auto mode only times the run."""
-
-    def __init__(self, plan, store, signer, capture, states, quiet, result_name, started, auto=None):
-        self.plan, self.store, self.signer, self.capture = plan, store, signer, capture
-        self.states, self.quiet, self.result_name, self.started = states, quiet, result_name, started
-        self.auto = auto
-        self.magics: list = []  # configuring line magics the body runs (a hit runs them again)
-        self.modules: dict = {}  # attributes of modules before the run (core.run.module_snapshot)
-        self.environ: set | None = None  # variables notebook code read during the run (ambient.EnvironReads)
 
 
 class _KeyAndLookup(ast.NodeTransformer):
@@ -181,6 +93,17 @@ def _tree_of(body):
     return ast.fix_missing_locations(ast.Module(body=body, type_ignores=[]))
 
 
+def _hit_tree(hit):
+    """The tree a hit runs instead of the body: it shows the restored value
+    as the run did (``Out[n]`` and ``_`` hold the value itself)."""
+    if hit.name:
+        return _tree_of([ast.Expr(ast.Name(id=hit.name, ctx=ast.Load()))])
+    if not hit.has_value:
+        return _tree_of([])
+    _HIT[:] = [("value", hit.value)]
+    return _tree_of([ast.Expr(_call_take())])
+
+
 def _is_magic_call(tree) -> bool:
     """The cell is ``get_ipython().run_cell_magic('lazycache', ...)``."""
     if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
@@ -192,22 +115,6 @@ def _is_magic_call(tree) -> bool:
     )
 
 
-def _result_name(tree):
-    last = tree.body[-1] if tree.body else None
-    if isinstance(last, ast.Expr) and isinstance(last.value, ast.Name):
-        return last.value.id
-    return None
-
-
-def _stat_of(path):
-    """What tells a file changed: inode, size and modification time."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-
 def _source_of(info, tree) -> str:
     """The text the cell's functions are compiled from, line numbers included
     (the blanked magic line stays): restored functions' source comes from it."""
@@ -215,7 +122,6 @@ def _source_of(info, tree) -> str:
     if isinstance(text, str) and text.strip():
         return text
     return ast.unparse(tree)
-
 
 
 # ----------------------------------------------------------------------------
@@ -226,10 +132,6 @@ class HelpRequested(Exception):
     """``--help`` (or ``-h``) was among the options: ``str(exc)`` is the help
     text to show instead of running the cell."""
 
-
-#: Seconds between two recency records of one entry by one session: the
-#: record only orders entries for ``prune``, and a write per hit costs more than the hit.
-USE_INTERVAL = 60.0
 
 #: --files paths already reported as missing this session (one line each).
 _missing_files: set = set()
@@ -376,44 +278,22 @@ class LazyCache(Magics):
         if id(store) not in opened:
             opened.add(id(store))
             try:
-                _local(store).remove_stale_temps()
+                local_tier(store).remove_stale_temps()
             except Exception:
                 pass  # not a FileStore, or unreadable: nothing to clean
         return store
 
     def __init__(self, shell=None, **kwargs):
         super().__init__(shell=shell, **kwargs)
-        self.memo = core.memo.Memo()
-        self.ambient = ambient.Registry()
-        self.stats = {"hits": 0, "misses": 0, "bytes_restored": 0, "time_saved": 0.0, "auto_hits": 0, "auto_saved": 0.0}
+        self.sequence = Sequence(IPythonShell(self))  # the cache's steps; this class only calls them from events
+        self.memo, self.stats = self.sequence.memo, self.sequence.stats
         self._warned: set[str] = set()
         self._pending = None  # options of the %%lazycache cell about to run
         self._running = {}  # depth -> a miss whose body is running (cells run cells: %%capture, run_cell)
         self._depth = 0  # how many cells are running, this one included
-        self._after_hit = []  # a hit's outputs that the run showed after its value
         self._transformer = _KeyAndLookup(self)
-        self._codes: set[str] = set()  # code hashes known to have entries or slow runs (auto mode)
         ambient.watch_seeding()
-        self._auto_from_environment()
-
-    def _auto_from_environment(self):
-        """IPY_LAZYCACHE_AUTO / _AUTO_MIN_TIME turn auto mode on for a team, a
-        docs build or a JupyterLite site without touching notebooks."""
-        on = os.environ.get("IPY_LAZYCACHE_AUTO", "").strip().lower()
-        if on in ("1", "true", "on", "yes"):
-            self.auto = True
-        elif on not in ("", "0", "false", "off", "no"):
-            print(f"{PREFIX} IPY_LAZYCACHE_AUTO={on!r} is not on/off; auto mode stays off.")
-        min_time = os.environ.get("IPY_LAZYCACHE_AUTO_MIN_TIME", "").strip()
-        if min_time:
-            try:
-                value = float(min_time)
-                if not 0 <= value < 1e9:
-                    raise ValueError
-                self.auto_min_time = value
-            except ValueError:
-                print(f"{PREFIX} IPY_LAZYCACHE_AUTO_MIN_TIME={min_time!r} is not a number of seconds; using "
-                      f"{self.auto_min_time:g}.")
+        auto.from_environment(self)
 
     # -- wiring ------------------------------------------------------------------
     # %%lazycache is not run by the cell magic: a cleanup transform blanks its
@@ -443,10 +323,7 @@ class LazyCache(Magics):
         if self._transformer in shell.ast_transformers:
             shell.ast_transformers.remove(self._transformer)
         for running in self._running.values():
-            if running.capture is not None:
-                running.capture.__exit__(None, None, None)
-            if running.environ is not None:
-                ambient.EnvironReads.stop(running.environ)
+            self.sequence.stop(running)
         self._running.clear()
 
     # -- events ------------------------------------------------------------------
@@ -458,7 +335,7 @@ class LazyCache(Magics):
         self._pending = None
         raw = (getattr(info, "raw_cell", "") or "").lstrip()
         if not _is_lazycache_cell(raw):
-            if self.auto and not nested and _auto_eligible(raw):
+            if self.auto and not nested and auto.eligible(raw):
                 self._pending = _Pending(parse_line(""), auto=True)
             return
         line = raw.split("\n", 1)[0][len(MAGIC):]
@@ -486,12 +363,9 @@ class LazyCache(Magics):
             return ast.Module(body=[], type_ignores=[])
         if _is_magic_call(tree):
             return tree  # the first line was not blanked: the cell magic runs it
-        if pending.auto and _only_setup(tree):
+        if pending.auto and auto.only_setup(tree):
             return tree  # imports and configuration always run
         args = pending.args
-        quiet = args.quiet or self.verbose == 0
-        shell = self.shell
-        ns = shell.user_ns
         source = _source_of(self._cell_info, tree)
         platform.ensure_imports(source)  # Pyodide: load the packages the body imports
         try:
@@ -500,52 +374,18 @@ class LazyCache(Magics):
         except UsageError as exc:
             print(f"UsageError: {exc}; running the cell without the cache.")
             return tree
-        budget = code = None
-        if pending.auto:
-            quiet = quiet or False
-            code = code_hash(tree)
-            if not self._code_known(store, code):
-                budget = AUTO_BUDGET  # a cell never seen slow: its inputs are hashed only if that is cheap
         try:
-            plan = core.plan.plan(tree, ns, self.memo, deps=args.deps, files=args.files, source=source,
-                              ambient=self.ambient, budget=budget, code=code,
-                              exact_source=self._parsed_as_is(source))
-        except core.plan.OverBudget:
-            self._running[self._depth] = _Running(None, store, None, None, None, True, None, time.perf_counter(),
-                                                  auto=code)
-            return tree  # timed only: if it is slow, its next run is keyed and stored
-        except core.plan.Uncacheable as exc:
-            if not pending.auto:
-                self._say(f"{PREFIX} not cached: {exc}; running the cell normally.", force=True)
-            return tree
-
-        if not args.force:
-            started = time.perf_counter()
-            try:
-                restored = self._lookup(store, plan, ns, signer)
-            except UsageError as exc:  # strict signing: the cell neither restores nor runs
-                _HIT[:] = [("raise", exc)]
-                return _tree_of([ast.Expr(_call_take())])
-            if restored is not None:
-                if pending.auto:
-                    self.stats["auto_hits"] += 1
-                    ran = restored.manifest.get("duration") or 0.0
-                    self.stats["auto_saved"] += max(ran - (time.perf_counter() - started), 0.0)
-                return self._hit(restored, started, quiet, store, plan)
-
-        if not pending.auto:
-            self.stats["misses"] += 1  # auto mode counts only the runs it stores
-        core.run.take_before(plan, ns)
-        states = self.ambient.snapshot()
-        capture = Capture(shell)
-        capture.__enter__()
-        hook = sys.displayhook
-        sys.displayhook = capture.pause(hook)  # IPython's display trap puts it back
-        self._running[self._depth] = _Running(plan, store, signer, capture, states, quiet, _result_name(tree),
-                                              time.perf_counter(), auto=plan.code if pending.auto else None)
-        self._running[self._depth].magics = _config_magics(tree)
-        self._running[self._depth].modules = core.run.module_snapshot(plan, ns)
-        self._running[self._depth].environ = ambient.EnvironReads.start()  # after our own reads
+            step = self.sequence.begin(
+                tree, self.shell.user_ns, store, signer, deps=args.deps, files=args.files, source=source,
+                quiet=args.quiet or self.verbose == 0, force=args.force, is_auto=pending.auto,
+                exact_source=self._parsed_as_is(source))
+        except Refused as exc:  # strict signing: the cell neither restores nor runs
+            _HIT[:] = [("raise", UsageError(str(exc)))]
+            return _tree_of([ast.Expr(_call_take())])
+        if isinstance(step, Running):
+            self._running[self._depth] = step
+        elif isinstance(step, Hit):
+            return _hit_tree(step)
         return tree
 
     def _parsed_as_is(self, source) -> bool:
@@ -561,157 +401,12 @@ class LazyCache(Magics):
         raw = getattr(getattr(result, "info", None), "raw_cell", None)
         if raw is not None and not raw.strip():
             return  # IPython skips pre_run_cell for empty cells, but not this
-        after, self._after_hit = self._after_hit, []
-        if after:
-            replay(self.shell, after)
+        self.sequence.show_after()
         running = self._running.pop(self._depth, None)
         self._depth = max(self._depth - 1, 0)
-        if running is None:
-            return
-        if running.environ is not None:
-            ambient.EnvironReads.stop(running.environ)
-        duration = time.perf_counter() - running.started
-        if running.capture is not None:
-            running.capture.__exit__(None, None, None)
-        if result.error_before_exec is not None or result.error_in_exec is not None:
-            return  # a failed run is not a result; the traceback was shown as usual
-        if running.auto is not None and duration < self.auto_min_time:
-            return  # auto mode: a cheap cell always runs
-        if running.plan is None:  # auto mode, inputs too large to hash before a run that might be cheap
-            self._mark_code(running.store, running.auto)
-            return
-        try:
-            self._store(running, result.result, duration)
-        except Exception as exc:  # never a traceback of ours after the user's cell
-            self._say(f"{PREFIX} not stored ({type(exc).__name__}: {exc}); the results are in the namespace.",
-                      force=True)
-
-    def _store(self, running, value, duration):
-        shell, plan, quiet = self.shell, running.plan, running.quiet
-        ns = shell.user_ns
-        flush_inline_figures()
-        changed = core.run.changed_modules(running.modules, plan)
-        if changed:  # a hit could not set them again: this cell always runs
-            self._say(f"{PREFIX} not stored: it changes {_names(changed, 3)}, which a hit cannot redo.",
-                      force=running.auto is None, quiet=True)
-            return
-        states = self.ambient.snapshot()
-        result = None
-        if value is not None:
-            data, metadata = shell.display_formatter.format(value)
-            result = {"data": jsonable(data), "metadata": jsonable(metadata)}
-        outcome = core.run.Outcome(
-            running.capture.events, result, running.result_name if value is not None else None, duration,
-            value=value, effects={**self.ambient.effects(running.states, states),
-                                  **({MAGICS: running.magics} if running.magics else {})},
-            requires={**self.ambient.requires(running.states, states, plan.ambient),
-                      **self.ambient.environ_requires(running.environ or set(), running.states),
-                      **{f"{VERSION}{name}": f"{sys.platform}:{v}" for name, v in plan.versions.items()}},
-        )
-        try:
-            t0 = time.perf_counter()
-            bar = contextlib.nullcontext() if quiet else Progress(f"{PREFIX} storing")  # a bar only after 2 s
-            with bar as progress:
-                m, nbytes = core.save.save(running.store, plan, ns, outcome, self.memo, signer=running.signer,
-                                       progress=progress)
-        except core.run.NotStored as exc:
-            self._say(f"{PREFIX} not stored: {exc}.", force=running.auto is None, quiet=True)
-            return
-        except Exception as exc:  # a full disk or read-only folder loses the cache, not the results
-            self._say(f"{PREFIX} not stored ({type(exc).__name__}: {exc}); the results are in the namespace.",
-                      force=True)
-            return
-        unstored = sorted(n for n, e in m["defs"].items() if e.get("unstored"))
-        if running.auto is not None and unstored:
-            try:  # auto mode stores a cell only if a hit can give back all it defined
-                core.save.evict(running.store, plan.key)
-            except Exception:
-                pass
-            return
-        self._mark_code(running.store, plan.code)
-        if running.auto is not None:
-            self.stats["misses"] += 1
-        names = _names(n for n in m["defs"] if n not in unstored) or "nothing to restore but the outputs"
-        self._say(
-            f"{PREFIX} stored {names} as {plan.key[:10]} ({human_size(nbytes)}) in {_secs(time.perf_counter() - t0)}; "
-            f"the cell ran {_secs(duration)}.",
-            quiet=quiet,
-        )
-        for name, entry in sorted(m["defs"].items()):
-            if entry.get("unstored"):
-                self._say(f"{PREFIX} {name} could not be stored ({entry['unstored']}); a hit will not restore it.",
-                          force=True)
-        self._record_export(running.store, plan.key)
-        if self.max_size:
-            try:
-                manage.prune(_local(running.store), max_size=manage.parse_size(self.max_size), keep={plan.key})
-            except Exception as exc:
-                self._say(f"{PREFIX} could not prune the cache ({type(exc).__name__}: {exc}).", force=True)
-
-    def _code_known(self, store, code) -> bool:
-        """Whether this code ever had an entry or a slow run here (auto mode:
-        only then are its inputs hashed however large)."""
-        if code in self._codes:
-            return True
-        try:
-            known = store.has(f"{CODES}/{code}")
-        except Exception:
-            known = False
-        if known:
-            self._codes.add(code)
-        return known
-
-    def _mark_code(self, store, code):
-        if not code or code in self._codes:
-            return
-        self._codes.add(code)
-        try:
-            _local(store).put(f"{CODES}/{code}", b"")
-        except Exception:
-            pass  # a read-only folder: the next session times the cell again
-
-    def _hit(self, restored, started, quiet, store, plan):
-        """Apply a restored entry and return the tree that shows its value."""
-        m = restored.manifest
-        core.apply.apply(restored, self.shell.user_ns, self.memo)
-        effects = dict(m.get("effects") or {})
-        failed = self.ambient.apply({k: v for k, v in effects.items() if k != MAGICS})
-        for name, line in effects.get(MAGICS, ()):
-            try:  # configuration the cell ran (%matplotlib inline, %config ...): run it again
-                with contextlib.redirect_stdout(io.StringIO()):
-                    self.shell.run_line_magic(name, line)
-            except Exception:
-                failed.append(f"%{name} {line}")
-        before, self._after_hit = split_at_result(m.get("outputs") or [])
-        replay(self.shell, before)  # the rest after the value, at post_run_cell
-        elapsed = time.perf_counter() - started
-        saved = max((m.get("duration") or 0.0) - elapsed, 0.0)
-        self.stats["hits"] += 1
-        self.stats["bytes_restored"] += restored.nbytes
-        self.stats["time_saved"] += saved
-        names = _names(restored.values) or "its outputs"
-        self._say(
-            f"{PREFIX} restored {names} from {m['key'][:10]} ({human_size(restored.nbytes)}) in {_secs(elapsed)}, "
-            f"saving {_secs(saved)}.",
-            quiet=quiet,
-        )
-        for name in restored.tripwires:
-            self._say(f"{PREFIX} {restored.values[name]!r}", force=True)
-        for name in failed:
-            self._say(f"{PREFIX} could not re-apply the cell's change to {name}.", force=True)
-        sys.stdout.flush()
-        self._record_export(store, plan.key)
-        name = m.get("result_name")
-        if name and name in self.shell.user_ns and not isinstance(self.shell.user_ns[name], Tripwire):
-            return _tree_of([ast.Expr(ast.Name(id=name, ctx=ast.Load()))])
-        if restored.result is not None:
-            _HIT[:] = [("value", restored.result)]  # Out[n] and _ hold the value itself, as after a run
-        elif m.get("result"):
-            show_result(self.shell, m["result"])  # its display, with nothing of ours put in Out or _
-            return _tree_of([])
-        else:
-            return _tree_of([])
-        return _tree_of([ast.Expr(_call_take())])
+        if running is not None:
+            failed = result.error_before_exec is not None or result.error_in_exec is not None
+            self.sequence.end(running, result.result, failed, self.auto_min_time, self.max_size)
 
     # -- the magic ---------------------------------------------------------------
     @magic_arguments()
@@ -731,7 +426,7 @@ class LazyCache(Magics):
         called through ``run_cell_magic``), the body runs uncached.
         """
         __tracebackhide__ = True
-        self._say(f"{PREFIX} %%lazycache must be the cell's first line; running the body uncached.", force=True)
+        print(f"{PREFIX} %%lazycache must be the cell's first line; running the body uncached.")
         shell = self.shell
         source = shell.transform_cell(cell)
         tree = shell.compile.ast_parse(source)
@@ -740,102 +435,6 @@ class LazyCache(Magics):
         if last is not None:
             return eval(shell.compile(ast.Expression(body=last.value), "<lazycache>", "eval"),
                         shell.user_global_ns, shell.user_ns)
-
-    def _record_export(self, store, key):
-        """Note in the cache folder's export list that this cell uses ``key``."""
-        try:
-            from . import export
-
-            local = _local(store)
-            cell = export.cell_identity(getattr(self, "_cell_info", None))
-            notebook = export.notebook_path(self.shell)
-            # A hit of a cell this session recorded reads the list only if
-            # someone changed it since (its stat differs): every hit would
-            # otherwise read and parse it to find the record already there.
-            recorded = self.__dict__.setdefault("_exported", {})
-            where = (id(local), notebook, cell)
-            last = recorded.get(where)
-            if last is not None and last[0] == key and _stat_of(last[1]) == last[2]:
-                return
-            path = export.record(local, key, cell, notebook)
-            stat = _stat_of(path) if path is not None else None
-            if stat is not None:
-                recorded[where] = (key, path, stat)
-        except Exception as exc:
-            if "export" not in self._warned:
-                self._warned.add("export")
-                self._say(f"{PREFIX} could not update the export list ({type(exc).__name__}: {exc}).", force=True)
-
-    def _lookup(self, store, plan, ns, signer=None):
-        try:
-            restored = core.restore.restore(store, plan.key, ns, signer=signer)
-        except signing.UntrustedEntry as exc:
-            raise UsageError(
-                f"lazycache: {exc}; refusing to load it (signing is strict). "
-                "Run with --force to recompute, or `ipy-lazycache verify --fix`."
-            ) from None
-        except signing.Unverified as exc:
-            self._say(f"{PREFIX} {exc}; running the cell.", force=True)
-            return None
-        except CorruptEntry as exc:
-            self._say(f"{PREFIX} entry {plan.key[:10]} is damaged ({exc}); evicting it and re-running the cell.",
-                      force=True)
-            try:
-                core.save.evict(store, plan.key)
-            except Exception:
-                pass
-            return None
-        except StoreUnavailable:
-            return None  # the shared store went away mid-read and has said so once
-        except Exception as exc:
-            self._say(f"{PREFIX} could not read the cache ({type(exc).__name__}: {exc}); running the cell.", force=True)
-            return None
-        if restored is None:
-            return None
-        requires = restored.manifest.get("requires") or {}
-        versions = {k[len(VERSION):]: v for k, v in requires.items() if k.startswith(VERSION)}
-        if not self.ambient.satisfied({k: v for k, v in requires.items() if not k.startswith(VERSION)}):
-            return None  # the run drew from a generator now in another state
-        if core.plan.installed_differ(versions):
-            return None  # it ran with another version of a module it imports
-
-        local = _local(store)  # local: a hit writes nothing remote
-        marked = self.__dict__.setdefault("_marked", {})
-        now = time.monotonic()
-        if now - marked.get((id(local), plan.key), -USE_INTERVAL) >= USE_INTERVAL:
-            marked[(id(local), plan.key)] = now
-            manage.mark_used(local, plan.key)
-        return restored
-
-    def _auto_command(self, words):
-        """``%lazycache auto [on|off] [--min-time S]``."""
-        import argparse
-
-        parser = argparse.ArgumentParser(prog="%lazycache auto", description="Cache every cell that runs at least "
-                                         "--min-time seconds, with no %%lazycache line.", exit_on_error=False)
-        parser.add_argument("state", nargs="?", choices=["on", "off"], help="turn auto mode on or off")
-        parser.add_argument("--min-time", type=float, default=None, metavar="S",
-                            help="store only cells whose run took at least S seconds (default 1)")
-        if "-h" in words or "--help" in words:
-            print(parser.format_help())
-            return
-        try:
-            args = parser.parse_args(words)
-        except (argparse.ArgumentError, SystemExit) as exc:
-            raise manage.BadInput(f"%lazycache auto: {exc}") from None
-        if args.min_time is not None:
-            if not 0 <= args.min_time < 1e9:
-                raise manage.BadInput(f"%lazycache auto: --min-time {args.min_time:g} is not a number of seconds")
-            self.auto_min_time = args.min_time
-        if args.state:
-            self.auto = args.state == "on"
-        print(f"{PREFIX} auto mode is {'on' if self.auto else 'off'}"
-              + (f": cells that run {self.auto_min_time:g} s or more are cached." if self.auto else "."))
-
-    def _say(self, text, quiet=False, force=False):
-        if force or not quiet:
-            print(text)
-
 
     # -- management ----------------------------------------------------------------
     @line_magic("lazycache")
@@ -855,7 +454,7 @@ class LazyCache(Magics):
             except ValueError as exc:
                 raise manage.BadInput(f"%lazycache: {exc}") from None
             if words[:1] == ["auto"]:
-                return self._auto_command(words[1:])
+                return auto.command(self, words[1:])
             try:
                 args = cli.parse(words or ["stats"], prog="%lazycache",
                                  extra=[("stats", "this session's hits and misses")])
@@ -867,11 +466,11 @@ class LazyCache(Magics):
                 s = self.stats
                 text = (
                     f"{PREFIX} {plural(s['hits'], 'hit')}, {plural(s['misses'], 'miss', 'misses')}, "
-                    f"{human_size(s['bytes_restored'])} restored, {_secs(s['time_saved'])} saved this session"
+                    f"{human_size(s['bytes_restored'])} restored, {secs(s['time_saved'])} saved this session"
                 )
                 if self.auto or s["auto_hits"]:
                     text += (f"; auto mode {'on' if self.auto else 'off'} (cells of {self.auto_min_time:g} s or more): "
-                             f"{plural(s['auto_hits'], 'hit')}, {_secs(s['auto_saved'])} saved")
+                             f"{plural(s['auto_hits'], 'hit')}, {secs(s['auto_saved'])} saved")
                 text += "."
                 display({"text/plain": text, "text/html": manage.stats_report(s).html()}, raw=True)
                 return

@@ -1,0 +1,433 @@
+"""The run sequence of one cached cell: plan, then on a hit restore and show,
+on a miss let the body run and store what it made.
+
+The shell is reached only through a :class:`Shell` (show outputs, show a
+value's display, format a value, run a line magic, record outputs, a
+progress bar), and the namespace is a plain dict, so the whole sequence runs
+with no kernel: :func:`run` is that, end to end. The IPython glue
+(:mod:`ipy_lazycache.magics`) calls the same steps from its events instead,
+because there the body must run as IPython's own cell (top-level await,
+tracebacks, ``;``): :meth:`Sequence.begin` when the cell's AST is ready,
+:meth:`Sequence.end` at ``post_run_cell``.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import sys
+import time
+
+from .. import ambient, auto, manage, signing
+from ..capture import split_at_result
+from ..hashing import code_hash
+from ..manage import human_size
+from ..manifest import CorruptEntry
+from ..stores.base import StoreUnavailable
+from ..tripwire import Tripwire
+from .apply import apply
+from .memo import Memo
+from .plan import OverBudget, Uncacheable, installed_differ, plan as make_plan
+from .restore import restore
+from .run import NotStored, Outcome, changed_modules, module_snapshot, take_before
+from .save import evict, save
+
+PREFIX = "lazycache:"
+
+#: Line magics that configure the session: a hit runs them again, as the
+#: run did (``%matplotlib inline`` also hooks figure drawing into IPython).
+CONFIG_MAGICS = frozenset({"matplotlib", "config", "load_ext", "reload_ext", "precision", "autoreload", "aimport",
+                           "xmode", "colors", "autocall", "pdb"})
+MAGICS = "ipython"  # the effect under which they are stored
+
+#: An entry's requirement on the version of an installed module the cell imports.
+VERSION = "version:"
+
+#: Seconds between two recency records of one entry by one session: the
+#: record only orders entries for ``prune``, and a write per hit costs more than the hit.
+USE_INTERVAL = 60.0
+
+
+def local_tier(store):
+    """The cache folder's own tier: where hits are recorded and pruning and
+    export lists apply, never a team's shared store behind it."""
+    return getattr(store, "tiers", [store])[0]
+
+
+def names_line(names, most: int = 8) -> str:
+    """Names for a one-line message: ``from math import *`` binds sixty."""
+    names = sorted(names)
+    if len(names) <= most:
+        return ", ".join(names)
+    return f"{', '.join(names[:most])} and {len(names) - most} more"
+
+
+def secs(s: float) -> str:
+    return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.1f} s"
+
+
+def config_magics(tree) -> list:
+    """``[name, line]`` of the configuring line magics at the cell's top level,
+    in order (only constant lines: no ``{expr}`` expansion to redo)."""
+    out = []
+    for stmt in tree.body:
+        call = stmt.value if isinstance(stmt, ast.Expr) else None
+        if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "run_line_magic"
+                and len(call.args) >= 2 and all(isinstance(a, ast.Constant) and isinstance(a.value, str)
+                                                for a in call.args[:2])
+                and call.args[0].value in CONFIG_MAGICS and "ipy_lazycache" not in call.args[1].value):
+            out.append([call.args[0].value, call.args[1].value])
+    return out
+
+
+def result_name(tree):
+    """The name the cell's last line shows, if it is a bare name."""
+    last = tree.body[-1] if tree.body else None
+    if isinstance(last, ast.Expr) and isinstance(last.value, ast.Name):
+        return last.value.id
+    return None
+
+
+class Refused(Exception):
+    """Strict signing refused the entry: the cell neither restores nor runs."""
+
+
+class Recording:
+    """What a :class:`Shell` records while the body runs; this one records nothing."""
+
+    def __init__(self):
+        self.events: list = []
+
+    def __exit__(self, *exc):
+        pass
+
+
+class Shell:
+    """What the sequence asks of the shell. The defaults suit a plain dict
+    namespace with no front end: nothing is shown or recorded, values are
+    formatted by ``repr``."""
+
+    def show(self, outputs: list):
+        """Show recorded outputs again, in their order."""
+
+    def show_result(self, result: dict):
+        """Show a stored display of the cell's value (a value not stored)."""
+
+    def format(self, value) -> tuple[dict, dict]:
+        return {"text/plain": repr(value)}, {}
+
+    def run_magic(self, name: str, line: str):
+        """Run a configuring line magic again (a hit does what the run did)."""
+        raise LookupError(f"no shell to run %{name}")
+
+    def record(self):
+        """Start recording what the body shows: an object with ``events``
+        (outputs, nbformat-like) and ``__exit__`` to stop."""
+        return Recording()
+
+    def settle(self):
+        """Before storing: show what the run still holds (pending figures)."""
+
+    def progress(self, label: str):
+        """A context manager with a progress bar for a long store."""
+        return contextlib.nullcontext()
+
+    def used(self, store, key: str):
+        """The cell used entry ``key`` (the export list records it)."""
+
+    def say(self, text: str):
+        print(text)
+
+
+class Running:
+    """A miss whose body is running: what :meth:`Sequence.end` needs to store
+    it. ``auto`` is the cell's code hash in auto mode (None otherwise);
+    ``plan`` is None when auto mode only times the run."""
+
+    def __init__(self, plan, store, signer, capture, states, quiet, result_name, started, auto=None, ns=None):
+        self.plan, self.store, self.signer, self.capture = plan, store, signer, capture
+        self.states, self.quiet, self.result_name, self.started = states, quiet, result_name, started
+        self.auto, self.ns = auto, ns
+        self.magics: list = []  # configuring line magics the body runs (a hit runs them again)
+        self.modules: dict = {}  # attributes of modules before the run (run.module_snapshot)
+        self.environ: set | None = None  # variables notebook code read during the run (ambient.EnvironReads)
+
+
+class Hit:
+    """A restored entry, applied: how the cell's value is shown. ``name``: the
+    last line's name, to evaluate again; else ``value`` if ``has_value``."""
+
+    def __init__(self, name=None, value=None, has_value=False):
+        self.name, self.value, self.has_value = name, value, has_value
+
+
+class Sequence:
+    """One session's cache sequence: its memo, process state registry,
+    statistics and auto-mode record, and the steps of a cell."""
+
+    def __init__(self, shell: Shell | None = None):
+        self.shell = shell or Shell()
+        self.memo = Memo()
+        self.ambient = ambient.Registry()
+        self.stats = {"hits": 0, "misses": 0, "bytes_restored": 0, "time_saved": 0.0, "auto_hits": 0,
+                      "auto_saved": 0.0}
+        self.codes = auto.Codes()
+        self.after: list = []  # a hit's outputs that the run showed after its value
+        self._marked: dict = {}  # (tier, key) -> when this session last recorded a use
+
+    def _say(self, text, quiet=False, force=False):
+        if force or not quiet:
+            self.shell.say(text)
+
+    # -- the step before the body ---------------------------------------------------
+    def begin(self, tree, ns: dict, store, signer=None, *, deps=(), files=(), source=None, quiet=False,
+              force=False, is_auto=False, exact_source=False):
+        """Key the cell and look it up. Returns a :class:`Hit` (applied to
+        ``ns``), a :class:`Running` (the body must run now, then :meth:`end`)
+        or None (run it uncached). Raises :class:`Refused` (strict signing)."""
+        code = budget = None
+        if is_auto:
+            code = code_hash(tree)
+            budget = self.codes.budget(store, code)  # a cell never seen slow: hashed only if that is cheap
+        try:
+            plan = make_plan(tree, ns, self.memo, deps=deps, files=files, source=source, ambient=self.ambient,
+                             budget=budget, code=code, exact_source=exact_source)
+        except OverBudget:  # timed only: if it is slow, its next run is keyed and stored
+            return Running(None, store, None, None, None, True, None, time.perf_counter(), auto=code, ns=ns)
+        except Uncacheable as exc:
+            if not is_auto:
+                self._say(f"{PREFIX} not cached: {exc}; running the cell normally.", force=True)
+            return None
+        if not force:
+            started = time.perf_counter()
+            restored = self.lookup(store, plan, ns, signer)
+            if restored is not None:
+                if is_auto:
+                    self.stats["auto_hits"] += 1
+                    ran = restored.manifest.get("duration") or 0.0
+                    self.stats["auto_saved"] += max(ran - (time.perf_counter() - started), 0.0)
+                return self.hit(restored, started, quiet, store, plan, ns)
+        if not is_auto:
+            self.stats["misses"] += 1  # auto mode counts only the runs it stores
+        return self.start(tree, plan, ns, store, signer, quiet, is_auto)
+
+    def lookup(self, store, plan, ns, signer=None):
+        """The entry for ``plan``, restored but not yet applied, or None: a
+        miss, or an entry that is damaged, unverified or made under other
+        process state or module versions."""
+        try:
+            restored = restore(store, plan.key, ns, signer=signer)
+        except signing.UntrustedEntry as exc:
+            raise Refused(f"lazycache: {exc}; refusing to load it (signing is strict). "
+                          "Run with --force to recompute, or `ipy-lazycache verify --fix`.") from None
+        except signing.Unverified as exc:
+            self._say(f"{PREFIX} {exc}; running the cell.", force=True)
+            return None
+        except CorruptEntry as exc:
+            self._say(f"{PREFIX} entry {plan.key[:10]} is damaged ({exc}); evicting it and re-running the cell.",
+                      force=True)
+            with contextlib.suppress(Exception):
+                evict(store, plan.key)
+            return None
+        except StoreUnavailable:
+            return None  # the shared store went away mid-read and has said so once
+        except Exception as exc:
+            self._say(f"{PREFIX} could not read the cache ({type(exc).__name__}: {exc}); running the cell.", force=True)
+            return None
+        if restored is None or not self._still_valid(restored.manifest):
+            return None
+        self._mark_used(local_tier(store), plan.key)  # local: a hit writes nothing remote
+        return restored
+
+    def _still_valid(self, m) -> bool:
+        requires = m.get("requires") or {}
+        versions = {k[len(VERSION):]: v for k, v in requires.items() if k.startswith(VERSION)}
+        if not self.ambient.satisfied({k: v for k, v in requires.items() if not k.startswith(VERSION)}):
+            return False  # the run drew from a generator now in another state
+        return not installed_differ(versions)  # else it ran with another version of a module it imports
+
+    def _mark_used(self, local, key):
+        now = time.monotonic()
+        if now - self._marked.get((id(local), key), -USE_INTERVAL) >= USE_INTERVAL:
+            self._marked[(id(local), key)] = now
+            manage.mark_used(local, key)
+
+    # -- a hit ------------------------------------------------------------------
+    def hit(self, restored, started, quiet, store, plan, ns) -> Hit:
+        """Apply a restored entry: values into ``ns``, effects again, the
+        outputs shown before the value; those after it wait in :attr:`after`."""
+        m = restored.manifest
+        apply(restored, ns, self.memo)
+        failed = self._redo_effects(dict(m.get("effects") or {}))
+        before, self.after = split_at_result(m.get("outputs") or [])
+        self.shell.show(before)
+        elapsed = time.perf_counter() - started
+        saved = max((m.get("duration") or 0.0) - elapsed, 0.0)
+        self.stats["hits"] += 1
+        self.stats["bytes_restored"] += restored.nbytes
+        self.stats["time_saved"] += saved
+        names = names_line(restored.values) or "its outputs"
+        self._say(f"{PREFIX} restored {names} from {m['key'][:10]} ({human_size(restored.nbytes)}) in "
+                  f"{secs(elapsed)}, saving {secs(saved)}.", quiet=quiet)
+        for name in restored.tripwires:
+            self._say(f"{PREFIX} {restored.values[name]!r}", force=True)
+        for name in failed:
+            self._say(f"{PREFIX} could not re-apply the cell's change to {name}.", force=True)
+        sys.stdout.flush()
+        self.shell.used(store, plan.key)
+        name = m.get("result_name")
+        if name and name in ns and not isinstance(ns[name], Tripwire):
+            return Hit(name=name)
+        if restored.result is not None:
+            return Hit(value=restored.result, has_value=True)  # Out[n] and _ hold the value itself, as after a run
+        if m.get("result"):
+            self.shell.show_result(m["result"])  # its display, with nothing of ours put in Out or _
+        return Hit()
+
+    def _redo_effects(self, effects) -> list:
+        """Apply the run's changes to process state again; the names that failed."""
+        failed = self.ambient.apply({k: v for k, v in effects.items() if k != MAGICS})
+        for name, line in effects.get(MAGICS, ()):
+            try:  # configuration the cell ran (%matplotlib inline, %config ...): run it again
+                with contextlib.redirect_stdout(io.StringIO()):
+                    self.shell.run_magic(name, line)
+            except Exception:
+                failed.append(f"%{name} {line}")
+        return failed
+
+    def show_after(self):
+        """Show the hit's outputs that the run showed after its value."""
+        after, self.after = self.after, []
+        if after:
+            self.shell.show(after)
+
+    # -- a miss: the body runs between start and end ---------------------------------
+    def start(self, tree, plan, ns, store, signer, quiet, is_auto) -> Running:
+        take_before(plan, ns)
+        states = self.ambient.snapshot()
+        capture = self.shell.record()
+        running = Running(plan, store, signer, capture, states, quiet, result_name(tree), time.perf_counter(),
+                          auto=plan.code if is_auto else None, ns=ns)
+        running.magics = config_magics(tree)
+        running.modules = module_snapshot(plan, ns)
+        running.environ = ambient.EnvironReads.start()  # after our own reads
+        return running
+
+    def stop(self, running):
+        """Stop recording a run (also when the extension unloads mid-cell)."""
+        if running.environ is not None:
+            ambient.EnvironReads.stop(running.environ)
+        if running.capture is not None:
+            running.capture.__exit__(None, None, None)
+
+    def end(self, running, value, failed: bool, min_time: float = auto.DEFAULT_MIN_TIME, max_size: str = ""):
+        """The body ran (``failed``: it raised): store what it made."""
+        if running.environ is not None:
+            ambient.EnvironReads.stop(running.environ)
+        duration = time.perf_counter() - running.started
+        if running.capture is not None:
+            running.capture.__exit__(None, None, None)
+        if failed:
+            return  # a failed run is not a result; the traceback was shown as usual
+        if running.auto is not None and not auto.keeps(duration, min_time):
+            return  # auto mode: a cheap cell always runs
+        if running.plan is None:  # auto mode, inputs too large to hash before a run that might be cheap
+            self.codes.mark(local_tier(running.store), running.auto)
+            return
+        try:
+            self.store(running, value, duration, max_size)
+        except Exception as exc:  # never a traceback of ours after the user's cell
+            self._say(f"{PREFIX} not stored ({type(exc).__name__}: {exc}); the results are in the namespace.",
+                      force=True)
+
+    def store(self, running, value, duration, max_size=""):
+        self.shell.settle()
+        changed = changed_modules(running.modules, running.plan)
+        if changed:  # a hit could not set them again: this cell always runs
+            self._say(f"{PREFIX} not stored: it changes {names_line(changed, 3)}, which a hit cannot redo.",
+                      force=running.auto is None, quiet=True)
+            return
+        outcome = self._outcome(running, value, duration)
+        t0 = time.perf_counter()
+        saved = self._save(running, outcome)
+        if saved is not None:
+            self._stored(running, *saved, time.perf_counter() - t0, duration, max_size)
+
+    def _outcome(self, running, value, duration):
+        plan, states = running.plan, self.ambient.snapshot()
+        result = None
+        if value is not None:
+            data, metadata = self.shell.format(value)
+            result = {"data": data, "metadata": metadata}
+        return Outcome(
+            running.capture.events, result, running.result_name if value is not None else None, duration,
+            value=value, effects={**self.ambient.effects(running.states, states),
+                                  **({MAGICS: running.magics} if running.magics else {})},
+            requires={**self.ambient.requires(running.states, states, plan.ambient),
+                      **self.ambient.environ_requires(running.environ or set(), running.states),
+                      **{f"{VERSION}{name}": f"{sys.platform}:{v}" for name, v in plan.versions.items()}},
+        )
+
+    def _save(self, running, outcome):
+        """``(manifest, bytes)`` of the stored entry, or None (said why)."""
+        try:
+            with (contextlib.nullcontext() if running.quiet else self.shell.progress(f"{PREFIX} storing")) as bar:
+                return save(running.store, running.plan, running.ns, outcome, self.memo, signer=running.signer,
+                                  progress=bar)
+        except NotStored as exc:
+            self._say(f"{PREFIX} not stored: {exc}.", force=running.auto is None, quiet=True)
+        except Exception as exc:  # a full disk or read-only folder loses the cache, not the results
+            self._say(f"{PREFIX} not stored ({type(exc).__name__}: {exc}); the results are in the namespace.",
+                      force=True)
+        return None
+
+    def _stored(self, running, m, nbytes, took, duration, max_size):
+        plan = running.plan
+        unstored = sorted(n for n, e in m["defs"].items() if e.get("unstored"))
+        if running.auto is not None and unstored:
+            with contextlib.suppress(Exception):  # auto mode stores a cell only if a hit gives back all it defined
+                evict(running.store, plan.key)
+            return
+        self.codes.mark(local_tier(running.store), plan.code)
+        if running.auto is not None:
+            self.stats["misses"] += 1
+        names = names_line(n for n in m["defs"] if n not in unstored) or "nothing to restore but the outputs"
+        self._say(f"{PREFIX} stored {names} as {plan.key[:10]} ({human_size(nbytes)}) in {secs(took)}; "
+                  f"the cell ran {secs(duration)}.", quiet=running.quiet)
+        for name, entry in sorted(m["defs"].items()):
+            if entry.get("unstored"):
+                self._say(f"{PREFIX} {name} could not be stored ({entry['unstored']}); a hit will not restore it.",
+                          force=True)
+        self.shell.used(running.store, plan.key)
+        if max_size:
+            try:
+                manage.prune(local_tier(running.store), max_size=manage.parse_size(max_size), keep={plan.key})
+            except Exception as exc:
+                self._say(f"{PREFIX} could not prune the cache ({type(exc).__name__}: {exc}).", force=True)
+
+
+def run(sequence: Sequence, tree, ns: dict, run_body, store, signer=None, *, deps=(), files=(), source=None,
+        force=False, quiet=False, is_auto=False, min_time=auto.DEFAULT_MIN_TIME, max_size=""):
+    """The whole sequence for one cell on a plain namespace, as one call: key
+    and look up; on a hit restore into ``ns``, show the outputs and return the
+    cell's value; on a miss call ``run_body()`` (it runs the cell in ``ns``
+    and returns its last value), store what it made and return the value.
+    ``tree`` is the cell's AST (or its source)."""
+    if isinstance(tree, str):
+        source, tree = source or tree, ast.parse(tree)
+    step = sequence.begin(tree, ns, store, signer, deps=deps, files=files, source=source, quiet=quiet,
+                          force=force, is_auto=is_auto)
+    if isinstance(step, Hit):
+        value = ns[step.name] if step.name else step.value
+        sequence.show_after()
+        return value
+    if step is None:
+        return run_body()
+    try:
+        value = run_body()
+    except BaseException:
+        sequence.end(step, None, failed=True)
+        raise
+    sequence.end(step, value, failed=False, min_time=min_time, max_size=max_size)
+    return value

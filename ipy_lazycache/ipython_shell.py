@@ -1,0 +1,79 @@
+"""What the run sequence asks of the shell, done by IPython: show recorded
+outputs, show a value's display, format a value, run a line magic, record
+what the body shows, and note each entry a cell uses in the export list."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .capture import Capture, flush_inline_figures, jsonable, replay, show_result
+from .core.sequence import PREFIX, Shell, local_tier
+from .progress import Progress
+
+
+class IPythonShell(Shell):
+    """The IPython shell as the run sequence sees it (see :class:`.core.sequence.Shell`)."""
+
+    def __init__(self, magics):
+        self.magics = magics
+
+    def show(self, outputs):
+        replay(self.magics.shell, outputs)
+
+    def show_result(self, result):
+        show_result(self.magics.shell, result)
+
+    def format(self, value):
+        data, metadata = self.magics.shell.display_formatter.format(value)
+        return jsonable(data), jsonable(metadata)
+
+    def run_magic(self, name, line):
+        self.magics.shell.run_line_magic(name, line)
+
+    def record(self):
+        capture = Capture(self.magics.shell)
+        capture.__enter__()
+        sys.displayhook = capture.pause(sys.displayhook)  # IPython's display trap puts it back
+        return capture
+
+    def settle(self):
+        flush_inline_figures()
+
+    def progress(self, label):
+        return Progress(label)  # a bar only after 2 s
+
+    def used(self, store, key):
+        """Note in the cache folder's export list that this cell uses ``key``."""
+        magics = self.magics
+        try:
+            from . import export
+
+            local = local_tier(store)
+            cell = export.cell_identity(getattr(magics, "_cell_info", None))
+            notebook = export.notebook_path(magics.shell)
+            # A hit of a cell this session recorded reads the list only if
+            # someone changed it since (its stat differs): every hit would
+            # otherwise read and parse it to find the record already there.
+            recorded = magics.__dict__.setdefault("_exported", {})
+            where = (id(local), notebook, cell)
+            last = recorded.get(where)
+            if last is not None and last[0] == key and _stat_of(last[1]) == last[2]:
+                return
+            path = export.record(local, key, cell, notebook)
+            stat = _stat_of(path) if path is not None else None
+            if stat is not None:
+                recorded[where] = (key, path, stat)
+        except Exception as exc:
+            if "export" not in magics._warned:
+                magics._warned.add("export")
+                print(f"{PREFIX} could not update the export list ({type(exc).__name__}: {exc}).")
+
+
+def _stat_of(path):
+    """What tells a file changed: inode, size and modification time."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
