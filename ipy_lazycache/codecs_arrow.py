@@ -32,7 +32,7 @@ from __future__ import annotations
 import io
 import pickle
 
-from .codecs import Codec, _type_path, as_mapping, register
+from .codec_registry import CODECS, Codec, _type_path, as_mapping, register
 
 META_KEY = b"ipy_lazycache"
 _PANDAS = ("pandas.DataFrame", "pandas.Series", "pandas.core.frame.DataFrame", "pandas.core.series.Series")
@@ -378,9 +378,7 @@ CODEC = ArrowCodec()
 
 def install():
     """Register the Arrow codec (ahead of the built-ins), once."""
-    from . import codecs
-
-    if not any(c.name == CODEC.name for c in codecs.CODECS):
+    if not any(c.name == CODEC.name for c in CODECS):
         register(CODEC, first=True)
 
 
