@@ -139,7 +139,7 @@ def mark_used(store, key: str, now: float | None = None) -> None:
         except OSError:
             pass
         return
-    if getattr(store, "writable", False):
+    if store.writable:
         store.put(f"{key}/{USED}", data)
 
 
@@ -263,10 +263,8 @@ def entries(store) -> list[Entry]:
 def _remote_entries(store) -> list[Entry]:
     """Entries of a store that lists keys: sizes and times from its listing
     where it gives them (``stats``), without reading any blob."""
-    stats = getattr(store, "stats", None)
-    if stats is not None:
-        listing = stats()
-    else:  # no times: nothing looks old enough to be a leftover
+    listing = store.stats()
+    if listing is None:  # no times: nothing looks old enough to be a leftover
         listing = {k: (len(store.get(k) or b""), time.time()) for k in store.keys()}
     by_key: dict[str, Entry] = {}
     for full, (size, mtime) in sorted(listing.items()):

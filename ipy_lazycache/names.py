@@ -67,17 +67,8 @@ class _Names:
         if isinstance(node, _SCOPES):
             self._nested(node)
             return
-        if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
-            base, key = node.value, node.slice
-            if (
-                isinstance(base, ast.Name)
-                and base.id in _HISTORY_CONTAINERS
-                and isinstance(key, ast.Constant)
-                and type(key.value) in (int, str)
-            ):
-                self.loads.add(base.id)
-                self.subscripts.setdefault(base.id, set()).add(key.value)
-                return
+        if self._history_read(node):
+            return
         if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
             chain = _chain(node)
             if chain is not None:
@@ -91,16 +82,42 @@ class _Names:
         ):
             self._safe_calls.add(id(node.func))
         if isinstance(node, ast.Name):
-            if isinstance(node.ctx, ast.Load):
-                self.loads.add(node.id)
-                self.dynamic |= node.id in DYNAMIC and id(node) not in self._safe_calls
-                if node.id in _HISTORY_CONTAINERS:
-                    self.whole.add(node.id)
-            elif isinstance(node.ctx, ast.Store):
-                self.binds.add(node.id)
-            else:
-                self.deletes.add(node.id)
+            self._name(node)
             return
+        self._magic(node)
+        if self._binding(node):
+            return
+        for child in ast.iter_child_nodes(node):
+            self.scan(child)
+
+    def _history_read(self, node) -> bool:
+        """``Out[3]``, ``In[2]``: a constant subscript of a history container."""
+        if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
+            base, key = node.value, node.slice
+            if (
+                isinstance(base, ast.Name)
+                and base.id in _HISTORY_CONTAINERS
+                and isinstance(key, ast.Constant)
+                and type(key.value) in (int, str)
+            ):
+                self.loads.add(base.id)
+                self.subscripts.setdefault(base.id, set()).add(key.value)
+                return True
+        return False
+
+    def _name(self, node):
+        if isinstance(node.ctx, ast.Load):
+            self.loads.add(node.id)
+            self.dynamic |= node.id in DYNAMIC and id(node) not in self._safe_calls
+            if node.id in _HISTORY_CONTAINERS:
+                self.whole.add(node.id)
+        elif isinstance(node.ctx, ast.Store):
+            self.binds.add(node.id)
+        else:
+            self.deletes.add(node.id)
+
+    def _magic(self, node):
+        """Magics that read the namespace, ``%run``, and code inside magics."""
         magic = _magic_name(node)
         if magic in _DYNAMIC_MAGICS:
             self.dynamic = True
@@ -111,24 +128,14 @@ class _Names:
         if inline is not None:
             for stmt in inline.body:  # %time x = f(): x is bound, f is read
                 self.scan(stmt)
+
+    def _binding(self, node) -> bool:
+        """Names a statement binds other than by assignment; True where its
+        children are done with (a type alias)."""
         if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
             self.loads.add(node.target.id)
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                self.imports.add(alias.name)
-                bound = alias.asname or alias.name.split(".")[0]
-                self.binds.add(bound)
-                self.imported[bound] = (alias.name if alias.asname else bound, None)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level == 0 and node.module:
-                self.imports.add(node.module)
-            for alias in node.names:
-                if alias.name == "*":
-                    self.star = True
-                else:
-                    self.binds.add(alias.asname or alias.name)
-                    if node.level == 0 and node.module:
-                        self.imported[alias.asname or alias.name] = (node.module, alias.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            self._imports(node)
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             self.globals.update(node.names)
         elif isinstance(node, ast.ExceptHandler) and node.name:
@@ -141,9 +148,26 @@ class _Names:
         elif type(node).__name__ == "TypeAlias":  # 3.12+: ``type X = ...``
             self.binds.add(node.name.id)
             self._nested_expr(node.value)
+            return True
+        return False
+
+    def _imports(self, node):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                self.imports.add(alias.name)
+                bound = alias.asname or alias.name.split(".")[0]
+                self.binds.add(bound)
+                self.imported[bound] = (alias.name if alias.asname else bound, None)
             return
-        for child in ast.iter_child_nodes(node):
-            self.scan(child)
+        if node.level == 0 and node.module:
+            self.imports.add(node.module)
+        for alias in node.names:
+            if alias.name == "*":
+                self.star = True
+            else:
+                self.binds.add(alias.asname or alias.name)
+                if node.level == 0 and node.module:
+                    self.imported[alias.asname or alias.name] = (node.module, alias.name)
 
     def _nested(self, node):
         """A nested scope: bind its name here; its free names are loads here.

@@ -40,87 +40,8 @@ class _Pickler:
     """
 
     def __new__(cls, file, pids, root_ids, locate=None, shared=None, me=frozenset()):
-        known = locate.known if locate is not None else None
-        was = locate.was if locate is not None else {}
-        # Objects already written with their content (an old item's state, a
-        # module object's stand-in): later mentions, cycles among them, are
-        # plain references. Never emptied during a dump: the content is
-        # written after persistent_id returns.
-        once = set()
-        sets: dict[int, object] = {}  # id(set) -> its pid, or None: pickled as is
-
-        def set_order(obj, i):
-            if i not in sets:
-                sets[i] = _set_order(obj, i)
-            elif sets[i] is not None:
-                return ("lc-same", i)  # the same set again: one object
-            return sets[i]
-        label = min(me) if me else None
-        # ids a relation may be found for; grows with ``known`` (a bound
-        # method's module is indexed when first met)
-        watch = (pids.keys() - set(root_ids)) | was.keys() | (known.keys() if known is not None else set())
-        seen_known = [len(known) if known is not None else 0]
-        slow_types: dict[type, bool] = {}  # whether a type's objects need the full path anyway
-
-        def needs_full(t) -> bool:
-            if t is set or t is frozenset:
-                return True
-            if known is not None and (t is types.MethodType or (t.__name__ == "ndarray" and t.__module__ == "numpy")):
-                return True
-            return shared is not None and (t in _CONTAINERS or _has_dict(t))
-
-        def full(self, obj, t, i):
-            if i not in root_ids:
-                pid = pids.get(i)
-                if pid is not None and pid[1] is obj:
-                    self.used.add(pid[0])
-                    return pid[0]
-            found = None
-            if was:
-                item = was.get(i)
-                if item is not None and item[2] is obj:
-                    # an old item of a ref the run changed in place: the
-                    # hit's own item at that place, given the run's state
-                    self.used.add(("ref", item[0]))
-                    if i in once:
-                        return ("lc-at", ("ref", item[0]), (item[1],))
-                    once.add(i)
-                    return ("lc-was", ("ref", item[0]), item[1], _state_of(obj))
-            if known is not None:
-                hit = known.get(i)
-                if hit is not None and hit[1] is obj:
-                    found = hit[0]
-                elif t is types.MethodType:
-                    found = locate.method(obj)
-                    if len(known) != seen_known[0]:
-                        seen_known[0] = len(known)
-                        watch.update(known.keys())
-                elif t.__name__ == "ndarray" and t.__module__ == "numpy":
-                    found = locate.view(obj)
-            if found is None:
-                if shared is not None and (t in _CONTAINERS or _has_dict(t)):
-                    prev = shared.get(i)
-                    if prev is None:
-                        shared[i] = (label, obj)  # holds obj: its id stays unique while encoding
-                    elif prev[0] not in me and prev[1] is obj:
-                        raise Shared(prev[0])
-                if t is set or t is frozenset:
-                    return set_order(obj, i)
-                return None
-            kind, base, arg = found[:3]
-            if kind == "attr":
-                self.modules.add(base.split(".")[0])
-                if i in once:
-                    return ("lc-attr", base, arg)
-                once.add(i)
-                return ("lc-attr", base, arg, *_stand_in(obj, found))
-            pid = pids.get(id(base))
-            if pid is None or pid[1] is not base:
-                return None
-            self.used.add(pid[0])
-            if kind == "view":
-                self.modules.add("numpy")
-            return (f"lc-{kind}", pid[0], arg)
+        rel = _Relations(pids, root_ids, locate, shared, me)
+        watch, slow_types, needs_full, full = rel.watch, {}, rel.needs_full, rel.full  # locals: the hot path
 
         class Pickler(_base_pickler()):
             def persistent_id(self, obj):
@@ -128,7 +49,7 @@ class _Pickler:
                 if t in _ATOMIC:
                     return None
                 i = id(obj)
-                slow = slow_types.get(t)
+                slow = slow_types.get(t)  # whether a type's objects need the full path anyway
                 if slow is None:
                     slow = slow_types[t] = needs_full(t)
                 if slow or i in watch:
@@ -138,6 +59,111 @@ class _Pickler:
         p = Pickler(file, protocol=5)
         p.used = set()
         return p
+
+
+class _Relations:
+    """What :class:`_Pickler`'s full path knows while one dump runs: which
+    objects are other names' (``pids``), old items (``locate.was``), located
+    objects (``locate.known``), and the sets and shared objects met so far."""
+
+    def __init__(self, pids, root_ids, locate, shared, me):
+        self.pids, self.root_ids, self.locate, self.shared, self.me = pids, root_ids, locate, shared, me
+        self.known = locate.known if locate is not None else None
+        self.was = locate.was if locate is not None else {}
+        # Objects already written with their content (an old item's state, a
+        # module object's stand-in): later mentions, cycles among them, are
+        # plain references. Never emptied during a dump: the content is
+        # written after persistent_id returns.
+        self.once = set()
+        self.sets: dict[int, object] = {}  # id(set) -> its pid, or None: pickled as is
+        self.label = min(me) if me else None
+        # ids a relation may be found for; grows with ``known`` (a bound
+        # method's module is indexed when first met)
+        known = self.known
+        self.watch = (pids.keys() - set(root_ids)) | self.was.keys() | (known.keys() if known is not None else set())
+        self.seen_known = len(known) if known is not None else 0
+
+    def needs_full(self, t) -> bool:
+        if t is set or t is frozenset:
+            return True
+        if self.known is not None and (t is types.MethodType or (t.__name__ == "ndarray" and t.__module__ == "numpy")):
+            return True
+        return self.shared is not None and (t in _CONTAINERS or _has_dict(t))
+
+    def full(self, p, obj, t, i):
+        if i not in self.root_ids:
+            pid = self.pids.get(i)
+            if pid is not None and pid[1] is obj:
+                p.used.add(pid[0])
+                return pid[0]
+        if self.was:
+            item = self.was.get(i)
+            if item is not None and item[2] is obj:
+                return self._old_item(p, obj, i, item)
+        found = self._locate(obj, t, i) if self.known is not None else None
+        if found is None:
+            self._check_shared(obj, t, i)
+            if t is set or t is frozenset:
+                return self._set_order(obj, i)
+            return None
+        return self._relation(p, obj, i, found)
+
+    def _old_item(self, p, obj, i, item):
+        """An old item of a ref the run changed in place: the hit's own item
+        at that place, given the run's state."""
+        p.used.add(("ref", item[0]))
+        if i in self.once:
+            return ("lc-at", ("ref", item[0]), (item[1],))
+        self.once.add(i)
+        return ("lc-was", ("ref", item[0]), item[1], _state_of(obj))
+
+    def _locate(self, obj, t, i):
+        known = self.known
+        hit = known.get(i)
+        if hit is not None and hit[1] is obj:
+            return hit[0]
+        if t is types.MethodType:
+            found = self.locate.method(obj)
+            if len(known) != self.seen_known:
+                self.seen_known = len(known)
+                self.watch.update(known.keys())
+            return found
+        if t.__name__ == "ndarray" and t.__module__ == "numpy":
+            return self.locate.view(obj)
+        return None
+
+    def _check_shared(self, obj, t, i):
+        """Raise :class:`Shared` for a mutable object another def's pickle holds."""
+        if self.shared is not None and (t in _CONTAINERS or _has_dict(t)):
+            prev = self.shared.get(i)
+            if prev is None:
+                self.shared[i] = (self.label, obj)  # holds obj: its id stays unique while encoding
+            elif prev[0] not in self.me and prev[1] is obj:
+                raise Shared(prev[0])
+
+    def _set_order(self, obj, i):
+        sets = self.sets
+        if i not in sets:
+            sets[i] = _set_order(obj, i)
+        elif sets[i] is not None:
+            return ("lc-same", i)  # the same set again: one object
+        return sets[i]
+
+    def _relation(self, p, obj, i, found):
+        kind, base, arg = found[:3]
+        if kind == "attr":
+            p.modules.add(base.split(".")[0])
+            if i in self.once:
+                return ("lc-attr", base, arg)
+            self.once.add(i)
+            return ("lc-attr", base, arg, *_stand_in(obj, found))
+        pid = self.pids.get(id(base))
+        if pid is None or pid[1] is not base:
+            return None
+        p.used.add(pid[0])
+        if kind == "view":
+            p.modules.add("numpy")
+        return (f"lc-{kind}", pid[0], arg)
 
 
 _BASE: list = []
@@ -292,20 +318,43 @@ def _dumps_plain(value, pids, root_ids, locate):
     relation figures hold (``matplotlib.markers._empty_path``), needs no
     persistent id: it is reduced to a call of :func:`_module_attr`, which
     is what loading its persistent id does."""
+    watch = _plain_watch(pids, root_ids, locate)
+    if id(()) in watch:
+        return None
+    as_attr = set()  # ids written as module attributes
+    buf = io.BytesIO()
+    p = _plain_pickler(pids, root_ids, locate, watch, as_attr)(buf)
+    try:
+        with paused_gc():
+            p.dump(value)
+            if not _memo_is_plain(p, watch, as_attr):
+                return None
+    except Exception:  # noqa: BLE001 - _NotPlain, or what a persistent id would have avoided: the full pickle says
+        return None
+    return buf.getvalue(), set(), _modules(p)
+
+
+def _plain_watch(pids, root_ids, locate) -> dict:
+    """id -> object: what the full pickler's ``watch`` holds."""
     known = locate.known if locate is not None else None
     was = locate.was if locate is not None else {}
-    watch = {}  # id -> object: what the full pickler's ``watch`` holds
+    watch = {}
     if known:
         watch.update((i, hit[1]) for i, hit in known.items())
     watch.update((i, item[2]) for i, item in was.items())
     watch.update((i, pid[1]) for i, pid in pids.items() if i not in root_ids)
-    if id(()) in watch:
-        return None
+    return watch
+
+
+def _plain_pickler(pids, root_ids, locate, watch, as_attr):
+    """The pickler class of :func:`_dumps_plain`: it refuses (``_NotPlain``)
+    what a persistent id would name, and reduces a module's own object to
+    :func:`_module_attr` (as the full pickler's ``lc-attr``)."""
+    known = locate.known if locate is not None else None
+    was = locate.was if locate is not None else {}
     seen_known = [len(known) if known is not None else 0]
-    as_attr = set()  # ids written as module attributes
 
     def attr(obj, found):
-        """The reduction of a module's object, as the full pickler's ``lc-attr``."""
         kind, module, name = found[:3]
         if kind != "attr":
             raise _NotPlain
@@ -339,23 +388,22 @@ def _dumps_plain(value, pids, root_ids, locate):
                 return fn, args
             return super().reducer_override(obj)
 
-    buf = io.BytesIO()
-    p = Pickler(buf)
-    try:
-        with paused_gc():
-            p.dump(value)
-            memo = p.memo.copy()  # id -> (index, object); C loops below, not Python ones
-            for i in (watch.keys() & memo.keys()) - as_attr:
-                if memo[i][1] is watch[i]:
-                    return None
-            objs = list(map(operator.itemgetter(1), memo.values()))
-            del memo
-            for obj in itertools.compress(objs, map(_SETS.__contains__, map(type, objs))):
-                if _set_order(obj, id(obj)) is not None:
-                    return None
-    except Exception:  # noqa: BLE001 - _NotPlain, or what a persistent id would have avoided: the full pickle says
-        return None
-    return buf.getvalue(), set(), _modules(p)
+    return Pickler
+
+
+def _memo_is_plain(p, watch, as_attr) -> bool:
+    """Whether no object pickled was one a persistent id names (found in the
+    pickler's memo), and every set pickled keeps its order."""
+    memo = p.memo.copy()  # id -> (index, object); C loops below, not Python ones
+    for i in (watch.keys() & memo.keys()) - as_attr:
+        if memo[i][1] is watch[i]:
+            return False
+    objs = list(map(operator.itemgetter(1), memo.values()))
+    del memo
+    for obj in itertools.compress(objs, map(_SETS.__contains__, map(type, objs))):
+        if _set_order(obj, id(obj)) is not None:
+            return False
+    return True
 
 
 _CONTAINERS = frozenset({list, dict, set, bytearray})

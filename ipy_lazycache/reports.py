@@ -95,4 +95,4 @@ def stats_report(stats: dict) -> Report:
 
 
 def _where(store) -> str:
-    return store.describe() if hasattr(store, "describe") else type(store).__name__
+    return store.describe()
