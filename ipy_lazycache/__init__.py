@@ -1,7 +1,7 @@
 """ipy_lazycache: ``%%lazycache`` restores a cell's variables and outputs
 when its code and the content of everything it reads are unchanged."""
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401  (ipy_lazycache.__version__)
 
 _magics = None
 

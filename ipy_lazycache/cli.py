@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import manage
+from . import manage, reports
 from .manage import BadInput
 
 #: name -> (configure(subparser), run(args) -> (Report, exit code), help, aliases)
@@ -91,13 +91,13 @@ def _prune_args(p):
 @command("prune", "remove least recently used entries and leftovers")(_prune_args)
 def _prune(args):
     store = _store(args)
-    return manage.removed_report("pruned", manage.prune(store, args.max_size, args.older_than), store), 0
+    return reports.removed_report("pruned", manage.prune(store, args.max_size, args.older_than), store), 0
 
 
 @command("clear", "remove every entry")(_no_args)
 def _clear(args):
     store = _store(args)
-    return manage.removed_report("removed", manage.clear(store), store), 0
+    return reports.removed_report("removed", manage.clear(store), store), 0
 
 
 def _verify_args(p):
@@ -118,7 +118,7 @@ def _verify(args):
             raise BadInput(str(exc)) from None
     skipped: list = []
     bad = manage.verify(store, fix=args.fix, signer=signer, skipped=skipped)
-    return manage.verify_report(bad, args.fix, store, skipped), (1 if bad and not args.fix else 0)
+    return reports.verify_report(bad, args.fix, store, skipped), (1 if bad and not args.fix else 0)
 
 
 def _export_args(p):
@@ -177,7 +177,7 @@ def _lite_pyodide(args):
     from . import offline_pyodide as op
 
     op.prepare(args.lite_dir, args.wheel, args.package or op.DEFAULT_PACKAGES)
-    return manage.Report(f"prepared {args.lite_dir} (Pyodide {op.PYODIDE_VERSION}, no CDN)"), 0
+    return reports.Report(f"prepared {args.lite_dir} (Pyodide {op.PYODIDE_VERSION}, no CDN)"), 0
 
 
 def build_parser(prog="ipy-lazycache", extra=()) -> argparse.ArgumentParser:

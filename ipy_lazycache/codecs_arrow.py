@@ -32,7 +32,7 @@ from __future__ import annotations
 import io
 import pickle
 
-from .codecs import Codec, _type_path, as_mapping, register
+from .codec_registry import CODECS, Codec, _type_path, as_mapping, register
 
 META_KEY = b"ipy_lazycache"
 _PANDAS = ("pandas.DataFrame", "pandas.Series", "pandas.core.frame.DataFrame", "pandas.core.series.Series")
@@ -145,54 +145,19 @@ def _column_from_arrow(col, spec, dtype, mapped):
 
     kind = spec[0]
     chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
-
-    def numeric(np_dtype):
-        np_dtype = np.dtype(np_dtype)
-        if len(chunks) == 1 and chunks[0].null_count == 0:
-            chunk = chunks[0]
-            if mapped is not None and len(chunk):
-                try:
-                    return mapped.view(chunk.buffers()[1], np_dtype, len(chunk), chunk.offset)
-                except ValueError:
-                    pass
-            if np_dtype.kind != "b":
-                out = chunk.to_numpy(zero_copy_only=False)
-                return out.copy() if not out.flags.writeable else out
-        return np.asarray(pa.chunked_array(chunks, col.type).to_numpy(), dtype=np_dtype).copy()
-
     if kind == "np":
-        out = numeric(spec[1])
-    elif kind == "bool":
-        out = np.asarray(pa.chunked_array(chunks, col.type).to_numpy(zero_copy_only=False), dtype=bool)
-        out = out if out.flags.writeable else out.copy()
-    elif kind == "objstr":
-        out = np.asarray(pa.chunked_array(chunks, col.type).to_numpy(zero_copy_only=False), dtype=object)
+        out = _numeric(np, pa, col, chunks, mapped, spec[1])
+    elif kind in ("bool", "objstr"):
+        out = np.asarray(pa.chunked_array(chunks, col.type).to_numpy(zero_copy_only=False),
+                         dtype=bool if kind == "bool" else object)
         out = out if out.flags.writeable else out.copy()
     elif kind == "raw":
-        raw_dtype = spec[1]
-        n = sum(len(c) for c in chunks)
-        if len(chunks) == 1 and mapped is not None and n:
-            try:
-                out = mapped.view(chunks[0].buffers()[1], raw_dtype, n, chunks[0].offset)
-            except ValueError:
-                out = None
-        else:
-            out = None
-        if out is None:
-            parts = [
-                np.frombuffer(c.buffers()[1], dtype=raw_dtype, count=len(c), offset=c.offset * raw_dtype.itemsize)
-                for c in chunks
-                if len(c)
-            ]
-            if len(parts) == 1:
-                out = parts[0].copy()
-            else:  # concatenate makes the byte order native; values survive
-                out = np.concatenate(parts).astype(raw_dtype) if parts else np.empty(0, raw_dtype)
+        out = _raw(np, chunks, mapped, spec[1])
     elif kind == "cat":
-        codes = numeric(spec[1])
+        codes = _numeric(np, pa, col, chunks, mapped, spec[1])
         out = pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
     elif kind == "tz":
-        i8 = numeric("<i8")
+        i8 = _numeric(np, pa, col, chunks, mapped, "<i8")
         naive = pd.DatetimeIndex(i8.view(f"M8[{dtype.unit}]"), copy=False)
         out = naive.tz_localize("UTC").tz_convert(dtype.tz).array
     elif kind == "ext":
@@ -202,6 +167,43 @@ def _column_from_arrow(col, spec, dtype, mapped):
     if out.dtype != dtype:
         raise ValueError(f"column decoded as {out.dtype}, expected {dtype}")
     return out
+
+
+def _numeric(np, pa, col, chunks, mapped, np_dtype):
+    """A fixed-width column without nulls: a view of the mapped file where
+    possible, else a writable copy."""
+    np_dtype = np.dtype(np_dtype)
+    if len(chunks) == 1 and chunks[0].null_count == 0:
+        chunk = chunks[0]
+        if mapped is not None and len(chunk):
+            try:
+                return mapped.view(chunk.buffers()[1], np_dtype, len(chunk), chunk.offset)
+            except ValueError:
+                pass
+        if np_dtype.kind != "b":
+            out = chunk.to_numpy(zero_copy_only=False)
+            return out.copy() if not out.flags.writeable else out
+    return np.asarray(pa.chunked_array(chunks, col.type).to_numpy(), dtype=np_dtype).copy()
+
+
+def _raw(np, chunks, mapped, raw_dtype):
+    """A column stored as its raw bytes (big-endian and other dtypes Arrow
+    has no type for), viewed from the mapped file where possible."""
+    n = sum(len(c) for c in chunks)
+    if len(chunks) == 1 and mapped is not None and n:
+        try:
+            return mapped.view(chunks[0].buffers()[1], raw_dtype, n, chunks[0].offset)
+        except ValueError:
+            pass
+    parts = [
+        np.frombuffer(c.buffers()[1], dtype=raw_dtype, count=len(c), offset=c.offset * raw_dtype.itemsize)
+        for c in chunks
+        if len(c)
+    ]
+    if len(parts) == 1:
+        return parts[0].copy()
+    # concatenate makes the byte order native; values survive
+    return np.concatenate(parts).astype(raw_dtype) if parts else np.empty(0, raw_dtype)
 
 
 # ----------------------------------------------------------------------------
@@ -378,9 +380,7 @@ CODEC = ArrowCodec()
 
 def install():
     """Register the Arrow codec (ahead of the built-ins), once."""
-    from . import codecs
-
-    if not any(c.name == CODEC.name for c in codecs.CODECS):
+    if not any(c.name == CODEC.name for c in CODECS):
         register(CODEC, first=True)
 
 

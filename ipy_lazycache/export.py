@@ -34,8 +34,8 @@ from pathlib import Path
 import xxhash
 
 from . import manifest as mf
-from .manage import human_size, plural
 from .manifest import CorruptEntry
+from .reports import human_size, plural
 from .stores.base import validate_key
 from .stores.file import FileStore, write_atomic
 
@@ -344,7 +344,8 @@ def configure(p):
 
 def run_command(args):
     """``(Report, exit code)`` for parsed ``export`` arguments."""
-    from .manage import BadInput, Report
+    from .manage import BadInput
+    from .reports import Report
 
     src = Path(args.src)
     if not src.is_dir():

@@ -14,6 +14,8 @@ from __future__ import annotations
 import sys
 from importlib.machinery import PathFinder
 
+from .hashing_base import Unhashable
+
 #: module name -> (the module's spec when executed, digest of its values then or None)
 snapshots: dict[str, tuple] = {}
 
@@ -43,15 +45,19 @@ class _Snapshots:
 
 
 def _values_digest(module):
-    from .hashing import Unhashable, module_values_digest
-
     try:
-        return module_values_digest(module)
+        return _digest[0](module)
     except (Unhashable, RecursionError):
         return None
 
 
-def install():
+#: How a module's values are digested (:func:`.hashing.module_values_digest`),
+#: given by :func:`install`: the walk of values is above this module.
+_digest: list = []
+
+
+def install(values_digest):
     """Idempotent; modules imported before are keyed with their values."""
+    _digest[:] = [values_digest]
     if not any(isinstance(f, _Snapshots) for f in sys.meta_path):
         sys.meta_path.insert(0, _Snapshots())

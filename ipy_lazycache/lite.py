@@ -52,8 +52,8 @@ from jupyterlite_core.constants import JUPYTERLITE_JSON
 from traitlets import Bool, Int, Unicode
 
 from . import export, manifest as mf
-from .manage import plural
 from .platform import DEFAULT_DIR
+from .reports import plural
 from .stores.file import FileStore
 
 KERNEL_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"

@@ -20,10 +20,10 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, validate
 
-from . import ambient, auto, manage, platform, signing
+from . import ambient, auto, manage, platform, reports, signing
 from .core.sequence import Hit, Refused, Running, Sequence, local_tier, secs
 from .ipython_shell import IPythonShell
-from .manage import human_size, plural
+from .reports import human_size, plural
 from .stores.base import BadSetting
 
 PREFIX = "lazycache:"
@@ -472,7 +472,7 @@ class LazyCache(Magics):
                     text += (f"; auto mode {'on' if self.auto else 'off'} (cells of {self.auto_min_time:g} s or more): "
                              f"{plural(s['auto_hits'], 'hit')}, {secs(s['auto_saved'])} saved")
                 text += "."
-                display({"text/plain": text, "text/html": manage.stats_report(s).html()}, raw=True)
+                display({"text/plain": text, "text/html": reports.stats_report(s).html()}, raw=True)
                 return
             if getattr(args, "dir", None):
                 self._open(args.dir)  # a file is a UsageError

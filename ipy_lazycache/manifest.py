@@ -15,7 +15,7 @@ import re
 import sys
 import time
 
-from .hashing import digest_chunks
+from .hashing_base import digest_chunks
 
 #: What a cache key looks like (xxh3-128 as hex): an entry folder's name.
 KEY_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -70,7 +70,7 @@ def producer() -> dict:
     """What produced an entry; informational (keys never depend on it)."""
     import platform
 
-    from . import __version__
+    from .version import __version__
 
     return {
         "python": platform.python_version(),

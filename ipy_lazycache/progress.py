@@ -115,7 +115,7 @@ class _DisplayBar:
     def _bundle(self) -> dict:
         import html
 
-        from .manage import human_size
+        from .reports import human_size
 
         p = self.p
         secs = time.perf_counter() - p.started

@@ -6,7 +6,7 @@ element of ``rows`` and ``from random import uniform`` the method of
 not the relation, and later cells notice (a write through the view, an
 ``is`` check, ``random.seed``). :class:`Locator` finds, while a def is
 pickled, which objects are such relations, and gives pickle a small
-description of each instead of a copy (see :class:`.codecs._Pickler`).
+description of each instead of a copy (see :class:`.pickling._Pickler`).
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ class Locator:
         (offset, shape, strides, dtype))``, then where needed the base's
         strides and a copy (a strided base), ``False`` (a read-only view) and
         the path from the ref to the base (an array inside a ref); see
-        :func:`.codecs._view`."""
+        :func:`.unpickling._view`."""
         if obj.base is None or obj.dtype.hasobject:
             return None
         lo, hi = _bounds(obj)
@@ -229,7 +229,7 @@ def _runtime_attrs(module) -> set:
 
 def direct_items(refs: dict) -> dict:
     """``id(item) -> (name, step, item)`` for the direct items of list, dict
-    and notebook-instance refs whose state :func:`.codecs.update_in_place`
+    and notebook-instance refs whose state :func:`.in_place.update_in_place`
     can set (up to :data:`INDEX_BUDGET` items)."""
     out, budget = {}, INDEX_BUDGET
     for name in sorted(refs):

@@ -117,6 +117,10 @@ def _arrow_with_payload(marker) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+#: The modules whose frames open a blob to decode it (as_mapping lives in the registry).
+DECODERS = ("codecs.py", "codec_registry.py", "codecs_numpy.py", "codecs_arrow.py")
+
+
 class SwapAtDecode:
     """An audit hook that, when a codec opens a blob file (the decoder's own
     open, after the cache checked the file), renames other bytes over it:
@@ -142,7 +146,7 @@ class SwapAtDecode:
         frame = sys._getframe(1)
         while frame is not None:
             name = frame.f_code.co_filename
-            if name.endswith((os.sep + "codecs.py", os.sep + "codecs_arrow.py")) and "ipy_lazycache" in name:
+            if name.endswith(tuple(os.sep + f for f in DECODERS)) and "ipy_lazycache" in name:
                 break
             frame = frame.f_back
         if frame is None:

@@ -5,7 +5,7 @@ with a real FileStore, as tests/test_fidelity_run.py does."""
 
 import pytest
 
-from ipy_lazycache import codecs, core
+from ipy_lazycache import codecs, core, pickling
 from ipy_lazycache.stores.file import FileStore
 
 
@@ -18,14 +18,14 @@ def store(tmp_path):
 def paths(monkeypatch):
     """Which path each pickle took: True for the one without persistent ids."""
     taken = []
-    plain = codecs._dumps_plain
+    plain = pickling._dumps_plain
 
     def spy(*args):
         out = plain(*args)
         taken.append(out is not None)
         return out
 
-    monkeypatch.setattr(codecs, "_dumps_plain", spy)
+    monkeypatch.setattr(pickling, "_dumps_plain", spy)  # codecs.dumps is pickling.dumps
     return taken
 
 

@@ -15,7 +15,9 @@ import stat
 import types
 
 from ..analysis import Analysis, Dynamic, analyze
-from ..hashing import Unhashable, cell_key, code_hash, digest_chunks, module_version, value_hash
+from ..hashing import Unhashable, cell_key, code_hash, value_hash
+from ..hashing_base import digest_chunks
+from ..hashing_modules import module_version
 from .memo import Memo
 
 #: The blob name under which a cell's last expression value is stored.

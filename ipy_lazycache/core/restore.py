@@ -122,9 +122,7 @@ def _restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> R
     datas, maps, nbytes = _read_blobs(store, key, m, skipped, signer)
     values, tripwires = Decoder(m, ns, skipped, datas, maps).decode_all()
     _register_source(values.values(), m.get("source", ""))
-    settle = getattr(store, "settle", None)
-    if settle is not None:  # the entry is whole here: commit its manifest to faster tiers
-        settle(mf.manifest_key(key))
+    store.settle(mf.manifest_key(key))  # the entry is whole here: commit its manifest to faster tiers
     result = values.pop(RESULT, None)
     if RESULT in tripwires:  # the replayed display stands in for it
         tripwires.remove(RESULT)
@@ -198,9 +196,8 @@ def _stream_mappable(store, key: str, blobs: dict, sizes: dict, wanted: list, op
     """Mappable blobs held only by a slower tier (a shared remote) are
     streamed into the local folder, never whole in memory, then mapped and
     checked: moved from ``wanted`` to ``opened``."""
-    fetch_paths = getattr(store, "fetch_paths", None)
     mappable = [k for k in wanted if _mappable(blobs[k.split("/", 1)[1]])]
-    for full in (fetch_paths(mappable, sizes) if fetch_paths is not None and mappable else {}):
+    for full in store.fetch_paths(mappable, sizes) if mappable else {}:
         name = full.split("/", 1)[1]
         f = _open_blob(store, key, name)
         if f is not None:

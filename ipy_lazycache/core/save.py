@@ -7,7 +7,8 @@ is discarded, and :func:`evict` removes an entry manifest first.
 from __future__ import annotations
 
 from .. import manifest as mf, relations
-from ..hashing import Unhashable, digest_chunks, value_hash
+from ..hashing import Unhashable, value_hash
+from ..hashing_base import digest_chunks
 from .memo import _IMMUTABLE, Memo
 from .pickles import _encode
 from .plan import RESULT, Plan

@@ -22,8 +22,8 @@ import time
 from .. import ambient, auto, manage, signing
 from ..capture import split_at_result
 from ..hashing import code_hash
-from ..manage import human_size
 from ..manifest import CorruptEntry
+from ..reports import human_size
 from ..stores.base import StoreUnavailable
 from ..tripwire import Tripwire
 from .apply import apply
@@ -52,7 +52,7 @@ USE_INTERVAL = 60.0
 def local_tier(store):
     """The cache folder's own tier: where hits are recorded and pruning and
     export lists apply, never a team's shared store behind it."""
-    return getattr(store, "tiers", [store])[0]
+    return store.tiers[0]
 
 
 def names_line(names, most: int = 8) -> str:

@@ -1,5 +1,6 @@
-"""The store interface: three abstract methods on bytes, plus optional
-capabilities with plain defaults so a new store only writes what it must."""
+"""The store interface: three abstract methods on bytes, plus every other
+capability the core and management use, declared with an inert default so
+a new store only writes what it must and no caller probes for a method."""
 
 from __future__ import annotations
 
@@ -79,12 +80,20 @@ def join(data: Data) -> bytes:
 class Store(abc.ABC):
     """A flat map from relative POSIX keys to bytes.
 
-    Optional capabilities (``get_many``, ``delete``, ``keys``, ``local_path``, ``open``, ``failed``)
-    have inert defaults; override them where the backend does better.
+    Three methods are required (``get``, ``put``, ``has``). Every other
+    capability the core or management uses is declared here with an inert
+    default, so callers call it plainly (never probe a store for it);
+    override it where the backend does better.
     """
 
     #: Whether ``put`` is supported; read-only stores say False.
     writable = True
+
+    #: Whether :meth:`download` and :meth:`put_file` move bytes between local
+    #: files and the store without a whole copy in memory (a remote that
+    #: streams). Where False, a tier in front reads and writes through
+    #: ``get_many``/``put`` instead.
+    streams = False
 
     @abc.abstractmethod
     def get(self, key: str) -> bytes | None:
@@ -128,4 +137,53 @@ class Store(abc.ABC):
         return None
 
     def describe(self) -> str:
+        """Where the store is, for one line to the user (a folder, a URL)."""
         return type(self).__name__
+
+    @property
+    def tiers(self) -> list[Store]:
+        """The stores this one reads through, fastest first (the first is
+        where a session keeps its own records); a plain store is its only tier."""
+        return [self]
+
+    def stats(self, prefix: str = "") -> dict[str, tuple[int, float]] | None:
+        """``{key: (size, modification time)}`` under ``prefix`` from one
+        listing, without reading bodies; None where the store has no such
+        listing (the caller then reads sizes and has no times)."""
+        return None
+
+    def put_file(self, key: str, local_path: str | os.PathLike) -> None:
+        """Store the bytes of a local file under ``key``; stores that
+        :attr:`stream` send it without reading it whole into memory."""
+        with open(local_path, "rb") as f:
+            self.put(key, f.read())
+
+    def download(self, targets: dict[str, str], sizes: dict[str, int] | None = None) -> set[str]:
+        """Write each key of ``targets`` (``{key: local file path}``) into its
+        file; returns the keys written (absent ones are not). Stores that
+        :attr:`stream` write without a whole copy in memory."""
+        done = set()
+        for key, data in self.get_many(list(targets), sizes).items():
+            if data is not None:
+                with open(targets[key], "wb") as f:
+                    f.write(data)
+                done.add(key)
+        return done
+
+    def fill(self, keys: list[str], fetch) -> dict[str, str]:
+        """Have ``fetch(targets)`` (a :meth:`download`) write ``keys`` straight
+        into this store's own files, committed as they complete; returns
+        ``{key: local path}`` for those filled. Stores without local files
+        fill nothing."""
+        return {}
+
+    def fetch_paths(self, keys: list[str], sizes: dict[str, int] | None = None) -> dict[str, str]:
+        """Bring keys held only by a slower tier into the first tier's files,
+        streamed (no whole copy in memory); returns ``{key: local path}`` for
+        those brought. A store without slower tiers brings nothing."""
+        return {}
+
+    def settle(self, key: str) -> None:  # noqa: B027 - an optional capability, inert by default
+        """``key`` (a manifest, the commit marker) was read from a slower tier
+        and its entry is now whole here: commit it to the faster tiers. Inert
+        for a store with one tier."""

@@ -18,10 +18,14 @@ class TieredStore(Store):
     def __init__(self, tiers: Sequence[Store], write_through: bool = False, hold: Callable[[str], bool] | None = None):
         if not tiers:
             raise ValueError("TieredStore needs at least one tier")
-        self.tiers = list(tiers)
+        self._tiers = list(tiers)
         self.write_through = write_through
         self._hold = hold
         self._held: dict = {}  # key -> (tier index, data) awaiting settle()
+
+    @property
+    def tiers(self):
+        return self._tiers
 
     @property
     def writable(self):
@@ -47,17 +51,16 @@ class TieredStore(Store):
 
     def fetch_paths(self, keys, sizes: dict | None = None) -> dict:
         """Stream keys from slower tiers into the first tier's files, with no
-        copy in memory, where the first tier can ``fill`` and a slower tier can
-        ``download`` (refusing objects whose size is not in ``sizes``).
+        copy in memory, where the first tier can ``fill`` and a slower tier
+        :attr:`~.base.Store.streams` its ``download`` (refusing objects whose size is not in ``sizes``).
         Returns ``{key: local path}`` for the keys fetched."""
-        fill = getattr(self.tiers[0], "fill", None)
+        fill = self.tiers[0].fill
         out: dict = {}
         missing = list(keys)
-        for tier in self.tiers[1:] if fill is not None else ():
-            download = getattr(tier, "download", None)
-            if download is None or not missing:
+        for tier in self.tiers[1:]:
+            if not tier.streams or not missing:
                 continue
-            out.update(fill(missing, lambda targets, download=download: download(targets, sizes)))
+            out.update(fill(missing, lambda targets, tier=tier: tier.download(targets, sizes)))
             missing = [k for k in missing if k not in out]
         return out
 
@@ -88,7 +91,7 @@ class TieredStore(Store):
         for tier in self.tiers[1:] if self.write_through else ():
             if not tier.writable:
                 continue
-            path = first.local_path(key) if hasattr(tier, "put_file") else None
+            path = first.local_path(key) if tier.streams else None
             if path is not None:
                 tier.put_file(key, path)  # streams from disk
             else:

@@ -1,0 +1,249 @@
+"""Hashing code other than a notebook function's own source (that is
+:func:`.hashing._feed_function`): classes, methods, partials, lru caches,
+library functions, bytecode, and names the notebook put into builtins."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import types
+
+from . import sources
+from .hashing_base import _int_bytes, _tag
+from .hashing_modules import _feed_named, module_version
+
+
+def injected_builtin(name: str):
+    """``(value,)`` for a name the notebook put into builtins (``builtins.LIMIT
+    = 3``, then read by a bare name): data, or a notebook function. None for
+    Python's and IPython's own builtins (functions, classes, ``copyright``...),
+    which are the platform's: keying them would tie keys to its IPython."""
+    value = _BUILTINS.get(name, _NO_BUILTIN)
+    if type(value) in _PLATFORM_BUILTINS or name.startswith("__"):  # the common case first: len, print, int
+        return None
+    if value is _NO_BUILTIN or value is Ellipsis or value is NotImplemented or isinstance(value, types.ModuleType):
+        return None
+    if callable(value):
+        code = getattr(value, "__code__", None)
+        if not (isinstance(code, types.CodeType) and sources.is_notebook_code(code)):
+            return None
+    return (value,)
+
+
+_NO_BUILTIN = object()
+
+
+_BUILTINS = vars(__import__("builtins"))
+
+
+_PLATFORM_BUILTINS = frozenset({types.BuiltinFunctionType, type})
+
+
+def _feed_library_function(h, fn, hasher):
+    """A function of an installed package, by where its code lives and the
+    package's version (``functools.wraps`` copies the wrapped function's
+    names onto a wrapper: the code's own module is used). What such a function
+    was made around is keyed too: the functions and classes in its closure
+    (a decorator without ``wraps``) and in its attributes (``__wrapped__``,
+    ``singledispatch``'s registry); its other state is the library's own."""
+    module = fn.__globals__.get("__name__") or getattr(fn, "__module__", None) or ""
+    _tag(h, b"f", f"{module}:{fn.__qualname__}".encode())
+    _tag(h, b"v", module_version(module).encode())
+    made_around = list(vars(fn).items())
+    for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
+        try:
+            made_around.append((name, cell.cell_contents))
+        except ValueError:  # empty cell
+            pass
+    for name, value in made_around:
+        owner = getattr(value, "__self__", None)
+        if isinstance(value, (types.MethodType, types.BuiltinMethodType)) and not (
+                owner is None or isinstance(owner, (types.ModuleType, type)) or _is_notebook(type(owner))):
+            continue  # the library's own object's method (singledispatch's cache.clear): its state, not the notebook's
+        if callable(value) or isinstance(value, (dict, types.MappingProxyType)):
+            _tag(h, b"a", name.encode())
+            hasher(h, value)
+
+
+def _feed_bytecode(h, code, hasher):
+    _tag(h, b"B", f"{sys.implementation.name}-{sys.version_info[0]}.{sys.version_info[1]}".encode())
+    _tag(h, b"c", bytes(code.co_code))
+    counts = (code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_flags)
+    _tag(h, b"n", b"".join(_int_bytes(n) + b"," for n in counts))
+    hasher(h, (code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars))
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _feed_bytecode(h, const, hasher)
+        else:
+            hasher(h, const)
+
+
+def _code_names(code) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _code_names(const)
+    return names
+
+
+def _module_owned(method) -> bool:
+    """A bound method of an object that an installed module holds as a global
+    (``random.uniform``, ``np.random.normal``, also when wrapped): the
+    object's state is ambient process state (DESIGN §9), not the method's."""
+    owner = method.__self__
+    func = getattr(method, "__func__", None)
+    for module in {getattr(func, "__module__", None), getattr(method, "__module__", None), type(owner).__module__}:
+        mod = sys.modules.get(module or "")
+        if mod is None or sources.is_local_module(mod):
+            continue
+        if any(value is owner for value in list(vars(mod).values())):  # random._inst, numpy.random.mtrand._rand
+            return True
+    return False
+
+
+def _feed_method(h, method, hasher):
+    owner = method.__self__
+    if owner is None or isinstance(owner, types.ModuleType) or _module_owned(method):
+        module = getattr(getattr(method, "__func__", method), "__module__", None) or type(owner).__module__
+        _feed_named(h, method, module)
+        return
+    _tag(h, b"m", method.__name__.encode())
+    hasher(h, owner)  # ``lst.append`` depends on lst
+    func = getattr(method, "__func__", None)
+    if func is not None:
+        hasher(h, func)
+    else:
+        _feed_named(h, method, type(owner).__module__)
+
+
+def _feed_partial(h, p, hasher):
+    _tag(h, b"Q")
+    hasher(h, type(p))
+    hasher(h, (p.func, p.args, dict(p.keywords)))
+    hasher(h, dict(getattr(p, "__dict__", None) or {}))
+
+
+def _feed_lru(h, fn, hasher):
+    _tag(h, b"K")
+    params = fn.cache_parameters() if hasattr(fn, "cache_parameters") else {}
+    hasher(h, dict(sorted(params.items())))
+    hasher(h, fn.__wrapped__)
+    hasher(h, {k: v for k, v in vars(fn).items() if k not in _COPIED_BY_WRAPS})
+
+
+#: What ``functools.update_wrapper`` copies from the wrapped function (keyed
+#: with it), and lru_cache's own ``cache_parameters``.
+_COPIED_BY_WRAPS = frozenset(functools.WRAPPER_ASSIGNMENTS) | {"__type_params__", "__wrapped__", "cache_parameters"}
+
+
+_CLASS_SKIP = frozenset(
+    {"__dict__", "__weakref__", "__module__", "__qualname__", "__firstlineno__", "__static_attributes__"}
+    # copyreg caches __slotnames__ on a class when an instance is pickled
+    | {"__slotnames__"}
+)
+
+
+def _is_notebook(obj) -> bool:
+    return sources.is_notebook_module_name(getattr(obj, "__module__", None))
+
+
+def _generated(cls, value) -> bool:
+    """Methods a dataclass or namedtuple made from its fields (exec'd code,
+    or library wrappers of it), which are keyed themselves: their code and
+    wrappers differ per Python version."""
+    if "__dataclass_fields__" not in cls.__dict__ and "_fields" not in cls.__dict__:
+        return False
+    while hasattr(value, "__wrapped__"):
+        value = value.__wrapped__
+    code = getattr(value, "__code__", None)
+    if code is None:
+        return False
+    name = code.co_filename
+    return not sources.is_notebook_code(code) or name.startswith("<") and not name.startswith("<ipython-input")
+
+
+#: Annotations: a dict in the class up to 3.13, a function from 3.14 (PEP 649).
+_ANNOTATIONS = frozenset({"__annotations__", "__annotate__", "__annotate_func__", "__annotations_cache__"})
+
+
+def _class_annotations(cls):
+    d = cls.__dict__
+    if "__annotations__" in d:
+        return d["__annotations__"]
+    if not any(k in d for k in _ANNOTATIONS):
+        return None
+    try:
+        return cls.__annotations__
+    except Exception:  # noqa: BLE001 - a name the annotations use is missing: key their code
+        return d.get("__annotate__") or d.get("__annotate_func__")
+
+
+def _feed_class(h, cls, hasher):
+    if not _is_notebook(cls):
+        _feed_named(h, cls)
+        return
+    _tag(h, b"C", cls.__qualname__.encode())
+    kind = _class_kind(cls)
+    if type(cls) is not type:
+        hasher(h, type(cls))
+    for base in cls.__bases__:
+        hasher(h, base)
+    for name in sorted(cls.__dict__):
+        if name in _CLASS_SKIP:
+            continue
+        value = cls.__dict__[name]
+        if isinstance(value, (types.MemberDescriptorType, types.GetSetDescriptorType)):
+            continue  # made by __slots__, which is keyed
+        if isinstance(value, (staticmethod, classmethod)):
+            value = value.__func__
+        elif isinstance(value, property):
+            value = (value.fget, value.fset, value.fdel)
+        if name in _ANNOTATIONS or name in _VERSIONED.get(kind, ()) or kind == "namedtuple" and name in cls._fields:
+            continue  # keyed below, or by the fields, which Python's versions lay out differently
+        if _generated(cls, value):
+            continue
+        _tag(h, b"a", name.encode())
+        hasher(h, value)
+    annotations = _class_annotations(cls)
+    if annotations:
+        _tag(h, b"an")
+        hasher(h, annotations)
+    if "__dataclass_fields__" in cls.__dict__:
+        _feed_dataclass_spec(h, cls, hasher)
+
+
+def _class_kind(cls) -> str:
+    if "__dataclass_fields__" in cls.__dict__:
+        return "dataclass"
+    return "namedtuple" if "_fields" in cls.__dict__ and issubclass(cls, tuple) else ""
+
+
+#: What dataclasses and namedtuples put in a class that differs between Python
+#: versions for the same code (new parameters, ``__replace__`` from 3.13, a
+#: docstring made from the signature). A dataclass is keyed by its fields and
+#: non-default parameters instead (:func:`_feed_dataclass_spec`).
+_VERSIONED = {
+    "dataclass": frozenset({"__dataclass_fields__", "__dataclass_params__", "__replace__", "__doc__"}),
+    "namedtuple": frozenset({"__replace__"}),
+}
+
+
+_PARAM_DEFAULTS = {
+    "init": True, "repr": True, "eq": True, "order": False, "unsafe_hash": False, "frozen": False,
+    "match_args": True, "kw_only": False, "slots": False, "weakref_slot": False,
+}
+
+
+def _feed_dataclass_spec(h, cls, hasher):
+    import dataclasses
+
+    params = cls.__dict__.get("__dataclass_params__")
+    _tag(h, b"DC")
+    hasher(h, {k: getattr(params, k) for k, v in _PARAM_DEFAULTS.items() if getattr(params, k, v) != v})
+    for f in cls.__dict__["__dataclass_fields__"].values():
+        kw_only = getattr(f, "kw_only", False)
+        spec = (
+            f.name, getattr(getattr(f, "_field_type", None), "name", None), f.type, f.default, f.default_factory,
+            f.init, f.repr, f.hash, f.compare, dict(f.metadata), kw_only is True,
+        )
+        hasher(h, tuple(None if v is dataclasses.MISSING else v for v in spec))
