@@ -39,8 +39,6 @@ from .hashing_modules import (
 )
 from .names import free_names, imports_in, reads_globals_unseen
 
-# What the core imports from here (cache.py); the lead drops this once it imports them from their modules.
-
 #: Part of every key. Raised when entries written before would restore
 #: differently now (3: in-place updates, views and generators of this round),
 #: so no old entry can hit.

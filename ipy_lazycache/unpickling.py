@@ -127,7 +127,7 @@ def _at(root, path):
 
 
 #: In-place updates of old items found while loading, made only once the whole
-#: entry has loaded (``cache._register_source``): a restore that fails half way
+#: entry has loaded (``core.restored_sources._register_source``): a restore that fails half way
 #: must leave the namespace as it was, since the cell then runs on it.
 #: ``(resolve, item, state)``; ``resolve`` tells which restore found it.
 _pending: list = []

@@ -161,7 +161,7 @@ class HttpStore(Store):
       miss too, plus one ``lazycache:`` warning on stderr for the store's
       lifetime (a session: :mod:`..platform` keeps one store per folder);
     * such a key is remembered and not requested again, and so is a key
-      that is "deleted": :func:`ipy_lazycache.cache.evict` deletes the
+      that is "deleted": :func:`ipy_lazycache.core.save.evict` deletes the
       manifest of an entry that failed to restore, so the entry is not
       fetched again this session;
     * keys are validated before any request.
