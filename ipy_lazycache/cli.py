@@ -10,6 +10,7 @@ Exit codes: 0 ok, 1 ``verify`` found bad entries, 2 bad input.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import manage, reports
@@ -163,6 +164,26 @@ def _check_export_inputs(args):
 def _is_cell(cell) -> bool:
     source = cell.get("source", "") if isinstance(cell, dict) else None
     return isinstance(source, str) or isinstance(source, list) and all(isinstance(x, str) for x in source)
+
+
+def _keygen_args(p):
+    p.description = ("Write a new Ed25519 private key to PATH (mode 0600) and its public key to PATH.pub, "
+                     "and print the fingerprint readers trust. Needs the cryptography package.")
+    p.add_argument("path", help="file for the private key (never replaced)")
+
+
+@command("keygen", "make an Ed25519 signing key; print the fingerprint readers trust")(_keygen_args)
+def _keygen(args):
+    from . import ed25519, signing
+
+    try:
+        key = ed25519.generate(args.path)
+    except ed25519.BadKey as exc:
+        raise BadInput(f"keygen: {exc}") from None
+    return manage.Report(
+        f"wrote {args.path} (the private key: keep it secret) and {args.path}.pub\n"
+        f"sign with:   {signing.PRIVATE_ENV}={os.path.abspath(args.path)}\n"
+        f"trust with:  {signing.TRUSTED_ENV}={key.fingerprint}"), 0
 
 
 def _lite_pyodide_args(p):
