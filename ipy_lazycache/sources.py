@@ -207,3 +207,64 @@ def is_notebook_module_name(name: str | None) -> bool:
         return True
     module = sys.modules.get(name)
     return module is not None and is_local_module(module)
+
+
+# ----------------------------------------------------------------------------
+# Files a cell reads (``--files``, ``%run`` scripts, local modules)
+
+#: A file whose size says 0 (``/proc``, ``/sys``) is read up to this much:
+#: ``/proc/self/pagemap`` says 0 and reads on for hundreds of gigabytes.
+PSEUDO_FILE_CAP = 1 << 20
+#: Files at least this large are hashed from a read-only mapping (no copy).
+_MAP_FROM = 1 << 20
+
+
+class UnboundedFile(OSError):
+    """A file that cannot be keyed by its content: not a regular file, or
+    one that reads past what its size says (a ``/proc`` file, one growing)."""
+
+
+def digest_input(path) -> str:
+    """The xxh3-128 of a file's content (the same as ``hashing.digest_file``)
+    read without hanging: opened non-blocking (a FIFO), a regular file only
+    (``/dev/zero`` never ends), and at most the size ``fstat`` gives, or
+    :data:`PSEUDO_FILE_CAP` for a file whose size says 0. Raises
+    ``FileNotFoundError``, :class:`UnboundedFile` or another ``OSError``."""
+    import mmap
+    import stat
+
+    import xxhash
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnboundedFile(0, f"{path} is not a regular file")
+        h = xxhash.xxh3_128()
+        if st.st_size >= _MAP_FROM:
+            with mmap.mmap(fd, st.st_size, access=mmap.ACCESS_READ) as mapped:
+                h.update(mapped)
+            os.lseek(fd, st.st_size, os.SEEK_SET)
+        else:
+            os.set_blocking(fd, True)
+            h.update(_read_upto(fd, st.st_size or PSEUDO_FILE_CAP, path, pseudo=not st.st_size))
+        if os.read(fd, 4096):  # not 1 byte: /proc/self/pagemap reads in 8-byte units
+            raise UnboundedFile(0, f"{path} is longer than its size says ({st.st_size} bytes): "
+                                   "a system file or one being written, not keyed by its content")
+        return h.hexdigest()
+    finally:
+        os.close(fd)
+
+
+def _read_upto(fd: int, limit: int, path, pseudo: bool) -> bytes:
+    parts, got = [], 0
+    while got < limit:
+        block = os.read(fd, min(1 << 20, limit - got))
+        if not block:
+            return b"".join(parts)
+        parts.append(block)
+        got += len(block)
+    if pseudo and os.read(fd, 4096):
+        raise UnboundedFile(0, f"{path} says its size is 0 and reads past {PSEUDO_FILE_CAP >> 20} MiB: "
+                               "a system file, not keyed by its content")
+    return b"".join(parts)
