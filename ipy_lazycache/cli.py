@@ -65,10 +65,30 @@ def _no_args(p):
     _add_dir(p)
 
 
-def _store(args):
+def _dir(args) -> str:
     from .platform import cache_dir
 
-    return manage.open_store(cache_dir(getattr(args, "dir", None) or getattr(args, "default_dir", None) or None))
+    return cache_dir(getattr(args, "dir", None) or getattr(args, "default_dir", None) or None)
+
+
+def _remote(where: str) -> bool:
+    return "://" in where and not where.startswith(("http://", "https://"))
+
+
+def _store(args):
+    """The store ``--dir`` names. A shared store's URL is checked first (a
+    missing package or folder is one line); ``file://`` is a local folder."""
+    from .stores import preflight
+
+    where = _dir(args)
+    if _remote(where):
+        path = preflight.local_path(where)
+        if path is not None:
+            return manage.open_store(path)
+        why = preflight.problem(where)
+        if why:
+            raise BadInput(why)
+    return manage.open_store(where)
 
 
 @command("info", "list entries: size, age, last hit, defs, first line", aliases=("ls",))(_no_args)
@@ -221,8 +241,20 @@ def parse(argv, prog="ipy-lazycache", extra=()) -> argparse.Namespace:
 
 
 def run(args) -> tuple:
-    """Run parsed arguments: ``(Report, exit code)``; raises BadInput."""
-    return args.run(args)
+    """Run parsed arguments: ``(Report, exit code)``; raises BadInput, also
+    for a shared store that cannot be used (no credentials, no bucket, no
+    network): that is the user's setting, not a crash."""
+    try:
+        return args.run(args)
+    except BadInput:
+        raise
+    except Exception as exc:
+        where = _dir(args) if hasattr(args, "dir") else ""
+        if not _remote(where):
+            raise
+        detail = " ".join(str(exc).split())[:200]
+        raise BadInput(f"{where}: the store cannot be used ({type(exc).__name__}{': ' + detail if detail else ''})"
+                       "; check the URL, your credentials and the network") from None
 
 
 def main(argv=None) -> int:

@@ -67,3 +67,63 @@ def test_a_regular_file_keys_as_before(tmp_path, size):
     path = tmp_path / "data.bin"
     path.write_bytes(os.urandom(size))
     assert sources.digest_input(path) == hashing.digest_file(path)
+
+
+# ----------------------------------------------------------------------------
+# The command line and a shared store it cannot use
+
+NO_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "", "AWS_PROFILE": "",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials", "AWS_CONFIG_FILE": "/nonexistent/config",
+    "AWS_EC2_METADATA_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.mark.parametrize("command", ["du", "info", "prune"])
+def test_a_bucket_without_credentials_is_one_line_and_exit_2(tmp_path, command):
+    """On 2d4d966: ~60 lines of botocore traceback and exit 1. The server is a
+    real S3 server on 127.0.0.1 (moto), so no request leaves the machine."""
+    pytest.importorskip("s3fs")
+    pytest.importorskip("moto")
+    from tests.test_s3 import S3Server
+
+    server = S3Server()
+    try:
+        server.bucket("team")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update({k: v for k, v in NO_CREDENTIALS.items() if v}, AWS_ENDPOINT_URL=server.endpoint,
+                   HOME=str(tmp_path), PYTHONPATH=str(ROOT))
+        p = subprocess.run([sys.executable, "-m", "ipy_lazycache.cli", command, "--dir", "s3://team/cache"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        server.stop()
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert p.stdout == "" and len(p.stderr.splitlines()) == 1, p.stderr[-2000:]
+    assert "s3://team/cache: the store cannot be used" in p.stderr and "credentials" in p.stderr
+
+
+def test_a_store_url_names_the_package_that_is_missing(tmp_path):
+    """On 2d4d966 ``gs://`` said "needs fsspec" with fsspec installed."""
+    pytest.importorskip("fsspec")
+    import importlib.util
+
+    if importlib.util.find_spec("gcsfs") is not None:
+        pytest.skip("gcsfs is installed here")
+    code, out, err = cli("info", "--dir", "gs://bucket/p", cwd=tmp_path)
+    assert code == 2 and err.strip() == "ipy-lazycache: gs://bucket/p needs gcsfs for gs://: pip install gcsfs"
+
+
+def test_a_file_url_of_a_missing_folder_creates_nothing(tmp_path):
+    missing = tmp_path / "not" / "there"
+    for command in ("du", "prune", "clear"):
+        code, out, err = cli(command, "--dir", f"file://{missing}", cwd=tmp_path)
+        assert code == 2 and f"no cache folder at {missing}" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "not").exists()
+    (tmp_path / "shared").mkdir()
+    code, out, err = cli("du", "--dir", f"file://{tmp_path / 'shared'}", cwd=tmp_path)
+    assert code == 0 and "0 entries" in out, err
+    from ipy_lazycache.stores import preflight
+
+    assert "there is no folder" in preflight.problem(f"file://{missing}")
+    assert preflight.problem(f"file://{tmp_path / 'shared'}") is None
+    assert not (tmp_path / "not").exists()
