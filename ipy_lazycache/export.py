@@ -297,16 +297,21 @@ class Exported:
     nbytes: int = 0
     bad: list = field(default_factory=list)  # (key, reason)
     missing: list = field(default_factory=list)  # listed keys not in the source
+    withheld: list = field(default_factory=list)  # (key, [environment variables its cell sets])
 
     @property
     def ok(self) -> bool:
-        return not self.bad and not self.missing
+        return not self.bad and not self.missing and not self.withheld
 
     def lines(self) -> list[str]:
         out = [f"export: {key[:10]} is damaged ({why}); not copied" for key, why in self.bad]
         out += [f"export: {key[:10]} is listed but not in the cache folder; not copied" for key in self.missing]
+        out += [f"export: {key[:10]} sets environment variable{'s' if len(names) > 1 else ''} {', '.join(names)}; "
+                "not copied, since a shipped cache would publish the value (set it in a cell that is not cached)"
+                for key, names in self.withheld]
+        failed = len(self.bad) + len(self.missing) + len(self.withheld)
         out.append(f"export: copied {plural(len(self.copied), 'entry', 'entries')} ({human_size(self.nbytes)})"
-                   + (f"; {len(self.bad) + len(self.missing)} failed" if not self.ok else ""))
+                   + (f"; {failed} failed" if failed else ""))
         return out
 
 
@@ -317,8 +322,10 @@ def export(src, dest, keys=None, progress: bool | None = None) -> Exported:
     against the manifest (size, xxh3, SHA-256 when signed) and written
     atomically; the manifest goes last, so a failed entry leaves nothing that
     reads as an entry. Only the manifest and its blobs are copied (no export
-    lists, no recency files). A progress bar (tqdm, if installed) appears
-    when copying takes more than a second.
+    lists, no recency files). An entry whose cell set environment variables
+    is withheld (:func:`environ_set`): its manifest holds their values. A
+    progress bar (tqdm, if installed) appears when copying takes more than a
+    second.
     """
     src_store, dest_store = FileStore(src), FileStore(dest)
     keys = sorted(all_keys(src) if keys is None else keys)
@@ -329,6 +336,10 @@ def export(src, dest, keys=None, progress: bool | None = None) -> Exported:
         try:
             m, names = entry_files(src_store, key)
             _check_signature(m, signer)
+            secrets = environ_set(m)
+            if secrets:
+                result.withheld.append((key, secrets))
+                continue
         except CorruptEntry as exc:
             if not (Path(src) / key).exists():
                 result.missing.append(key)
@@ -366,6 +377,15 @@ def export(src, dest, keys=None, progress: bool | None = None) -> Exported:
         if bar is not None:
             bar.close()
     return result
+
+
+def environ_set(m: dict) -> list[str]:
+    """The environment variables an entry's cell set, whose values its
+    manifest holds to set them again on a hit (a ``.env`` loaded into
+    ``os.environ``: API tokens). Such entries are never exported."""
+    effect = m.get("effects", {}).get("environ")
+    values = effect.get("set") if isinstance(effect, dict) else None
+    return sorted(str(k) for k in values) if isinstance(values, dict) else []
 
 
 def _signer():

@@ -300,3 +300,28 @@ def test_a_deeply_nested_list_is_one_line_not_a_recursion_error(shell, tmp_path)
     (folder / "exports" / "deep.json").write_text("{" * 100_000)
     proc = cli("export", folder, tmp_path / "dest2", "--no-progress")
     assert "Traceback" not in proc.stderr and proc.stdout.count("deep.json") == 1
+
+
+def test_an_entry_whose_cell_sets_environment_variables_is_never_exported(shell, tmp_path, runs):
+    """Issue 22: a cell that loads a ``.env`` into ``os.environ`` keeps the
+    values in its manifest (to set them again on a hit); on 2d4d966 export
+    and the addon published them."""
+    secret = "sk-live-0123456789abcdef"
+    (tmp_path / ".env").write_text(f"API_TOKEN={secret}\nREGION=eu\n")
+    load = ("%%lazycache\nimport os\nfor line in open('.env'):\n    k, v = line.strip().split('=', 1)\n"
+            "    os.environ[k] = v\nloaded = True\nopen('runs.txt', 'a').write('run\\n')")
+    assert shell.run_cell(load, cell_id="env").success
+    assert shell.run_cell("%%lazycache\nplain = 41 + 1", cell_id="plain").success
+    folder = tmp_path / "__lazycache__"
+    proc = cli("export", folder, tmp_path / "site", "--no-progress")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (line,) = [x for x in proc.stdout.splitlines() if "sets environment" in x]
+    assert "environment variables API_TOKEN, REGION; not copied" in line
+    assert "copied 1 entry" in proc.stdout and "1 failed" in proc.stdout
+    shipped = [p.read_bytes() for p in (tmp_path / "site").rglob("*") if p.is_file()]
+    assert shipped and not any(secret.encode() in data for data in shipped)
+    # The local hit still sets them (the folder is as private as the .env).
+    del os.environ["API_TOKEN"]
+    assert shell.run_cell(load, cell_id="env").success and os.environ.pop("API_TOKEN") == secret
+    assert runs() == 1, "the second run was a hit"
+    os.environ.pop("REGION", None)
