@@ -127,3 +127,19 @@ def test_a_file_url_of_a_missing_folder_creates_nothing(tmp_path):
     assert "there is no folder" in preflight.problem(f"file://{missing}")
     assert preflight.problem(f"file://{tmp_path / 'shared'}") is None
     assert not (tmp_path / "not").exists()
+
+
+@pytest.mark.parametrize("command", ["du", "info", "prune", "verify"])
+def test_the_line_magic_on_a_missing_folder_says_so_like_the_cli(run, tmp_path, command):
+    """The issue saw ``%lazycache du --dir /nonexistent`` answer "0 B in 0
+    entries" where the command line says there is no cache folder. 2d4d966
+    already answered with a UsageError in a plain shell and in an nbclient
+    kernel (checked by hand); this pins it, and that nothing is created."""
+    missing = tmp_path / "nonexistent"
+    run("x = 1")
+    r = run(f"%lazycache {command} --dir {missing}")
+    assert type(r.error_in_exec).__name__ == "UsageError", r.out
+    assert str(r.error_in_exec) == f"no cache folder at {missing}"
+    assert not missing.exists()
+    code, out, err = cli(command, "--dir", str(missing), cwd=tmp_path)
+    assert code == 2 and err.strip() == f"ipy-lazycache: no cache folder at {missing}"
