@@ -200,7 +200,7 @@ def _keygen(args):
         key = ed25519.generate(args.path)
     except ed25519.BadKey as exc:
         raise BadInput(f"keygen: {exc}") from None
-    return manage.Report(
+    return reports.Report(
         f"wrote {args.path} (the private key: keep it secret) and {args.path}.pub\n"
         f"sign with:   {signing.PRIVATE_ENV}={os.path.abspath(args.path)}\n"
         f"trust with:  {signing.TRUSTED_ENV}={key.fingerprint}"), 0
