@@ -14,7 +14,7 @@ import types
 
 from . import sources
 from .hashing import module_input
-from .hashing_base import digest_file
+from .hashing_base import UnboundedFile, Unhashable, digest_file
 from .hashing_code import injected_builtin
 from .hashing_modules import ModuleAttr
 from .names import _HISTORY_CONTAINERS, _Names
@@ -316,7 +316,12 @@ def _run_input(line: str):
         raise Dynamic(f"%run {line!r} names its script by an expansion analysis cannot follow")
     for candidate in (path, path + ".py", path + ".ipy"):
         if os.path.isfile(candidate):
-            return ("script", digest_file(candidate))
+            try:
+                return ("script", digest_file(candidate))
+            except UnboundedFile as exc:  # /proc/self/pagemap: a "file" that never ends
+                raise Unhashable(f"%run {exc.strerror}") from None
+            except OSError as exc:
+                raise Unhashable(f"%run {candidate} cannot be read ({exc.strerror or exc})") from None
     return ("missing", path)
 
 

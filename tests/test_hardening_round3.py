@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ipy_lazycache import hashing, sources
+from ipy_lazycache import hashing_base
 
 pytestmark = pytest.mark.security
 
@@ -41,32 +41,62 @@ def test_a_proc_file_that_never_ends_is_refused_quickly():
     gigabytes: on 2d4d966 keying ``%run`` of it hung (``digest_file`` read
     to the end)."""
     t0 = time.perf_counter()
-    with pytest.raises(sources.UnboundedFile, match="reads past 1 MiB"):
-        sources.digest_input("/proc/self/pagemap")
+    with pytest.raises(hashing_base.UnboundedFile, match="reads past 1 MiB"):
+        hashing_base.digest_file("/proc/self/pagemap")
     assert time.perf_counter() - t0 < 5
     # A small /proc file is still keyed by what it reads.
-    assert len(sources.digest_input("/proc/self/cmdline")) == 32
+    assert len(hashing_base.digest_file("/proc/self/cmdline")) == 32
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/pagemap"), reason="Linux /proc only")
+@pytest.mark.parametrize("how", ["%run", "--files"])
+def test_a_cell_reading_a_proc_file_runs_uncached_with_one_line(run, shell, runs, how):
+    """On 2d4d966 ``%%lazycache`` + ``%run /proc/self/pagemap`` hung while
+    keying (and ``--files`` of it read until memory ran out)."""
+    import signal
+
+    def too_slow(*a):
+        raise TimeoutError("keying hung")
+
+    counted = 'open("runs.txt", "a").write("run\\n")\n'
+    if how == "%run":
+        cell = "%%lazycache\n" + counted + "try:\n    %run /proc/self/pagemap\nexcept Exception:\n    pass\ny = 1\n"
+    else:
+        cell = "%%lazycache --files /proc/self/pagemap\n" + counted + "y = 1\n"
+    old = signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(30)
+    try:
+        r = run(cell)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert not isinstance(r.error_in_exec, TimeoutError), "keying hung"
+    assert runs() == 1 and shell.user_ns["y"] == 1
+    lines = [line for line in r.out.splitlines() if "/proc/self/pagemap" in line]
+    assert len(lines) == 1 and "reads past 1 MiB" in lines[0], r.out
 
 
 def test_a_fifo_or_device_is_refused_without_hanging(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     done = []
-    t = threading.Thread(target=lambda: done.append(pytest.raises(sources.UnboundedFile,
-                                                                  sources.digest_input, fifo)), daemon=True)
+    t = threading.Thread(target=lambda: done.append(pytest.raises(hashing_base.UnboundedFile,
+                                                                  hashing_base.digest_file, fifo)), daemon=True)
     t.start()
     t.join(10)
-    assert done, "digest_input hung on a FIFO"
-    with pytest.raises(sources.UnboundedFile, match="not a regular file"):
-        sources.digest_input("/dev/zero")
+    assert done, "digest_file hung on a FIFO"
+    with pytest.raises(hashing_base.UnboundedFile, match="not a regular file"):
+        hashing_base.digest_file("/dev/zero")
 
 
 @pytest.mark.parametrize("size", [0, 10, (1 << 20) - 1, 3 << 20])
 def test_a_regular_file_keys_as_before(tmp_path, size):
-    """The digest is ``hashing.digest_file``'s, so keys (and golden vectors) do not move."""
+    """The digest is the content's xxh3-128, as before, so keys (and golden vectors) do not move."""
     path = tmp_path / "data.bin"
     path.write_bytes(os.urandom(size))
-    assert sources.digest_input(path) == hashing.digest_file(path)
+    import xxhash
+
+    assert hashing_base.digest_file(path) == xxhash.xxh3_128(path.read_bytes()).hexdigest()
 
 
 # ----------------------------------------------------------------------------
