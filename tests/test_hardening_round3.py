@@ -173,3 +173,30 @@ def test_the_line_magic_on_a_missing_folder_says_so_like_the_cli(run, tmp_path, 
     assert not missing.exists()
     code, out, err = cli(command, "--dir", str(missing), cwd=tmp_path)
     assert code == 2 and err.strip() == f"ipy-lazycache: no cache folder at {missing}"
+
+
+def test_a_store_url_of_a_missing_folder_is_one_line_and_creates_nothing(run, shell, runs, tmp_path):
+    """On 2d4d966 ``--store file:///nonexistent/dir`` silently created the
+    folder (as root, at the file system's root) on the first store."""
+    missing = tmp_path / "nonexistent" / "dir"
+    cell = f"%%lazycache --store file://{missing}\n" + 'open("runs.txt", "a").write("run\\n")\ny = 1\n'
+    first = run(cell)
+    assert first.success and runs() == 1 and shell.user_ns["y"] == 1
+    lines = [line for line in first.out.splitlines() if str(missing) in line]
+    assert len(lines) == 1 and "there is no folder" in lines[0], first.out
+    assert not (tmp_path / "nonexistent").exists()
+    second = run(cell)  # the local folder still caches; the line is not repeated
+    assert runs() == 1 and str(missing) not in second.out
+
+
+def test_a_store_url_whose_package_is_missing_names_it(run, shell, runs):
+    """On 2d4d966 ``--store gs://...`` said "needs fsspec" with fsspec installed."""
+    pytest.importorskip("fsspec")
+    import importlib.util
+
+    if importlib.util.find_spec("gcsfs") is not None:
+        pytest.skip("gcsfs is installed here")
+    r = run("%%lazycache --store gs://bucket/cache\n" + 'open("runs.txt", "a").write("run\\n")\nz = 2\n')
+    assert r.success and runs() == 1
+    lines = [line for line in r.out.splitlines() if "gs://bucket/cache" in line]
+    assert len(lines) == 1 and "needs gcsfs" in lines[0] and "pip install gcsfs" in lines[0], r.out

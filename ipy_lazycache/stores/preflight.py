@@ -16,6 +16,17 @@ from urllib.parse import unquote, urlsplit
 REMOTE_EXTRA = "pip install 'ipy_lazycache[remote]'"
 
 
+class Unusable(Exception):
+    """A store URL that cannot be used here; the message is :func:`problem`'s line."""
+
+
+def check(url: str) -> None:
+    """Raise :class:`Unusable` with :func:`problem`'s line, if there is one."""
+    why = problem(url)
+    if why:
+        raise Unusable(why)
+
+
 def protocol(url: str) -> str:
     return url.split("://", 1)[0].lower() if "://" in url else "file"
 
