@@ -328,29 +328,8 @@ def export(src, dest, keys=None, progress: bool | None = None) -> Exported:
     second.
     """
     src_store, dest_store = FileStore(src), FileStore(dest)
-    keys = sorted(all_keys(src) if keys is None else keys)
     result = Exported()
-    plan = []
-    signer = _signer()
-    for key in keys:
-        try:
-            m, names = entry_files(src_store, key)
-            _check_signature(m, signer)
-            secrets = environ_set(m)
-            if secrets:
-                result.withheld.append((key, secrets))
-                continue
-        except CorruptEntry as exc:
-            if not (Path(src) / key).exists():
-                result.missing.append(key)
-            else:
-                result.bad.append((key, str(exc)))
-            continue
-        except Exception as exc:
-            result.bad.append((key, f"{type(exc).__name__}: {exc}"))
-            continue
-        size = sum(int(b.get("size") or 0) for b in m["blobs"].values())
-        plan.append((key, m, size))
+    plan = _plan(src, src_store, sorted(all_keys(src) if keys is None else keys), result)
     bar = _bar(sum(s for _, _, s in plan), progress)
     try:
         for key, m, _size in plan:
@@ -377,6 +356,32 @@ def export(src, dest, keys=None, progress: bool | None = None) -> Exported:
         if bar is not None:
             bar.close()
     return result
+
+
+def _plan(src, src_store, keys, result: Exported) -> list:
+    """``[(key, manifest, size)]`` of the entries to copy; the others go
+    into ``result`` (missing, damaged or untrusted, withheld)."""
+    plan = []
+    signer = _signer()
+    for key in keys:
+        try:
+            m, names = entry_files(src_store, key)
+            _check_signature(m, signer)
+            secrets = environ_set(m)
+            if secrets:
+                result.withheld.append((key, secrets))
+                continue
+        except CorruptEntry as exc:
+            if not (Path(src) / key).exists():
+                result.missing.append(key)
+            else:
+                result.bad.append((key, str(exc)))
+            continue
+        except Exception as exc:
+            result.bad.append((key, f"{type(exc).__name__}: {exc}"))
+            continue
+        plan.append((key, m, sum(int(b.get("size") or 0) for b in m["blobs"].values())))
+    return plan
 
 
 def environ_set(m: dict) -> list[str]:
