@@ -23,11 +23,13 @@ _active: list[list] = []
 _installed: list[tuple] = []
 
 
-def start(shell=None) -> list:
-    """Watch the runs from now on; returns this run's token for :func:`stop`."""
+def start(kernel=None) -> list:
+    """Watch the runs from now on; returns this run's token for :func:`stop`.
+    ``kernel``: the object whose ``_input_request`` serves input (ipykernel's
+    kernel), if any."""
     token: list = []
     if not _active:
-        _install(shell)
+        _install(kernel)
     _active.append(token)
     return token
 
@@ -53,7 +55,7 @@ def _noted(original):
     return wrapper
 
 
-def _targets(shell):
+def _targets(kernel):
     yield builtins, "input"
     try:
         import getpass
@@ -61,13 +63,12 @@ def _targets(shell):
         getpass = None
     if getpass is not None:
         yield getpass, "getpass"
-    kernel = getattr(shell, "kernel", None)
     if kernel is not None and callable(getattr(kernel, "_input_request", None)):
         yield kernel, "_input_request"
 
 
-def _install(shell) -> None:
-    for owner, name in _targets(shell):
+def _install(kernel) -> None:
+    for owner, name in _targets(kernel):
         original = getattr(owner, name, None)
         if original is None or getattr(original, "__lazycache_stdin__", False):
             continue

@@ -200,3 +200,93 @@ def test_a_store_url_whose_package_is_missing_names_it(run, shell, runs):
     assert r.success and runs() == 1
     lines = [line for line in r.out.splitlines() if "gs://bucket/cache" in line]
     assert len(lines) == 1 and "needs gcsfs" in lines[0] and "pip install gcsfs" in lines[0], r.out
+
+
+# ----------------------------------------------------------------------------
+# A cell that reads standard input is never stored
+
+
+def test_a_cell_that_asks_for_input_is_never_stored(run, shell, runs, monkeypatch):
+    """On 2d4d966 the typed token was pickled into the entry and restored on
+    the next run without asking."""
+    import io
+
+    cell = '%%lazycache\nopen("runs.txt", "a").write("run\\n")\ntoken = input("token? ")\n'
+    monkeypatch.setattr(sys, "stdin", io.StringIO("first-token\nsecond-token\n"))
+    r = run(cell)
+    assert shell.user_ns["token"] == "first-token"
+    assert "not stored: it read standard input" in r.out and "stored token" not in r.out, r.out
+    run(cell)
+    assert runs() == 2 and shell.user_ns["token"] == "second-token"
+    import builtins
+    import getpass
+
+    assert not hasattr(builtins.input, "__lazycache_stdin__") and not hasattr(getpass.getpass, "__lazycache_stdin__")
+
+
+def test_auto_mode_never_stores_a_slow_cell_that_read_input(run, shell, runs, monkeypatch):
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("one\ntwo\n"))
+    run("%lazycache auto on --min-time 0.2")
+    cell = 'import time\nopen("runs.txt", "a").write("run\\n")\nanswer = input()\ntime.sleep(0.3)\n'
+    first = run(cell)
+    second = run(cell)
+    assert runs() == 2 and shell.user_ns["answer"] == "two", first.out + second.out
+    assert "stored" not in first.out + second.out  # auto mode says nothing about cells it leaves alone
+
+
+KERNEL_CELLS = ["%load_ext ipy_lazycache",
+                "%%lazycache\nimport getpass, time\ntime.sleep(0.2)\ntoken = getpass.getpass('token? ')\n"
+                "print('got', token)"]
+
+
+def _kernel_run(kc, code, answer):
+    """Execute ``code``; answer every input request with ``answer``; the text shown."""
+    import queue
+
+    msg_id = kc.execute(code, allow_stdin=True)
+    out = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            m = kc.get_stdin_msg(timeout=0.05)
+            if m["msg_type"] == "input_request":
+                kc.input(answer)
+        except queue.Empty:
+            pass
+        try:
+            m = kc.get_iopub_msg(timeout=0.05)
+        except queue.Empty:
+            continue
+        if m["parent_header"].get("msg_id") != msg_id:
+            continue
+        if m["msg_type"] == "stream":
+            out.append(m["content"]["text"])
+        elif m["msg_type"] == "error":
+            out.append(m["content"]["ename"])
+        elif m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
+            return "".join(out)
+    raise TimeoutError(code)
+
+
+@pytest.mark.slow
+def test_a_kernel_cell_asking_for_a_password_asks_again_after_a_restart(tmp_path, monkeypatch):
+    """A real ipykernel whose front end answers the password prompt. On
+    2d4d966 the second kernel skipped the prompt and restored the first token."""
+    from jupyter_client.manager import start_new_kernel
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    seen = []
+    for answer in ("token-one", "token-two"):  # two kernels: a restart
+        km, kc = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+        try:
+            for code in KERNEL_CELLS:
+                seen.append(_kernel_run(kc, code, answer))
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+    assert "got token-one" in seen[1] and "got token-two" in seen[3], seen
+    assert "not stored: it read standard input" in seen[1]
+    assert not list((tmp_path / "__lazycache__").glob("*/manifest.json"))

@@ -19,7 +19,7 @@ import io
 import sys
 import time
 
-from .. import ambient, auto, manage, signing
+from .. import ambient, auto, manage, signing, stdin_watch
 from ..capture import split_at_result
 from ..hashing import code_hash
 from ..manifest import CorruptEntry
@@ -139,6 +139,10 @@ class Shell:
     def say(self, text: str):
         print(text)
 
+    def input_server(self):
+        """The object whose ``_input_request`` serves ``input()`` (a kernel), if any."""
+        return None
+
 
 class Running:
     """A miss whose body is running: what :meth:`Sequence.end` needs to store
@@ -152,6 +156,7 @@ class Running:
         self.magics: list = []  # configuring line magics the body runs (a hit runs them again)
         self.modules: dict = {}  # attributes of modules before the run (run.module_snapshot)
         self.environ: set | None = None  # variables notebook code read during the run (ambient.EnvironReads)
+        self.stdin: list | None = None  # stdin_watch's token: whether the run read standard input
 
 
 class Hit:
@@ -312,12 +317,15 @@ class Sequence:
         running.magics = config_magics(tree)
         running.modules = module_snapshot(plan, ns)
         running.environ = ambient.EnvironReads.start()  # after our own reads
+        running.stdin = stdin_watch.start(self.shell.input_server())
         return running
 
     def stop(self, running):
         """Stop recording a run (also when the extension unloads mid-cell)."""
         if running.environ is not None:
             ambient.EnvironReads.stop(running.environ)
+        if running.stdin is not None:
+            stdin_watch.stop(running.stdin)
         if running.capture is not None:
             running.capture.__exit__(None, None, None)
 
@@ -325,11 +333,16 @@ class Sequence:
         """The body ran (``failed``: it raised): store what it made."""
         if running.environ is not None:
             ambient.EnvironReads.stop(running.environ)
+        typed = running.stdin is not None and stdin_watch.stop(running.stdin)
         duration = time.perf_counter() - running.started
         if running.capture is not None:
             running.capture.__exit__(None, None, None)
         if failed:
             return  # a failed run is not a result; the traceback was shown as usual
+        if typed:  # slow because someone typed; a hit would skip the prompt and restore what they typed
+            self._say(f"{PREFIX} not stored: it read standard input (input(), getpass()), which a hit would skip.",
+                      force=running.auto is None, quiet=True)
+            return
         if running.auto is not None and not auto.keeps(duration, min_time):
             return  # auto mode: a cheap cell always runs
         if running.plan is None:  # auto mode, inputs too large to hash before a run that might be cheap
