@@ -290,3 +290,20 @@ def test_a_kernel_cell_asking_for_a_password_asks_again_after_a_restart(tmp_path
     assert "got token-one" in seen[1] and "got token-two" in seen[3], seen
     assert "not stored: it read standard input" in seen[1]
     assert not list((tmp_path / "__lazycache__").glob("*/manifest.json"))
+
+
+# ----------------------------------------------------------------------------
+# What is stored is capped by what is read
+
+
+def test_outputs_larger_than_a_reader_accepts_are_not_stored(run, shell, runs, tmp_path):
+    """On 2d4d966 a cell showing 70 MB was "stored"; every later run found the
+    entry damaged, evicted it, ran and wrote 67 MB again."""
+    cell = '%%lazycache\nopen("runs.txt", "a").write("run\\n")\nprint("x" * 70_000_000)\nbig = 1\n'
+    first = run(cell)
+    tail = first.out[-1000:]
+    assert "not stored: its outputs take 66.8 MiB, more than the 64.0 MiB a cache reader accepts" in tail, tail
+    second = run(cell)
+    tail = second.out[-1000:]
+    assert runs() == 2 and "damaged" not in tail and tail.count("not stored") == 1, tail
+    assert not list((tmp_path / "__lazycache__").glob("*/*")), "nothing of the entry is left"
