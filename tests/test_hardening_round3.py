@@ -307,3 +307,54 @@ def test_outputs_larger_than_a_reader_accepts_are_not_stored(run, shell, runs, t
     tail = second.out[-1000:]
     assert runs() == 2 and "damaged" not in tail and tail.count("not stored") == 1, tail
     assert not list((tmp_path / "__lazycache__").glob("*/*")), "nothing of the entry is left"
+
+
+# ----------------------------------------------------------------------------
+# A prune racing a lookup
+
+
+def test_a_prune_between_reading_the_manifest_and_its_blobs_is_a_plain_miss(tmp_path):
+    """On 2d4d966 the lookup reported the entry "damaged" (and evicted it):
+    it was removed, which is a plain miss. The prune is the real command, run
+    at the one moment that matters: after the lookup read the manifest,
+    before it opened the first blob."""
+    from ipy_lazycache.core.sequence import Sequence, Shell, run
+    from ipy_lazycache.stores.file import FileStore
+
+    class PrunedMidRead(FileStore):
+        armed = False
+
+        def open(self, key):
+            if self.armed and not key.endswith("/manifest.json"):
+                self.armed = False
+                p = subprocess.run([sys.executable, "-m", "ipy_lazycache.cli", "prune", "--max-size", "0",
+                                    "--dir", str(self.root)], capture_output=True, text=True,
+                                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+                assert p.returncode == 0 and "pruned 1 entry" in p.stdout, p.stdout + p.stderr
+            return super().open(key)
+
+    class Front(Shell):
+        def __init__(self):
+            self.said = []
+
+        def say(self, text):
+            self.said.append(text)
+
+    cell = "values = [i * i for i in range(1000)]\ntotal = sum(values)\n"
+    store, runs = PrunedMidRead(tmp_path / "cache"), []
+
+    def body(ns):
+        def run_body():
+            runs.append(1)
+            exec(cell, ns)
+
+        return run_body
+
+    first = {}
+    run(Sequence(Front()), cell, first, body(first), store)
+    store.armed = True
+    front, second = Front(), {}
+    run(Sequence(front), cell, second, body(second), store)
+    assert not store.armed, "the prune ran mid-read"
+    assert runs == [1, 1] and second["total"] == sum(i * i for i in range(1000))
+    assert not [line for line in front.said if "damaged" in line], front.said

@@ -84,7 +84,8 @@ class BlobGone(CorruptEntry):
 
 def restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> Restored | None:
     """Load an entry (see :func:`_restore`). A blob that vanished because a
-    concurrent writer replaced the entry is retried with the new manifest."""
+    concurrent writer replaced the entry is retried with the new manifest;
+    one that vanished with its manifest (a prune) is a miss, not damage."""
     for _attempt in range(3):
         try:
             return _restore(store, key, ns, m, signer)
@@ -95,7 +96,9 @@ def restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> Re
                 now = load_manifest(store, key)
             except CorruptEntry:
                 now = None
-            if now is None or now == exc.manifest:
+            if now is None:
+                return None  # removed meanwhile (a prune, a clear, another kernel): a plain miss
+            if now == exc.manifest:
                 raise  # not replaced: really damaged
     return None  # replaced three times while reading: a miss
 
