@@ -182,7 +182,7 @@ def _lite_pyodide(args):
 
 def build_parser(prog="ipy-lazycache", extra=()) -> argparse.ArgumentParser:
     """The parser; ``extra`` names more subcommands (e.g. the magic's ``stats``)."""
-    from . import __version__
+    from .version import __version__
 
     parser = _Parser(prog=prog, description="Manage an ipy_lazycache cache folder.")
     parser.add_argument("--version", action="version", version=f"ipy_lazycache {__version__}")
