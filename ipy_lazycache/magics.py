@@ -128,6 +128,11 @@ def _source_of(info, tree) -> str:
 # %%lazycache options (called by the cell's pre_run_cell; see parse_line)
 
 
+#: Commands only the line magic has (``auto`` is run before parsing; listed for help and errors).
+LINE_EXTRA = [("stats", "this session's hits and misses"),
+              ("auto", "cache every slow cell, no cell magic needed: auto on|off [--min-time S]")]
+
+
 class HelpRequested(Exception):
     """``--help`` (or ``-h``) was among the options: ``str(exc)`` is the help
     text to show instead of running the cell."""
@@ -159,6 +164,18 @@ def parse_line(line: str):
     return args
 
 
+def cell_help() -> str:
+    """What ``%%lazycache --help`` shows: the usage as it is typed, and every
+    option, ``--off`` and ``--help`` included (they are read before parsing)."""
+    parser = argparse.ArgumentParser(
+        prog="%%lazycache", parents=[LazyCache.lazycache.parser], add_help=False,
+        description="Cache this cell: restore its variables and outputs when its code and the content of "
+                    "everything it reads are unchanged; otherwise run it. Must be the cell's first line.")
+    parser.add_argument("--off", action="store_true", help="run the cell plainly (auto mode's opt-out)")
+    parser.add_argument("-h", "--help", action="store_true", help="show this help and run nothing")
+    return parser.format_help()
+
+
 #: Options by line: a cell run again (every hit) skips shlex and argparse.
 _parsed_lines: dict = {}
 
@@ -173,7 +190,7 @@ def _parse_words(line: str):
         raise UsageError(f"%%lazycache {line.strip()[:80]}: {exc}") from None
     parser = LazyCache.lazycache.parser
     if "-h" in words or "--help" in words:
-        raise HelpRequested(LazyCache.lazycache.__doc__ or parser.format_help())  # the doc holds the usage
+        raise HelpRequested(cell_help())
     try:
         with contextlib.redirect_stderr(io.StringIO()):
             args = parser.parse_args(words)
@@ -211,7 +228,8 @@ class LazyCache(Magics):
     """Configurable as ``%config LazyCache.dir = "..."``."""
 
     dir = Unicode("", help="Cache folder (default: $IPY_LAZYCACHE_DIR or __lazycache__)").tag(config=True)
-    verbose = Int(1, help="0: only warnings; 1: one line per hit or store").tag(config=True)
+    verbose = Int(1, help="0: nothing but failures of the cache itself (it could not be read: the cell runs); "
+                  "1: one line per hit or store, and what a hit will not restore").tag(config=True)
     signing_key = Unicode("", help="HMAC key for signed manifests (default: $IPY_LAZYCACHE_KEY)").tag(config=True)
     signing = Enum(["", "off", "on", "strict"], "", help="off | on (unverified entry = miss) | strict (error); "
                    "default: $IPY_LAZYCACHE_SIGNING, else on with a key, off without").tag(config=True)
@@ -456,8 +474,7 @@ class LazyCache(Magics):
             if words[:1] == ["auto"]:
                 return auto.command(self, words[1:])
             try:
-                args = cli.parse(words or ["stats"], prog="%lazycache",
-                                 extra=[("stats", "this session's hits and misses")])
+                args = cli.parse(words or ["stats"], prog="%lazycache", extra=LINE_EXTRA)
             except SystemExit as exc:  # --help: argparse printed it; nothing to run
                 if exc.code in (0, None):
                     return

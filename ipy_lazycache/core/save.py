@@ -9,6 +9,7 @@ from __future__ import annotations
 from .. import manifest as mf, relations
 from ..hashing import Unhashable, value_hash
 from ..hashing_base import digest_chunks
+from ..tripwire import is_closed_file
 from .memo import _IMMUTABLE, Memo
 from .pickles import _encode
 from .plan import RESULT, Plan
@@ -154,6 +155,8 @@ def _describe_defs(m, values, after, unstored) -> None:
         entry["type"] = f"{type(value).__module__}.{type(value).__qualname__}"
         if name in unstored:  # said when storing, not first at a restore
             entry["unstored"] = unstored[name]
+            if is_closed_file(value):
+                entry["closed"] = True  # neither said nor missed (auto mode): see tripwire.is_closed_file
 
 
 def _commit(store, key, m, signer, written) -> int:
