@@ -20,7 +20,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, validate
 
-from . import ambient, auto, manage, platform, reports, signing
+from . import ambient, auto, magic_help, manage, platform, reports, signing
 from .core.sequence import Hit, Refused, Running, Sequence, local_tier, secs
 from .ipython_shell import IPythonShell
 from .reports import human_size, plural
@@ -128,11 +128,6 @@ def _source_of(info, tree) -> str:
 # %%lazycache options (called by the cell's pre_run_cell; see parse_line)
 
 
-#: Commands only the line magic has (``auto`` is run before parsing; listed for help and errors).
-LINE_EXTRA = [("stats", "this session's hits and misses"),
-              ("auto", "cache every slow cell, no cell magic needed: auto on|off [--min-time S]")]
-
-
 class HelpRequested(Exception):
     """``--help`` (or ``-h``) was among the options: ``str(exc)`` is the help
     text to show instead of running the cell."""
@@ -164,18 +159,6 @@ def parse_line(line: str):
     return args
 
 
-def cell_help() -> str:
-    """What ``%%lazycache --help`` shows: the usage as it is typed, and every
-    option, ``--off`` and ``--help`` included (they are read before parsing)."""
-    parser = argparse.ArgumentParser(
-        prog="%%lazycache", parents=[LazyCache.lazycache.parser], add_help=False,
-        description="Cache this cell: restore its variables and outputs when its code and the content of "
-                    "everything it reads are unchanged; otherwise run it. Must be the cell's first line.")
-    parser.add_argument("--off", action="store_true", help="run the cell plainly (auto mode's opt-out)")
-    parser.add_argument("-h", "--help", action="store_true", help="show this help and run nothing")
-    return parser.format_help()
-
-
 #: Options by line: a cell run again (every hit) skips shlex and argparse.
 _parsed_lines: dict = {}
 
@@ -190,7 +173,7 @@ def _parse_words(line: str):
         raise UsageError(f"%%lazycache {line.strip()[:80]}: {exc}") from None
     parser = LazyCache.lazycache.parser
     if "-h" in words or "--help" in words:
-        raise HelpRequested(cell_help())
+        raise HelpRequested(magic_help.cell_help(parser))
     try:
         with contextlib.redirect_stderr(io.StringIO()):
             args = parser.parse_args(words)
@@ -474,7 +457,7 @@ class LazyCache(Magics):
             if words[:1] == ["auto"]:
                 return auto.command(self, words[1:])
             try:
-                args = cli.parse(words or ["stats"], prog="%lazycache", extra=LINE_EXTRA)
+                args = cli.parse(words or ["stats"], prog="%lazycache", extra=magic_help.LINE_EXTRA)
             except SystemExit as exc:  # --help: argparse printed it; nothing to run
                 if exc.code in (0, None):
                     return

@@ -82,3 +82,23 @@ def python_version(site: Path) -> str:
         return ".".join(full.split(".")[:2])
     except (OSError, ValueError, KeyError):
         return PYTHON_VERSION
+
+
+def kernel_started(shell) -> None:
+    """What :mod:`.site_startup` does in the kernel: load the extension (auto
+    mode follows ``$IPY_LAZYCACHE_AUTO``), then, before the first cell runs,
+    count the session as started in the folder the kernel is in by then. The
+    Pyodide kernel runs startup files before it moves into the notebook's
+    folder, and a cell's key holds the folder relative to the session's start:
+    without this, every notebook below the site's root missed."""
+    import ipy_lazycache
+
+    ipy_lazycache.load_ipython_extension(shell)
+
+    def start_here():
+        shell.events.unregister("pre_execute", start_here)
+        magics = ipy_lazycache._magics
+        if magics is not None:
+            magics.sequence.ambient.start_here()
+
+    shell.events.register("pre_execute", start_here)

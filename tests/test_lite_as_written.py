@@ -23,20 +23,20 @@ REPORT = "import builtins, sys\nprint('runs:', getattr(builtins, 'LC_RUNS', ''),
 KERNEL = "@jupyterlite/pyodide-kernel-extension:kernel"
 
 
-def build(tmp_path, wheel, cells, **addon):
+def build(tmp_path, wheel, cells, path="nb.ipynb", **addon):
     lite = tmp_path / "lite-src"
     offline_pyodide.prepare(lite, wheels=[wheel])
     (lite / "jupyter_lite_config.json").write_text(json.dumps({"LazyCacheAddon": {"execute": True, **addon}}))
     contents = tmp_path / "contents"
-    write_notebook(contents / "nb.ipynb", cells)
+    write_notebook(contents / path, cells)
     out = build_site(lite, contents, tmp_path / "site")
     settings = json.loads((out / "jupyter-lite.json").read_text())["jupyter-config-data"]["litePluginSettings"]
     return out, settings[KERNEL]["loadPyodideOptions"]
 
 
-def run(lite_browser, out):
+def run(lite_browser, out, path="nb.ipynb"):
     with serve(out) as base:
-        result = run_notebook(lite_browser, base, "nb.ipynb", timeout=180)
+        result = run_notebook(lite_browser, base, path, timeout=180)
     texts = [result.text(i) for i in range(len(result.cells))]
     detail = "\n".join(f"--- {i}\n{t}" for i, t in enumerate(texts))
     assert not result.errors(), detail
@@ -59,10 +59,11 @@ def test_load_ext_notebook_needs_no_install_cell(tmp_path, lite_browser, project
 def test_plain_notebook_under_auto_mode(tmp_path, lite_browser, project_wheel):
     cells = ["import time", SLOW, RUNS.format("cheap;") + "last = squares[-1]",
              "import builtins\nprint('runs:', builtins.LC_RUNS, 'last:', last)"]
-    out, options = build(tmp_path, project_wheel, cells, auto=True)
+    # Below the site's root: the kernel moves into the notebook's folder after it starts.
+    out, options = build(tmp_path, project_wheel, cells, path="deep/nb.ipynb", auto=True)
     assert options["env"]["IPY_LAZYCACHE_AUTO"] == "1" and options["env"]["PYTHONSTARTUP"], options
-    native = json.loads((out / "files" / "nb.ipynb").read_text())
+    native = json.loads((out / "files" / "deep" / "nb.ipynb").read_text())
     assert "sum 8555" in json.dumps(native["cells"][1]["outputs"])  # executed natively, outputs shipped
-    texts, detail, _ = run(lite_browser, out)
+    texts, detail, _ = run(lite_browser, out, "deep/nb.ipynb")
     assert "sum 8555" in texts[1] and "lazycache: restored" in texts[1], detail
     assert "runs: cheap; last: 841" in texts[3], detail  # the slow body did not run; the cheap one did
