@@ -10,15 +10,18 @@
 # tests themselves (ipy_lazycache.offline_pyodide).
 set -euo pipefail
 
-CHROMIUM=/usr/lib/chromium/chromium
+# Another machine: install Node >= 18 and a Chromium yourself and set IPY_LAZYCACHE_CHROMIUM.
+CHROMIUM=${IPY_LAZYCACHE_CHROMIUM:-/usr/lib/chromium/chromium}
 missing=()
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ -x "$CHROMIUM" ] || missing+=(chromium)
 
 if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" != 0 ]; then
-        echo "setup-browser: need root to install: ${missing[*]}" >&2
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "setup-browser: missing ${missing[*]}; installing needs root and apt-get (Debian, Ubuntu)." \
+             "Install Node >= 18 and a Chromium yourself (IPY_LAZYCACHE_CHROMIUM=its binary)," \
+             "or run FAST=1 bash .ci/run (no browser tests)" >&2
         exit 1
     fi
     echo "setup-browser: installing ${missing[*]}"

@@ -37,6 +37,14 @@ class Registry:
             _Decimal(), _Warnings(),
         ]
 
+    def start_here(self) -> None:
+        """The session starts in the current folder: for a kernel that moves
+        to the notebook's folder after loading the extension (JupyterLite's
+        does, once its shell exists), so keys stay relative to that folder."""
+        for p in self.providers:
+            if isinstance(p, _Cwd):
+                p.start = os.getcwd()
+
     def snapshot(self) -> dict:
         out = {}
         for p in self.providers:

@@ -172,11 +172,13 @@ class _NumpyOptions(Provider):
     def effect(self, before, after):
         if after is None or before == after:
             return None
-        before = before or {}
+        before = self.DEFAULTS if before is None else before  # imported by the run: only options it set count
         out = {part: _changed(before.get(part), values) for part, values in after.items()}
         return {part: {k: _json_option(v) for k, v in out[part].items()} for part in out if out[part]} or None
 
     def apply(self, effect):
+        if not _available("numpy"):
+            return  # no numpy here (a browser's Pyodide without it): no array shows, nothing is lost
         import numpy as np
 
         printing = effect.get("print") or {}
@@ -218,7 +220,7 @@ class _Decimal(Provider):
         return _digest(sorted(changed.items())) if changed else None
 
     def effect(self, before, after):
-        return _changed(before, after)
+        return _changed(self.DEFAULTS if before is None else before, after)  # imported by the run: see numpy
 
     def apply(self, effect):
         import decimal
@@ -259,7 +261,14 @@ class _Warnings(Provider):
     def apply(self, effect):
         import warnings
 
-        rows = [(a, m or "", _class_named(c), mod or "", n) for a, m, c, mod, n in effect.get("add") or effect["set"]]
+        rows = []
+        for a, m, c, mod, n in effect.get("add") or effect["set"]:
+            try:
+                rows.append((a, m or "", _class_named(c), mod or "", n))
+            except (ImportError, AttributeError):
+                # A warning class this Python lacks (numpy's RankWarning in a browser without numpy):
+                # nothing here can raise it, so its filter would change nothing.
+                continue
         if "set" in effect:  # every class found before anything changes
             warnings.resetwarnings()
         for row in reversed(rows):

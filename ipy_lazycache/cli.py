@@ -223,13 +223,19 @@ def _lite_pyodide(args):
 
 def build_parser(prog="ipy-lazycache", extra=()) -> argparse.ArgumentParser:
     """The parser; ``extra`` names more subcommands (e.g. the magic's ``stats``)."""
+    from .version import __version__
+
     parser = _Parser(prog=prog, description="Manage an ipy_lazycache cache folder.")
+    parser.add_argument("--version", action="version", version=f"ipy_lazycache {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name, (configure, run, help_, aliases) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_, aliases=list(aliases))
-        configure(p)
-        p.set_defaults(run=run)
+        # An alias is a parser of its own, so that `ls --help` says `ls`; listed once, under the name.
+        for alias in (name, *aliases):
+            listed = {"help": help_ + "".join(f" (or: {a})" for a in aliases)} if alias == name else {}
+            p = sub.add_parser(alias, **listed)
+            configure(p)
+            p.set_defaults(run=run)
     for name, help_ in extra:
         sub.add_parser(name, help=help_).set_defaults(run=None)
     return parser

@@ -19,7 +19,11 @@ For every notebook in the site's contents it:
   requirements (ipython, cloudpickle, xxhash, pyodide-http) are in Pyodide's
   own package lock, so they come from wherever that Pyodide comes from;
 * (``post_build``) writes ``IPY_LAZYCACHE_URL`` into the Pyodide kernel's
-  ``loadPyodideOptions.env``, which becomes ``os.environ`` in the kernel.
+  ``loadPyodideOptions.env``, which becomes ``os.environ`` in the kernel, and
+  has the kernel load that wheel while it boots (:mod:`.site_kernel`), so
+  ``%load_ext ipy_lazycache`` works with no install cell; with ``auto`` the
+  extension is loaded and auto mode on when the kernel starts, so a notebook
+  with no ``%load_ext`` and no ``%%lazycache`` line restores its slow cells.
 
 ``check`` re-verifies every shipped entry's digests; ``status`` lists what
 would ship. Where Pyodide itself comes from (the CDN, by default) is not
@@ -28,7 +32,7 @@ when that is wanted.
 
 Configuration (``jupyter_lite_config.json`` or the command line)::
 
-    {"LazyCacheAddon": {"execute": true, "ship_outputs": true, "ship_all": false}}
+    {"LazyCacheAddon": {"execute": true, "ship_outputs": true, "ship_all": false, "auto": false}}
     jupyter lite build --LazyCacheAddon.execute=True   (or --lazycache-execute)
     jupyter lite build --lazycache-execute --lazycache-as-written   (ship_outputs=False)
 """
@@ -51,7 +55,7 @@ from jupyterlite_core.addons.base import BaseAddon
 from jupyterlite_core.constants import JUPYTERLITE_JSON
 from traitlets import Bool, Int, Unicode
 
-from . import export, manifest as mf
+from . import export, manifest as mf, shipped, site_kernel
 from .platform import DEFAULT_DIR
 from .reports import plural
 from .stores.file import FileStore
@@ -88,6 +92,12 @@ class LazyCacheAddon(BaseAddon):
         True, help="With execute, ship each notebook with the outputs of its native run (False: as written)"
     ).tag(config=True)
 
+    auto = Bool(
+        False, help="Auto mode: notebooks need no %load_ext or %%lazycache (native run and the site's kernel)"
+    ).tag(config=True)
+    preload = Bool(True, help="Have the site's kernel load the shipped wheel at start (no install cell)").tag(
+        config=True)
+
     flags = {
         "lazycache-execute": (
             {"LazyCacheAddon": {"execute": True}},
@@ -111,6 +121,15 @@ class LazyCacheAddon(BaseAddon):
         pattern = rf"/{re.escape(self.cache_dir)}(/|$)"
         if pattern not in manager.extra_ignore_contents:
             manager.extra_ignore_contents = (*manager.extra_ignore_contents, pattern)
+        self._hide_in_file_browser(manager)
+
+    def _hide_in_file_browser(self, manager):
+        """The shipped cache folders are served (the kernel fetches them over
+        HTTP) but left out of the contents index, so the file browser does not
+        show them: the contents step lists ``files/`` with jupyter_server's
+        contents manager, whose ``hide_globs`` we extend in the shared config."""
+        globs = manager.config.ContentsManager.hide_globs
+        globs.append(self.cache_dir)
 
     # -------------------------------------------------------------- finding --
     @property
@@ -191,9 +210,11 @@ class LazyCacheAddon(BaseAddon):
         print(f"{PREFIX} executing {nb.name} natively (cells not cached yet run in full) ...", flush=True)
         try:
             self._executed[nb] = execute_notebook(nb, self.cache_dir, kernel_name=self.kernel_name,
-                                                  timeout=self.execute_timeout)
+                                                  timeout=self.execute_timeout, auto=self.auto)
         except Exception as exc:
             return _fail(f"{PREFIX} {nb} failed while executing:\n{exc}")
+        for n, line in shipped.own_lines(self._executed[nb]):  # left out of the shipped page
+            print(f"{PREFIX} {nb.name} code cell {n}: {line}")
         print(f"{PREFIX} executed {nb.name} in {time.perf_counter() - t0:.1f} s", flush=True)
         return True
 
@@ -231,7 +252,8 @@ class LazyCacheAddon(BaseAddon):
         if doc is None:  # not executed in this build (doit skipped it): ship it as written
             return True
         dest.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(doc, str(dest))
+        # Streams as one string each: JupyterLite shows a list of lines joined by commas.
+        nbformat.write(shipped.for_visitors(doc), str(dest), split_lines=False)
         self.maybe_timestamp(dest)
         return True
 
@@ -304,8 +326,23 @@ class LazyCacheAddon(BaseAddon):
             for name in PASSED_ENV:  # auto mode at build time: the site's kernels restore the same cells
                 if os.environ.get(name):
                     env[name] = os.environ[name]
+            self.kernel_start(settings["loadPyodideOptions"])
             self.set_lite_plugin_settings(path, KERNEL_PLUGIN, settings)
         return True
+
+    def kernel_start(self, options: dict):
+        """The shipped wheel loaded while Pyodide boots; with auto mode, the
+        extension loaded (and auto on) when the kernel's shell starts."""
+        wheels = sorted((self.manager.output_dir / "pypi").glob("ipy_lazycache-*.whl"), key=lambda p: p.stat().st_mtime)
+        if not (self.preload and wheels):
+            return
+        python = site_kernel.python_version(self.manager.output_dir)
+        site_kernel.preload(options, wheels[-1], python)
+        env = options["env"]
+        if self.auto:
+            env["IPY_LAZYCACHE_AUTO"] = "1"
+        if _on(env.get("IPY_LAZYCACHE_AUTO")):
+            env["PYTHONSTARTUP"] = site_kernel.startup_file(python)
 
     def check(self, manager):
         if self.bad_setting:
@@ -359,8 +396,11 @@ def cache_dir_problem(cache_dir: str) -> str | None:
 
 
 # ---------------------------------------------------------------- execute --
-def execute_notebook(nb, cache_dir=DEFAULT_DIR, kernel_name="python3", timeout=3600):
+def execute_notebook(nb, cache_dir=DEFAULT_DIR, kernel_name="python3", timeout=3600, auto=False):
     """Run a notebook natively in its own folder, as a whole, to fill its cache.
+
+    With ``auto`` (or ``$IPY_LAZYCACHE_AUTO`` on) the kernel starts with the
+    extension loaded and auto mode on, as the site's kernel will.
 
     Its export list is rebuilt from this run (the old one is removed first),
     so it names exactly the entries the notebook uses now. The notebook file
@@ -376,9 +416,17 @@ def execute_notebook(nb, cache_dir=DEFAULT_DIR, kernel_name="python3", timeout=3
     client = NotebookClient(doc, timeout=timeout, kernel_name=kernel_name,
                             resources={"metadata": {"path": str(nb.parent)}})
     # ipykernel puts JPY_SESSION_NAME into __session__: the list is named after it.
-    with _environ(JPY_SESSION_NAME=str(nb), IPY_LAZYCACHE_DIR=cache_dir):
+    auto_env = {}
+    if auto or _on(os.environ.get("IPY_LAZYCACHE_AUTO")):
+        auto_env = {"IPY_LAZYCACHE_AUTO": "1", "PYTHONSTARTUP": str(Path(__file__).with_name("site_startup.py"))}
+    with _environ(JPY_SESSION_NAME=str(nb), IPY_LAZYCACHE_DIR=cache_dir, **auto_env):
         client.execute()
     return doc
+
+
+def _on(value) -> bool:
+    """An environment switch that is on, as the extension reads it."""
+    return (value or "").strip().lower() in ("1", "true", "on", "yes")
 
 
 @contextlib.contextmanager

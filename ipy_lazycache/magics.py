@@ -20,7 +20,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, validate
 
-from . import ambient, auto, manage, platform, reports, signing
+from . import ambient, auto, magic_help, manage, platform, reports, signing
 from .core.sequence import Hit, Refused, Running, Sequence, local_tier, secs
 from .ipython_shell import IPythonShell
 from .reports import human_size, plural
@@ -173,7 +173,7 @@ def _parse_words(line: str):
         raise UsageError(f"%%lazycache {line.strip()[:80]}: {exc}") from None
     parser = LazyCache.lazycache.parser
     if "-h" in words or "--help" in words:
-        raise HelpRequested(LazyCache.lazycache.__doc__ or parser.format_help())  # the doc holds the usage
+        raise HelpRequested(magic_help.cell_help(parser))
     try:
         with contextlib.redirect_stderr(io.StringIO()):
             args = parser.parse_args(words)
@@ -211,7 +211,8 @@ class LazyCache(Magics):
     """Configurable as ``%config LazyCache.dir = "..."``."""
 
     dir = Unicode("", help="Cache folder (default: $IPY_LAZYCACHE_DIR or __lazycache__)").tag(config=True)
-    verbose = Int(1, help="0: only warnings; 1: one line per hit or store").tag(config=True)
+    verbose = Int(1, help="0: nothing but failures of the cache itself (it could not be read: the cell runs); "
+                  "1: one line per hit or store, and what a hit will not restore").tag(config=True)
     signing_key = Unicode("", help="HMAC key for signed manifests (default: $IPY_LAZYCACHE_KEY)").tag(config=True)
     signing = Enum(["", "off", "on", "strict"], "", help="off | on (unverified entry = miss) | strict (error); "
                    "default: $IPY_LAZYCACHE_SIGNING, else on with a key, off without").tag(config=True)
@@ -456,8 +457,7 @@ class LazyCache(Magics):
             if words[:1] == ["auto"]:
                 return auto.command(self, words[1:])
             try:
-                args = cli.parse(words or ["stats"], prog="%lazycache",
-                                 extra=[("stats", "this session's hits and misses")])
+                args = cli.parse(words or ["stats"], prog="%lazycache", extra=magic_help.LINE_EXTRA)
             except SystemExit as exc:  # --help: argparse printed it; nothing to run
                 if exc.code in (0, None):
                     return

@@ -35,3 +35,12 @@ class Tripwire:
     __setattr__ = __delattr__ = __contains__ = __add__ = __radd__ = __sub__ = __mul__ = _trip
     __truediv__ = __lt__ = __gt__ = __le__ = __ge__ = __int__ = __float__ = __index__ = _trip
     __reduce_ex__ = _trip
+
+
+def is_closed_file(value) -> bool:
+    """A file object already closed (what ``with open(...) as f:`` leaves in
+    ``f``): it cannot be stored, and nothing can be done with it but read its
+    name, so a stand-in for it is not worth a line."""
+    import io
+
+    return isinstance(value, io.IOBase) and value.closed

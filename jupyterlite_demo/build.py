@@ -8,7 +8,8 @@
    option: ``content/demo.ipynb`` runs natively first (the slow cell takes
    about ten seconds the first time), then exactly the cache entries the
    notebook uses are shipped into the site, with the ipy_lazycache wheel;
-3. with ``--serve``, serves the site on http://127.0.0.1:PORT/.
+3. with ``--serve``, serves the site on http://127.0.0.1:PORT/, which opens
+   the demo notebook (the next free port if PORT is taken).
 
 ``--clean`` also deletes the notebook's cache, so the native run recomputes.
 Everything generated (``_output/``, ``static/pyodide/``, ``pypi/``,
@@ -18,6 +19,7 @@ Everything generated (``_output/``, ``static/pyodide/``, ``pypi/``,
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import http.server
 import shutil
@@ -29,6 +31,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 CONTENT = HERE / "content"
 OUTPUT = HERE / "_output"
+#: Where the site's root sends a visitor.
+NOTEBOOK_PATH = "/notebooks/index.html?path=demo.ipynb"
 
 
 def build(clean: bool = False, out: Path = OUTPUT) -> Path:
@@ -89,6 +93,16 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         ".json": "application/json", ".whl": "application/octet-stream", ".ipynb": "application/json",
     }
 
+    def do_GET(self):
+        # The site's root opens the demo notebook, not JupyterLab's launcher. Only "/":
+        # the apps read the root's index.html (its settings) by that name.
+        if self.path == "/":
+            self.send_response(302)
+            self.send_header("Location", NOTEBOOK_PATH)
+            self.end_headers()
+            return
+        super().do_GET()
+
     def log_request(self, code="-", size="-"):
         # A page load is hundreds of requests: say only what went wrong.
         if not str(code).isdigit() or int(code) >= 400:
@@ -97,13 +111,29 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 def serve(root: Path, port: int) -> None:
     handler = functools.partial(_Handler, directory=str(root))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
-        print(f"demo: open http://127.0.0.1:{server.server_address[1]}/lab/index.html?path=demo.ipynb"
-              " (Ctrl-C stops)", flush=True)
+    with _bind(handler, port) as server:
+        print(f"demo: open http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)", flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
             pass
+
+
+def _bind(handler, port: int, tries: int = 20) -> http.server.ThreadingHTTPServer:
+    """A server on ``port``, or on the next free one when it is taken (a
+    demo started earlier still serving): said in one line, not a traceback."""
+    for candidate in range(port, port + tries) if port else [0]:
+        try:
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", candidate), handler)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            continue
+        if candidate != port:
+            print(f"demo: port {port} is in use (another server, perhaps an earlier demo); using {candidate}",
+                  flush=True)
+        return server
+    raise SystemExit(f"demo: ports {port}-{port + tries - 1} are all in use; choose one with --port")
 
 
 def main(argv=None) -> int:

@@ -73,14 +73,18 @@ def test_build_ships_exactly_the_listed_entries_and_writes_settings(tmp_path):
     assert "has entries but no export list" in proc.stdout + proc.stderr
     assert (out / "files" / "other" / "plain.ipynb").exists()
 
-    # The contents index lists the shipped entries (the kernel reads them over HTTP).
-    listing = json.loads((out / "api" / "contents" / "sub" / "__lazycache__" / "all.json").read_text())
-    assert {c["name"] for c in listing["content"]} == now
+    # The kernel reads the entries over HTTP; the file browser does not show the cache folder.
+    listing = json.loads((out / "api" / "contents" / "sub" / "all.json").read_text())
+    assert {c["name"] for c in listing["content"]} == {"nb.ipynb"}
 
     # Kernel settings: the cache URL, and nothing that forces a local Pyodide.
     settings = json.loads((out / "jupyter-lite.json").read_text())["jupyter-config-data"]["litePluginSettings"][KERNEL]
     assert settings["loadPyodideOptions"]["env"] == {"IPY_LAZYCACHE_URL": "https://cache.example.org/files/"}
     assert "pyodideUrl" not in settings
+    # Pyodide loads the shipped wheel and its requirements as it boots: no install cell.
+    (whl,) = (out / "pypi").glob("ipy_lazycache-*-py3-none-any.whl")
+    assert settings["loadPyodideOptions"]["packages"] == [
+        "cloudpickle", "xxhash", "pyodide-http", f"../../../../pypi/{whl.name}"]
 
     # The wheel is in the piplite index, with the requirements Pyodide's lock resolves.
     (whl,) = (out / "pypi").glob("ipy_lazycache-*-py3-none-any.whl")
@@ -159,7 +163,11 @@ def test_an_executed_notebook_ships_with_the_outputs_of_its_native_run(tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "executing nb.ipynb natively" in proc.stdout  # the build says what it is doing
     shipped = outputs_text(out / "files" / "sub" / "nb.ipynb")
-    assert "x ready\n" in shipped[1] and "lazycache: stored" in shipped[1], shipped
+    # What a plain run shows: the cache's own lines are in the build log only.
+    assert shipped[1] == "x ready\n" and "lazycache: stored" in proc.stdout + proc.stderr, shipped
+    streams = [o for c in json.loads((out / "files" / "sub" / "nb.ipynb").read_text())["cells"]
+               for o in c.get("outputs", []) if o["output_type"] == "stream"]
+    assert streams and all(isinstance(o["text"], str) for o in streams)  # a list shows commas in JupyterLite
     cells = json.loads((out / "files" / "sub" / "nb.ipynb").read_text())["cells"]
     results = [o["data"]["text/plain"] for o in cells[2]["outputs"] if o["output_type"] == "execute_result"]
     assert ["".join(r) for r in results] == ["45"]

@@ -10,6 +10,7 @@ from .. import manifest as mf, relations
 from ..hashing import Unhashable, value_hash
 from ..hashing_base import digest_chunks
 from ..reports import human_size
+from ..tripwire import is_closed_file
 from .memo import _IMMUTABLE, Memo
 from .pickles import _encode
 from .plan import RESULT, Plan
@@ -156,6 +157,8 @@ def _describe_defs(m, values, after, unstored) -> None:
         entry["type"] = f"{type(value).__module__}.{type(value).__qualname__}"
         if name in unstored:  # said when storing, not first at a restore
             entry["unstored"] = unstored[name]
+            if is_closed_file(value):
+                entry["closed"] = True  # neither said nor missed (auto mode): see tripwire.is_closed_file
 
 
 def _commit(store, key, m, signer, written) -> int:

@@ -275,10 +275,12 @@ class Sequence:
         names = names_line(restored.values) or "its outputs"
         self._say(f"{PREFIX} restored {names} from {m['key'][:10]} ({human_size(restored.nbytes)}) in "
                   f"{secs(elapsed)}, saving {secs(saved)}.", quiet=quiet)
+        # Notes on what the hit could not give back: quiet means quiet; a closed file is not worth a line.
         for name in restored.tripwires:
-            self._say(f"{PREFIX} {restored.values[name]!r}", force=True)
+            if not m["defs"].get(name, {}).get("closed"):
+                self._say(f"{PREFIX} {restored.values[name]!r}", quiet=quiet)
         for name in failed:
-            self._say(f"{PREFIX} could not re-apply the cell's change to {name}.", force=True)
+            self._say(f"{PREFIX} could not re-apply the cell's change to {name}.", quiet=quiet)
         sys.stdout.flush()
         self.shell.used(store, plan.key)
         name = m.get("result_name")
@@ -397,7 +399,7 @@ class Sequence:
 
     def _stored(self, running, m, nbytes, took, duration, max_size):
         plan = running.plan
-        unstored = sorted(n for n, e in m["defs"].items() if e.get("unstored"))
+        unstored = sorted(n for n, e in m["defs"].items() if e.get("unstored") and not e.get("closed"))
         if running.auto is not None and unstored:
             with contextlib.suppress(Exception):  # auto mode stores a cell only if a hit gives back all it defined
                 evict(running.store, plan.key)
@@ -405,13 +407,13 @@ class Sequence:
         self.codes.mark(local_tier(running.store), plan.code)
         if running.auto is not None:
             self.stats["misses"] += 1
-        names = names_line(n for n in m["defs"] if n not in unstored) or "nothing to restore but the outputs"
+        stored = (n for n, e in m["defs"].items() if not e.get("unstored"))
+        names = names_line(stored) or "nothing to restore but the outputs"
         self._say(f"{PREFIX} stored {names} as {plan.key[:10]} ({human_size(nbytes)}) in {secs(took)}; "
                   f"the cell ran {secs(duration)}.", quiet=running.quiet)
-        for name, entry in sorted(m["defs"].items()):
-            if entry.get("unstored"):
-                self._say(f"{PREFIX} {name} could not be stored ({entry['unstored']}); a hit will not restore it.",
-                          force=True)
+        for name in unstored:
+            self._say(f"{PREFIX} {name} could not be stored ({m['defs'][name]['unstored']}); a hit will not "
+                      "restore it.", quiet=running.quiet)
         self.shell.used(running.store, plan.key)
         if max_size:
             try:

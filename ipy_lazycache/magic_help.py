@@ -1,0 +1,22 @@
+"""What the magics say about themselves: ``%%lazycache --help`` as it is
+typed, and the commands only ``%lazycache`` has, for its help and errors."""
+
+from __future__ import annotations
+
+import argparse
+
+#: Commands only the line magic has (``auto`` is run before parsing; listed for help and errors).
+LINE_EXTRA = [("stats", "this session's hits and misses"),
+              ("auto", "cache every slow cell, no cell magic needed: auto on|off [--min-time S]")]
+
+
+def cell_help(options: argparse.ArgumentParser) -> str:
+    """The usage as it is typed and every option of ``options`` (the cell
+    magic's parser), ``--off`` and ``--help`` included (read before parsing)."""
+    parser = argparse.ArgumentParser(
+        prog="%%lazycache", parents=[options], add_help=False,
+        description="Cache this cell: restore its variables and outputs when its code and the content of "
+                    "everything it reads are unchanged; otherwise run it. Must be the cell's first line.")
+    parser.add_argument("--off", action="store_true", help="run the cell plainly (auto mode's opt-out)")
+    parser.add_argument("-h", "--help", action="store_true", help="show this help and run nothing")
+    return parser.format_help()

@@ -1,0 +1,47 @@
+"""What the magics say about themselves, and quiet mode: ``%%lazycache
+--help`` reads as it is typed and lists every option; ``%lazycache``'s help
+and its errors name ``auto``; ``LazyCache.verbose = 0`` prints nothing, so a
+docs page is the same on every build; a closed file a ``with`` block leaves
+behind is not worth a line."""
+
+import pytest
+
+RUNS = "_ = open('runs.txt', 'a').write('x\\n')\n"
+
+
+def test_cell_help_shows_the_usage_as_typed_and_every_option(run, runs):
+    out = run("%%lazycache --help\n" + RUNS + "x = 1").out
+    assert out.startswith("usage: %%lazycache [--force]"), out
+    assert "::" not in out and "\n  %lazycache" not in out
+    for option in ("--force", "--dir", "--deps", "--files", "--quiet", "--store", "--store-readonly", "--off",
+                   "-h, --help"):
+        assert f"\n  {option} " in out, (option, out)
+    assert runs() == 0
+
+
+@pytest.mark.parametrize("line", ["--help", "bogus"])
+def test_the_line_magic_names_auto(run, line):
+    r = run(f"%lazycache {line}")
+    said = r.out + (str(r.error_in_exec) if r.error_in_exec else "")
+    assert "auto" in said and "stats" in said, said
+
+
+CELL = ("%%lazycache\nwith open('data.txt') as f:\n    text = f.read()\n"
+        "import threading\nlock = threading.Lock()\n" + RUNS)
+
+
+def test_quiet_means_quiet_from_the_first_run_on(run, runs, tmp_path):
+    (tmp_path / "data.txt").write_text("hello")
+    run("%config LazyCache.verbose = 0")
+    outputs = [run(CELL).out for _ in range(2)]
+    assert outputs == ["", ""] and runs() == 1  # stored, then restored: nothing said either time
+
+
+def test_a_closed_file_is_not_worth_a_line(run, runs, tmp_path, shell):
+    (tmp_path / "data.txt").write_text("hello")
+    first, second = run(CELL).out, run(CELL).out
+    assert runs() == 1 and shell.user_ns["text"] == "hello"
+    # The lock is named (a hit will not give it back); the closed file is not.
+    assert "lock could not be stored" in first and "stored text, threading as" in first, first
+    assert " f " not in first.replace("f.read", "") and "f could not" not in first, first
+    assert "not restored by %%lazycache: lock" in second and "%%lazycache: f " not in second, second
