@@ -402,7 +402,7 @@ def confirm(o: Outcome, pool, skip=()) -> dict:
     found = {}
     for m in {d.motif.label: d.motif for d in o.diffs if d.motif and d.motif.label not in skip}.values():
         alone = Notebook([m], setup_cached=o.nb.setup_cached, seed=o.nb.seed, index=o.nb.index)
-        r = run_scenario(alone, pool)
+        r = run_scenario(alone, pool, auto=o.auto)
         if r.diffs and not r.grammar_errors:
             found[m.label] = (alone, r.diffs)
     return found
@@ -470,6 +470,7 @@ def main(argv: list) -> int:
     ap.add_argument("--confirm", action="store_true", help="re-run each implicated motif alone (minimal repro)")
     ap.add_argument("--json", help="write a summary of confirmed findings here")
     ap.add_argument("--tags", help="only these motifs, comma-separated (see MOTIFS)")
+    ap.add_argument("--auto", action="store_true", help="auto mode instead of %%%%lazycache lines")
     ap.add_argument("--findings", help="write a markdown summary (implies --confirm)")
     args = ap.parse_args(argv)
     args.confirm = args.confirm or bool(args.findings)
@@ -479,7 +480,7 @@ def main(argv: list) -> int:
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         for i in range(args.n):
             tags = args.tags.split(",") if args.tags else None
-            o = run_scenario(generate(args.seed, i, tags=tags), pool)
+            o = run_scenario(generate(args.seed, i, tags=tags), pool, auto=args.auto)
             outcomes.append(o)
             failing += bool(o.diffs or o.grammar_errors)
             print(
