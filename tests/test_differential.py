@@ -129,7 +129,10 @@ def test_a_description_that_fails_is_a_difference_even_on_both_sides():
 def _stale_eq_notebook() -> Notebook:
     cls = "class Pt:\n    def __init__(self, v):\n        self.v = v\n    def __eq__(self, other):\n" \
           "        return self.v == other.v"
-    m = Motif("hand", "class-with-eq", cells=[Cell(cls, cls, cached=True), Cell("pt = Pt(1)", "pt = Pt(2)")])
+    # the cached cell reads the class and stores a bool: a restored class (DEFECTS.md: restored-class-dict-order)
+    # or a stored instance (slotnames-written) would make this control notebook fail for the defects' sake
+    m = Motif("hand", "class-with-eq",
+              cells=[Cell(cls, cls), Cell("same = Pt(1) == Pt(1)", "same = Pt(1) == Pt(2)", cached=True)])
     return Notebook([m], seed=SEED, index=-1)
 
 
