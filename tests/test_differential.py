@@ -165,3 +165,11 @@ def test_the_tester_sees_no_difference_between_two_plain_runs(pool):
     unseeded draws, folder names), which would make its findings worthless."""
     outcome = difftest.run_scenario(COVER[0], pool, control=True)
     assert not outcome.diffs and not outcome.grammar_errors, outcome.report()
+
+
+def test_an_extension_that_did_not_load_is_a_difference():
+    """Auto mode with a failed ``%load_ext`` would run every cell plainly and compare equal: the tester says so."""
+    nb = _stale_eq_notebook()
+    session = {"loaded": False, "cells": [], "oracles": {"changes": [], "reached": {}, "found": {}}}
+    diffs = difftest._compare_magic_side(0, nb, session, control=False, auto=True)
+    assert [d.where for d in diffs] == ["%load_ext ipy_lazycache (auto mode)"]
