@@ -383,7 +383,8 @@ def m_reach(g: Gen) -> Motif:
         m.files1[f"{mod}.py"] = m.files2[f"{mod}.py"] = src
         _add(m, g, f"import {mod}", cached=False)
         call = g.rng.choice([f"{mod}.REG.append({{}})", f"{mod}.register({{}})"])
-        _add(m, g, f"{call.format(a)}\n{k} = 1", f"{call.format(b)}\n{k} = 1", cached=True)
+        _add(m, g, f"{call.format(a)}\n{k} = 1", f"{call.format(b)}\n{k} = 1", cached=True,
+             misses="it changes what a module holds, which a hit could not do again: not stored")
         _add(m, g, f"{obs} = list({mod}.REG)", cached=False)
         return m
     if variant == "closure":
