@@ -281,7 +281,8 @@ def _compare_magic_side(s: int, nb: Notebook, q: dict, control: bool, auto: bool
     if s in RERUNS:
         for i, ((m, c), r) in enumerate(zip(cells, q["cells"])):
             text = c.v1 if VERSIONS[s] == 1 else c.v2
-            if c.cached and not c.misses and r["ran"] and not (auto and _only_setup(text)):
+            may = c.misses or (auto and (c.auto_misses or _only_setup(text)))
+            if c.cached and r["ran"] and not may:
                 diffs.append(Difference(s, f"cell [{i + 1}] ran again: a miss on an unedited re-run", "a hit",
                                         "ran: " + " | ".join(r["status"])[:300], m))
     for ch in q["oracles"]["changes"]:

@@ -20,6 +20,7 @@ class Cell:
     raises: bool = False  # the cell raises on purpose (the error itself must be the same)
     #: why this cached cell may run again on an unedited re-run; empty: it must hit (the tester fails a miss)
     misses: str = ""
+    auto_misses: str = ""  # the same, in auto mode only (where no --deps or other option can be given)
 
     def text(self, version: int, magic: bool, count: int = 0) -> str:
         body = (self.v1 if version == 1 else self.v2).replace(PREV, str(count - 1))

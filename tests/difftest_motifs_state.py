@@ -207,7 +207,8 @@ def m_hidden_defs(g: Gen) -> Motif:
     if variant == "exec-deps":
         base, z = g.name("base"), g.name("z")
         _add(m, g, f"{base} = {a}", f"{base} = {b}", cached=False)
-        _add(m, g, f"exec('{z} = {base} + 1')", cached=True, opts=f"--deps {base}")
+        _add(m, g, f"exec('{z} = {base} + 1')", cached=True, opts=f"--deps {base}",
+             auto_misses="exec of a string with no --deps (auto mode has no options): not cached")
         _add(m, g, f"{r} = {z} * 2", cached=False)
     else:
         _add(m, g, "from math import *", cached=True)
