@@ -324,6 +324,17 @@ def _is_iter(x) -> bool:
     return hasattr(x, "__next__")
 
 
+def _loggers_set() -> dict:
+    """Loggers given a level or handlers (libraries make default ones as they import their modules)."""
+    import logging
+
+    out = {}
+    for n, lg in sorted(logging.root.manager.loggerDict.items()):
+        if isinstance(lg, logging.Logger) and (lg.level or lg.handlers) and not n.startswith(_OWN_MODULES):
+            out[n] = [lg.level, [type(h).__name__ for h in lg.handlers], lg.propagate, lg.disabled]
+    return out
+
+
 def environment_state() -> dict:
     """Process-wide state a later cell could observe (the registries of DESIGN §11), as comparable text."""
     import decimal
@@ -341,9 +352,7 @@ def environment_state() -> dict:
         "decimal": repr(decimal.getcontext()),
         "recursionlimit": sys.getrecursionlimit(),
         "locale": locale.setlocale(locale.LC_ALL),
-        "logging": [logging.root.level, [type(h).__name__ for h in logging.root.handlers],
-                    {n: getattr(lg, "level", None) for n, lg in sorted(logging.root.manager.loggerDict.items())
-                     if not n.startswith(_OWN_MODULES)}],
+        "logging": [logging.root.level, [type(h).__name__ for h in logging.root.handlers], _loggers_set()],
     }
     np = sys.modules.get("numpy")
     if np is not None:
