@@ -49,8 +49,12 @@ def test_pagemap_agrees_with_the_mapping_state(tmp_path):
 
 
 def test_without_pagemap_scan_the_page_entries_tell(tmp_path, monkeypatch):
+    asked = []
+
     def old_kernel(*args, **kwargs):
+        asked.append(args)
         raise OSError(25, "Inappropriate ioctl for device")  # what a kernel before 6.7 answers
 
     monkeypatch.setattr(core.memo, "_scan", old_kernel)
     test_pagemap_agrees_with_the_mapping_state(tmp_path)
+    assert asked, "the stubbed scan was never reached: the fallback was not what answered"
