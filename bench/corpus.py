@@ -17,13 +17,15 @@ Reported per notebook and mode: cells; deterministic cells (same normalised
 outputs in both plain runs); cells stored cold; warm hits over deterministic
 cells and over deterministic stored cells; mismatches (a deterministic cell
 whose output in a cold, warm or edit run differs from plain's, the edit run
-against the plain edited run); errors (a cell with an error or a
-``lazycache: internal error`` line that plain has not, or a run that died);
+against the plain edited run); errors (a cell with an error of a kind, or a
+``lazycache: internal error`` line, that plain has not, or a run that died;
+the same error with another message is a mismatch);
 stale hits (edit run: a deterministic cell that hits, differs from the
 plain edited run, and whose plain output the edit changed: the hit showed
 what the edit made obsolete; a hit that differs where the edit changed
 nothing is a mismatch only). Details of each mismatch, error and stale hit go to
-``--out``/<name>.json; the table to stdout (and ``--table FILE``).
+``--out``/<name>.json, the runs' outputs to <name>.runs.json (``--rescore``
+scores them again); the table to stdout (and ``--table FILE``).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import nbformat
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from corpus_nb import execute, variant  # noqa: E402  (bench/corpus_nb.py, beside this file)
+from corpus_nb import describe, execute, variant  # noqa: E402  (bench/corpus_nb.py, beside this file)
 
 NOTEBOOKS = os.path.join(HERE, "corpus", "notebooks")
 
@@ -102,7 +104,7 @@ def _errors(run, base) -> list[dict]:
         found.append({"cell": None, "what": run["failure"]})
     for i, (c, p) in enumerate(zip(run["cells"], base["cells"])):
         internal = [s for s in c["status"] if "internal error" in s or s.startswith("UsageError")]
-        if (c["error"] and c["error"] != p["error"]) or internal:
+        if (c["error"] and c["error"].split(":")[0] != (p["error"] or "").split(":")[0]) or internal:
             found.append({"cell": i, "what": c["error"] or internal[0], "status": c["status"]})
     return found
 
@@ -116,8 +118,14 @@ def differing(plain: str, cached: str) -> list[list[str]]:
     return pairs[:4]
 
 
+def described(runs: dict) -> dict:
+    """The runs with each cell's outputs described (normalised, status lines apart)."""
+    return {k: dict(r, cells=[describe(c) for c in r["cells"]]) for k, r in runs.items()}
+
+
 def score(runs: dict, mode: str) -> dict:
     """One mode's row (and its details) from the runs of one notebook."""
+    runs = described(runs)
     plain, plain2 = runs["plain"]["cells"], runs["plain2"]["cells"]
     det = [a["out"] == b["out"] for a, b in zip(plain, plain2)]
     cold, warm = runs[f"{mode}:cold"]["cells"], runs[f"{mode}:warm"]["cells"]
@@ -131,8 +139,8 @@ def score(runs: dict, mode: str) -> dict:
         run = runs[f"{mode}:{phase}"]
         base = runs["plain_edit" if phase == "edit" else "plain"]
         details["errors"] += [dict(e, phase=phase) for e in _errors(run, base)]
-        stats = run["stats"] or {}
-        if stats.get("hits", 0) != sum(c["hit"] for c in run["cells"]):
+        stats = run["stats"]  # None if the extension keeps no LazyCache.stats: then there is no cross-check
+        if stats is not None and stats.get("hits", 0) != sum(c["hit"] for c in run["cells"]):
             details["counts"].append({"phase": phase, "stats": stats,
                                       "restored_lines": sum(c["hit"] for c in run["cells"])})
         details["status"][phase] = [c["status"] for c in run["cells"]]
@@ -149,6 +157,14 @@ def score(runs: dict, mode: str) -> dict:
     row.update(mismatches=len(details["mismatches"]), errors=len(details["errors"]),
                stale=len(details["stale"]))
     return {"row": row, "details": details}
+
+
+def write_score(name, runs, out) -> dict:
+    res = {"modes": {m: score(runs, m) for m in ("magic", "auto")},
+           "plain_failures": [runs[k]["failure"] for k in ("plain", "plain2", "plain_edit") if runs[k]["failure"]]}
+    with open(os.path.join(out, f"{name}.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    return res
 
 
 def _worker(name, out, timeout):
@@ -195,16 +211,22 @@ def main():
     ap.add_argument("--out", default=os.environ.get("IPY_LAZYCACHE_CORPUS_OUT", "/var/tmp/ipy_lazycache_corpus"))
     ap.add_argument("--timeout", type=int, default=300, help="seconds per cell")
     ap.add_argument("--table", help="also write the table to this file")
+    ap.add_argument("--rescore", action="store_true", help="score the runs kept in --out again, running nothing")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         runs = run_notebook(args.one, timeout=args.timeout)
-        res = {"modes": {m: score(runs, m) for m in ("magic", "auto")},
-               "plain_failures": [runs[k]["failure"] for k in ("plain", "plain2", "plain_edit") if runs[k]["failure"]]}
-        with open(os.path.join(args.out, f"{args.one}.json"), "w") as f:
-            json.dump(res, f, indent=1)
+        with open(os.path.join(args.out, f"{args.one}.runs.json"), "w") as f:
+            json.dump(runs, f)
+        write_score(args.one, runs, args.out)
         return
-    results = run_all(args.only or names(), args.out, args.jobs, args.timeout)
+    if args.rescore:  # score again from the runs kept in --out (after a change of the scoring)
+        results = {}
+        for name in args.only or names():
+            with open(os.path.join(args.out, f"{name}.runs.json")) as f:
+                results[name] = write_score(name, json.load(f), args.out)
+    else:
+        results = run_all(args.only or names(), args.out, args.jobs, args.timeout)
     text = table(results)
     print(text)
     if args.table:

@@ -2,8 +2,9 @@
 
 Used by ``bench/corpus.py`` (and ``tests/test_corpus.py``). A run executes the
 notebook through nbclient with ``allow_errors`` (every cell runs, as Run All
-with errors shown would), in an empty working folder, and returns one record
-per code cell of the *original* notebook:
+with errors shown would), in an empty working folder, and returns the outputs
+of each code cell of the *original* notebook (images by digest), which
+``describe`` turns into one record per cell:
 
 - ``out``: the cell's outputs as text, normalised (see ``NORMALISATIONS``);
 - ``error``: ``"Name: value"`` of an error output, or None;
@@ -20,6 +21,8 @@ cell the runner appends prints; a run whose counts disagree is reported.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import re
 import tempfile
 
@@ -32,7 +35,8 @@ MODES = {
     "magic": LOAD,  # and %%lazycache on every code cell
     "auto": LOAD + "\n%lazycache auto on --min-time 0.05",
 }
-PROBE = 'print("corpus-stats:", __import__("json").dumps(get_ipython().magics_manager.registry["LazyCache"].stats))'
+PROBE = ('print("corpus-stats:", __import__("json").dumps(getattr(get_ipython().magics_manager.registry'
+         '.get("LazyCache"), "stats", None)))')
 STATUS = "lazycache:"
 
 # What differs between two plain runs for reasons that are not the cell's
@@ -41,7 +45,9 @@ NORMALISATIONS = [
     ("memory addresses", re.compile(r"0x[0-9a-fA-F]{6,16}"), "0x?"),
     ("uuids (xarray/pandas HTML ids)", re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
      "<uuid>"),
-    # and adjacent stream outputs are joined (coalesce), as a notebook shows them
+    # and adjacent stream outputs are joined (coalesce), as a notebook shows them; stderr is compared
+    # as one text after the rest: when it lands between stdout chunks depends on the kernel's flush timer
+    ("ipykernel cell file names (a digest of the cell's text)", re.compile(r"\b\d{6,}\.py\b"), "<cell>.py"),
     ("%%time / %timeit timings", re.compile(r"(CPU times|Wall time|[\d.]+ [mun]?s ± [\d.]+ [mun]?s per loop)[^\n]*"),
      "<time>"),
 ]
@@ -79,7 +85,8 @@ def normalise(text: str) -> str:
 def describe(outputs) -> dict:
     """One cell's outputs as comparable text, its error and its status lines."""
     parts, status, error = [], [], None
-    for o in coalesce(outputs):
+    for o in coalesce([o for o in outputs if o.get("name") != "stderr"]) + coalesce(
+            [o for o in outputs if o.get("name") == "stderr"]):
         kind = o.get("output_type")
         if kind == "stream":
             lines = o.get("text", "").splitlines(keepends=True)
@@ -117,8 +124,9 @@ def _text(value) -> str:
 
 
 def execute(nb, timeout: int = 300) -> dict:
-    """Run ``nb`` in a new kernel in an empty folder; the cells' records, the
-    extension's session stats (from the probe cell) and a run-level failure."""
+    """Run ``nb`` in a new kernel in an empty folder; each cell's outputs
+    (``slim``; ``describe`` makes them comparable), the extension's session
+    stats (from the probe cell) and a run-level failure."""
     with tempfile.TemporaryDirectory(prefix="corpus-run-") as work:
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
                                 resources={"metadata": {"path": work}})
@@ -127,12 +135,23 @@ def execute(nb, timeout: int = 300) -> dict:
             client.execute()
         except (CellTimeoutError, DeadKernelError, RuntimeError) as exc:
             failure = f"{type(exc).__name__}: {str(exc)[:300]}"
-    cells = [describe(c.get("outputs", [])) for c in nb.cells]
+    cells = [slim(c.get("outputs", [])) for c in nb.cells]
     stats = None
-    if cells and cells[-1]["out"].startswith("[stdout] corpus-stats:"):
-        import json
-
-        stats = json.loads(cells[-1]["out"].split("corpus-stats:", 1)[1])
+    last = describe(cells[-1])["out"] if cells else ""
+    if last.startswith("[stdout] corpus-stats:"):
+        stats = json.loads(last.split("corpus-stats:", 1)[1])
     if nb.cells and nb.cells[0].source.startswith(LOAD):
         cells = cells[1:-1]  # the runner's own first and last cells
     return {"cells": cells, "stats": stats, "failure": failure}
+
+
+def slim(outputs) -> list:
+    """Outputs as kept for scoring: images by digest, no tracebacks or metadata."""
+    kept = []
+    for o in outputs:
+        o = {k: v for k, v in o.items() if k not in ("metadata", "traceback", "execution_count")}
+        if "data" in o:
+            o["data"] = {m: ("sha1:" + hashlib.sha1(_text(d).encode()).hexdigest() if m.startswith("image/") else d)
+                         for m, d in o["data"].items()}
+        kept.append(o)
+    return kept
