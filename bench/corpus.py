@@ -192,16 +192,25 @@ def table(results: dict) -> str:
     head = ("notebook", "mode", "cells", "det", "stored", "warm hits/det", "warm hits/det stored",
             "mismatches", "errors", "stale")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    totals: dict[str, dict] = {}
     for name in sorted(results):
         if results[name] is None:
             lines.append(f"| {name} | (runner failed) |" + " |" * (len(head) - 2))
             continue
         for mode, res in results[name]["modes"].items():
             r = res["row"]
-            lines.append(f"| {name} | {mode} | {r['cells']} | {r['deterministic']} | {r['stored']} | "
-                         f"{r['warm_hits_det']}/{r['deterministic']} | {r['warm_hits_det_stored']}/{r['det_stored']} | "
-                         f"{r['mismatches']} | {r['errors']} | {r['stale']} |")
+            lines.append(_row(name, mode, r))
+            for k, v in r.items():
+                totals.setdefault(mode, {}).setdefault(k, 0)
+                totals[mode][k] += v
+    lines += [_row("**all**", mode, r) for mode, r in totals.items()]
     return "\n".join(lines)
+
+
+def _row(name, mode, r) -> str:
+    return (f"| {name} | {mode} | {r['cells']} | {r['deterministic']} | {r['stored']} | "
+            f"{r['warm_hits_det']}/{r['deterministic']} | {r['warm_hits_det_stored']}/{r['det_stored']} | "
+            f"{r['mismatches']} | {r['errors']} | {r['stale']} |")
 
 
 def main():

@@ -48,6 +48,8 @@ NORMALISATIONS = [
     # and adjacent stream outputs are joined (coalesce), as a notebook shows them; stderr is compared
     # as one text after the rest: when it lands between stdout chunks depends on the kernel's flush timer
     ("ipykernel cell file names (a digest of the cell's text)", re.compile(r"\b\d{6,}\.py\b"), "<cell>.py"),
+    ("%timeit's 'The slowest run took N times longer' warning",
+     re.compile(r"The slowest run took [\d.]+ times longer than the fastest\.[^\n]*\n?"), ""),
     ("%%time / %timeit timings", re.compile(r"(CPU times|Wall time|[\d.]+ [mun]?s ± [\d.]+ [mun]?s per loop)[^\n]*"),
      "<time>"),
 ]
