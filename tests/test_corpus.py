@@ -1,7 +1,7 @@
 """A few notebooks of the real-notebook corpus, end to end, in both modes.
 
 Each notebook is run in new kernels through nbclient (``bench/corpus.py``):
-plain twice, plain edited, then per mode cold, warm and edited on one cache.
+plain three times, plain edited, then per mode cold, warm and edited on one cache.
 What a user would notice is asserted: no output differs from the plain run,
 no error the plain run has not, no hit that shows what an edit made obsolete,
 and a re-run in a new kernel restores (hits) every deterministic cell that
@@ -19,7 +19,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
-from corpus import run_notebook, score  # noqa: E402  (bench/corpus.py)
+from corpus import PLAINS, run_notebook, score  # noqa: E402  (bench/corpus.py)
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ def _cases():
 
 @pytest.fixture(scope="module")
 def runs():
-    """Each notebook's runs, once for both modes (nine kernels per notebook)."""
+    """Each notebook's runs, once for both modes (ten kernels per notebook)."""
     done: dict[str, dict] = {}
 
     def get(name):
@@ -57,7 +57,7 @@ def runs():
 @pytest.mark.parametrize("name,mode", list(_cases()))
 def test_corpus_notebook(runs, name, mode):
     every = runs(name)
-    assert not [k for k in ("plain", "plain2", "plain_edit") if every[k]["failure"]], "the plain runs must finish"
+    assert not [k for k in (*PLAINS, "plain_edit") if every[k]["failure"]], "the plain runs must finish"
     result = score(every, mode)
     row, details = result["row"], result["details"]
     assert row["errors"] == 0, details["errors"]
