@@ -35,7 +35,8 @@ MODES = {
     "magic": LOAD,  # and %%lazycache on every code cell
     "auto": LOAD + "\n%lazycache auto on --min-time 0.05",
 }
-PROBE = ('print("corpus-stats:", __import__("json").dumps(getattr(get_ipython().magics_manager.registry'
+# Opted out of auto mode: a hit would replay an earlier session's statistics.
+PROBE = ('# lazycache: off\nprint("corpus-stats:", __import__("json").dumps(getattr(get_ipython().magics_manager.registry'
          '.get("LazyCache"), "stats", None)))')
 STATUS = "lazycache:"
 
