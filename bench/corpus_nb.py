@@ -36,8 +36,8 @@ MODES = {
     "auto": LOAD + "\n%lazycache auto on --min-time 0.05",
 }
 # Opted out of auto mode: a hit would replay an earlier session's statistics.
-PROBE = ('# lazycache: off\nprint("corpus-stats:", __import__("json").dumps(getattr(get_ipython().magics_manager.registry'
-         '.get("LazyCache"), "stats", None)))')
+PROBE = ('# lazycache: off\nprint("corpus-stats:", __import__("json").dumps(getattr('
+         'get_ipython().magics_manager.registry.get("LazyCache"), "stats", None)))')
 STATUS = "lazycache:"
 
 # What differs between two plain runs for reasons that are not the cell's
