@@ -117,10 +117,6 @@ def _arrow_with_payload(marker) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-#: The modules whose frames open a blob to decode it (as_mapping lives in the registry).
-DECODERS = ("codecs.py", "codec_registry.py", "codecs_numpy.py", "codecs_arrow.py")
-
-
 class SwapAtDecode:
     """An audit hook that renames other bytes over a blob file right after the
     cache opened it (at the next audited step: the mapping, an unpickler's
