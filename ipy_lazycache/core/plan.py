@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import types
 
-from ..analysis import Analysis, Dynamic, analyze
+from ..analysis import Analysis, Dynamic, analyze, run_input
 from ..hashing import Unhashable, cell_key, code_hash, value_hash
 from ..hashing_base import UnboundedFile, digest_file
 from ..hashing_modules import module_version
@@ -73,6 +73,9 @@ class Plan:
         # notebook's own modules the cell reaches (take_before): a run that
         # changes what one holds (``cfg.REG.append(1)``) is not stored.
         self.modules: dict = {}
+        # what the cell reads from files, as keyed: "--files path" -> digest,
+        # "%run line" -> the script's input (:func:`changed_reads` after the run)
+        self.read: dict = {}
 
 
 def file_hash(path) -> str:
@@ -119,14 +122,34 @@ def plan(tree, ns: dict, memo: Memo | None = None, deps=(), files=(), source: st
 
         observed = ambient.key(Cell(tree, ns, names, source if exact_source else None))
     options = {}
+    read = {f"--files {p}": file_hash(p) for p in sorted(files)}
     if files:
-        options["files"] = "\n".join(f"{p}\t{file_hash(p)}" for p in sorted(files))
+        options["files"] = "\n".join(f"{p}\t{read[f'--files {p}']}" for p in sorted(files))
+    read.update((label, value) for label, value in inputs.items() if label.startswith("%run "))
     for name, digest in observed.items():
         options[f"ambient:{name}"] = digest
     code = code or tree_code or code_hash(tree)
     key = cell_key(code, refs, options)
-    return Plan(key=key, source=source, analysis=analysis, refs=refs, ambient=observed, code=code,
-                versions=versions)
+    made = Plan(key=key, source=source, analysis=analysis, refs=refs, ambient=observed, code=code, versions=versions)
+    made.read = read
+    return made
+
+
+def changed_reads(plan: Plan) -> list[str]:
+    """The ``--files`` and ``%run`` scripts whose content is not what was
+    keyed before the run: a file that changed while the cell ran (the cell
+    wrote it, or another process did) may have been read in either state,
+    so the run is no result of the keyed content."""
+    changed = []
+    for label, before in plan.read.items():
+        kind, _, what = label.partition(" ")
+        try:
+            now = file_hash(what) if kind == "--files" else run_input(what)
+        except (Uncacheable, Dynamic, OSError):
+            now = None
+        if now != before:
+            changed.append(what if kind == "--files" else f"the script of %run {what}")
+    return changed
 
 
 def _inputs(analysis, ns: dict, deps) -> dict:

@@ -13,6 +13,7 @@ from .. import codecs, manifest as mf
 from ..manifest import CorruptEntry
 from ..stores.base import StoreUnavailable, UnsafePath
 from .decode import Decoder
+from .memo import own
 from .plan import RESULT
 from .restored_sources import _register_source
 
@@ -253,5 +254,6 @@ def _map_opened(opened: dict, streamed: set, blobs: dict, signer, datas: dict, m
         if mapped is None:
             datas[name] = b""
         else:
+            own(mapped, f.fileno())  # the memo may trust arrays over it while the file is unchanged
             maps[name] = mapped
     return nbytes

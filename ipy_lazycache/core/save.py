@@ -13,7 +13,7 @@ from ..reports import human_size
 from ..tripwire import is_closed_file
 from .memo import _IMMUTABLE, Memo
 from .pickles import _encode
-from .plan import RESULT, Plan
+from .plan import RESULT, Plan, changed_reads
 from .restore import load_manifest
 from .run import NotStored, Outcome, _user_name, changed_names
 
@@ -60,6 +60,9 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
         signer = signing.from_config()
     if _shows_widgets(outcome):
         raise NotStored("its output holds a widget, which needs a live kernel; re-run it to use the widget")
+    changed = changed_reads(plan)
+    if changed:
+        raise NotStored(f"{', '.join(changed)} changed while the cell ran")
     values, deleted, mutated, after = changed_names(plan, ns)
     m = _new_manifest(plan, outcome, deleted, mutated)
     _refuse_unreadable(len(mf.dumps(m)))  # before any blob is written

@@ -26,7 +26,7 @@ from ..manifest import CorruptEntry
 from ..reports import human_size
 from ..stores.base import StoreUnavailable
 from ..tripwire import Tripwire
-from .apply import apply
+from .apply import apply, refused_standins
 from .memo import Memo
 from .plan import OverBudget, Uncacheable, installed_differ, plan as make_plan
 from .restore import restore
@@ -207,12 +207,13 @@ class Sequence:
         if not force:
             started = time.perf_counter()
             restored = self.lookup(store, plan, ns, signer)
-            if restored is not None:
+            hit = self.hit(restored, started, quiet, store, plan, ns) if restored is not None else None
+            if hit is not None:
                 if is_auto:
                     self.stats["auto_hits"] += 1
                     ran = restored.manifest.get("duration") or 0.0
                     self.stats["auto_saved"] += max(ran - (time.perf_counter() - started), 0.0)
-                return self.hit(restored, started, quiet, store, plan, ns)
+                return hit
         if not is_auto:
             self.stats["misses"] += 1  # auto mode counts only the runs it stores
         return self.start(tree, plan, ns, store, signer, quiet, is_auto)
@@ -259,12 +260,25 @@ class Sequence:
             manage.mark_used(local, key)
 
     # -- a hit ------------------------------------------------------------------
-    def hit(self, restored, started, quiet, store, plan, ns) -> Hit:
-        """Apply a restored entry: values into ``ns``, effects again, the
-        outputs shown before the value; those after it wait in :attr:`after`."""
+    def hit(self, restored, started, quiet, store, plan, ns) -> Hit | None:
+        """Apply a restored entry: effects again, values into ``ns``, the
+        outputs shown before the value; those after it wait in :attr:`after`.
+        None (one line said why) where the hit would differ from a run: a
+        stand-in would replace a value the namespace holds, or come from an
+        entry this platform wrote and cannot read back, or an effect of the
+        run cannot be applied again (``os.chdir`` into a folder since removed)."""
         m = restored.manifest
-        apply(restored, ns, self.memo)
+        refused = refused_standins(restored, ns)
+        if refused:
+            self._say(f"{PREFIX} {names_line(refused)} could not be restored "
+                      f"({restored.values[refused[0]]._lc_reason}); running the cell.", quiet=quiet)
+            return None
         failed = self._redo_effects(dict(m.get("effects") or {}))
+        if failed:
+            self._say(f"{PREFIX} could not re-apply the cell's change to {', '.join(failed)}; running the cell.",
+                      quiet=quiet)
+            return None
+        apply(restored, ns, self.memo)
         before, self.after = split_at_result(m.get("outputs") or [])
         self.shell.show(before)
         elapsed = time.perf_counter() - started
@@ -279,8 +293,6 @@ class Sequence:
         for name in restored.tripwires:
             if not m["defs"].get(name, {}).get("closed"):
                 self._say(f"{PREFIX} {restored.values[name]!r}", quiet=quiet)
-        for name in failed:
-            self._say(f"{PREFIX} could not re-apply the cell's change to {name}.", quiet=quiet)
         sys.stdout.flush()
         self.shell.used(store, plan.key)
         name = m.get("result_name")
