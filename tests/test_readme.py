@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: README command (its start) -> (the file that runs it, what that file must contain).
 RUN_BY = {
     "python3 -m venv .venv": (".ci/run", "python3 -m venv .venv"),
-    "pip install -e .": (".ci/run", 'pip install -q -e ".[lite,sphinx,remote,data,progress,demo]"'),
+    "pip install -e .": (".ci/run", 'pip install -q -e ".[lite,sphinx,remote,data,progress,demo,sign]"'),
     'pip install -e ".[demo]" && python jupyterlite_demo/build.py --serve':
         ("tests/test_demo.py", 'build.serve('),
     'pip install -e ".[lite]"': (".ci/run", "lite,"),
