@@ -54,14 +54,13 @@ def digest_file(path, new=xxhash.xxh3_128) -> str:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise UnboundedFile(0, f"{path} is not a regular file")
+        # O_NONBLOCK only kept the open from hanging on a FIFO: reads of a
+        # regular file never wait for it.
         h = new()
-        if st.st_size >= _MAP_FROM and mmap is not None:
-            with mmap.mmap(fd, st.st_size, access=mmap.ACCESS_READ) as mapped:
-                h.update(mapped)
-            os.lseek(fd, st.st_size, os.SEEK_SET)
-        else:
-            os.set_blocking(fd, True)
-            h.update(_read_upto(fd, st.st_size or PSEUDO_FILE_CAP, path, pseudo=not st.st_size))
+        if not (st.st_size >= _MAP_FROM and mmap is not None and _hash_mapped(h, fd, st.st_size, mmap)):
+            h = new()
+            for block in _read_upto(fd, st.st_size or PSEUDO_FILE_CAP, path, pseudo=not st.st_size):
+                h.update(block)
         if os.read(fd, 4096):  # not 1 byte: /proc/self/pagemap reads in 8-byte units
             raise UnboundedFile(0, f"{path} is longer than its size says ({st.st_size} bytes): "
                                    "a system file or one being written, not keyed by its content")
@@ -70,18 +69,31 @@ def digest_file(path, new=xxhash.xxh3_128) -> str:
         os.close(fd)
 
 
-def _read_upto(fd: int, limit: int, path, pseudo: bool) -> bytes:
-    parts, got = [], 0
+def _hash_mapped(h, fd: int, size: int, mmap) -> bool:
+    """Feed ``size`` bytes of ``fd`` to ``h`` from a read-only mapping (no
+    copy); False where the platform cannot map it (then it is read)."""
+    try:
+        with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mapped:
+            h.update(mapped)
+    except (OSError, ValueError):
+        return False
+    os.lseek(fd, size, os.SEEK_SET)
+    return True
+
+
+def _read_upto(fd: int, limit: int, path, pseudo: bool):
+    """The blocks of ``fd`` up to ``limit`` bytes; past that, a file whose
+    size says 0 is :class:`UnboundedFile`."""
+    got = 0
     while got < limit:
-        block = os.read(fd, min(1 << 20, limit - got))
+        block = os.read(fd, min(1 << 22, limit - got))
         if not block:
-            return b"".join(parts)
-        parts.append(block)
+            return
+        yield block
         got += len(block)
     if pseudo and os.read(fd, 4096):
         raise UnboundedFile(0, f"{path} says its size is 0 and reads past {PSEUDO_FILE_CAP >> 20} MiB: "
                                "a system file, not keyed by its content")
-    return b"".join(parts)
 
 
 def _tag(h, tag: bytes, payload: bytes = b""):

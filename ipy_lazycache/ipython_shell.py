@@ -40,6 +40,12 @@ class IPythonShell(Shell):
     def input_server(self):
         return getattr(self.magics.shell, "kernel", None)  # ipykernel's, which serves input() and getpass()
 
+    def describe_folder(self, store):
+        root = getattr(store, "root", None)
+        where = os.path.abspath(root) if root is not None else str(store)
+        setting = getattr(self.magics, "dir_setting", None)
+        return f"{where} ({setting})" if setting else where
+
     def settle(self):
         flush_inline_figures()
 

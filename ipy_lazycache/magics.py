@@ -214,8 +214,12 @@ class LazyCache(Magics):
     verbose = Int(1, help="0: nothing but failures of the cache itself (it could not be read: the cell runs); "
                   "1: one line per hit or store, and what a hit will not restore").tag(config=True)
     signing_key = Unicode("", help="HMAC key for signed manifests (default: $IPY_LAZYCACHE_KEY)").tag(config=True)
-    signing = Enum(["", "off", "on", "strict"], "", help="off | on (unverified entry = miss) | strict (error); "
-                   "default: $IPY_LAZYCACHE_SIGNING, else on with a key, off without").tag(config=True)
+    signing = Enum(["", "off", "on", "verify", "strict"], "", help="off | on or verify (unverified entry = miss) | "
+                   "strict (error); default: $IPY_LAZYCACHE_SIGNING, else on with a key, off without").tag(config=True)
+    private_key = Unicode("", help="Ed25519 private key (file or PEM text) that signs entries "
+                          "(default: $IPY_LAZYCACHE_PRIVATE_KEY)").tag(config=True)
+    trusted_keys = Unicode("", help="fingerprints (SHA256:...) of the Ed25519 keys whose entries are trusted, "
+                           "comma-separated (default: $IPY_LAZYCACHE_TRUSTED_KEYS)").tag(config=True)
     max_size = Unicode("", help="prune the cache to this size after each store, e.g. 2G "
                        "(default: no limit)").tag(config=True)
     store = Unicode("", help="shared cache URL tiered after the folder, e.g. s3://bucket/prefix "
@@ -255,16 +259,20 @@ class LazyCache(Magics):
 
     def _signer(self):
         try:
-            return signing.from_config(self.signing_key or None, self.signing or None)
+            return signing.from_config(self.signing_key or None, self.signing or None,
+                                       private_key=self.private_key or None, trusted_keys=self.trusted_keys or None)
         except signing.SigningError as exc:
             raise UsageError(f"lazycache: {exc}") from None
 
-    def _open(self, directory, remote=None, remote_readonly=False):
-        """The store for a folder; a file is bad input. Leftover temp files of
-        killed writers are cleaned once per folder per session."""
+    def _open(self, directory, remote=None, remote_readonly=False, option=False):
+        """The store for a folder; a file is bad input, named by the setting
+        that chose it (``option``: the cell's ``--dir``). Leftover temp files
+        of killed writers are cleaned once per folder per session."""
         where = platform.cache_dir(directory)
+        self.dir_setting = "--dir" if option else "LazyCache.dir" if directory else (
+            "$IPY_LAZYCACHE_DIR" if os.environ.get("IPY_LAZYCACHE_DIR") else "the default cache folder")
         if os.path.exists(where) and not os.path.isdir(where) and "://" not in where:
-            raise UsageError(f"lazycache: --dir {where} is a file, not a folder")
+            raise UsageError(f"lazycache: {self.dir_setting} {where} is a file, not a folder")
         try:
             store = platform.store_for(
                 where, remote or self.store or None, remote_readonly or self.store_readonly or None,
@@ -370,10 +378,12 @@ class LazyCache(Magics):
         source = _source_of(self._cell_info, tree)
         platform.ensure_imports(source)  # Pyodide: load the packages the body imports
         try:
-            store = self._open(args.dir or self.dir or None, args.store, args.store_readonly)
+            store = self._open(args.dir or self.dir or None, args.store, args.store_readonly, option=bool(args.dir))
             signer = self._signer()
-        except UsageError as exc:
-            print(f"UsageError: {exc}; running the cell without the cache.")
+        except UsageError as exc:  # a setting: one line per kernel; the cell's own --dir: each time
+            if args.dir or str(exc) not in self._warned:
+                self._warned.add(str(exc))
+                print(f"UsageError: {exc}; running {'the cell' if args.dir else 'cells'} without the cache.")
             return tree
         try:
             step = self.sequence.begin(
@@ -475,7 +485,7 @@ class LazyCache(Magics):
                 display({"text/plain": text, "text/html": reports.stats_report(s).html()}, raw=True)
                 return
             if getattr(args, "dir", None):
-                self._open(args.dir)  # a file is a UsageError
+                self._open(args.dir, option=True)  # a file is a UsageError
             args.default_dir = self.dir or None
             if args.command == "verify":
                 args.signer = self._signer()

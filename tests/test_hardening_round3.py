@@ -358,3 +358,54 @@ def test_a_prune_between_reading_the_manifest_and_its_blobs_is_a_plain_miss(tmp_
     assert not store.armed, "the prune ran mid-read"
     assert runs == [1, 1] and second["total"] == sum(i * i for i in range(1000))
     assert not [line for line in front.said if "damaged" in line], front.said
+
+
+# ----------------------------------------------------------------------------
+# A bad setting is one line per kernel, naming the setting used
+
+
+def _lines(results, word):
+    return [line for r in results for line in r.out.splitlines() if word in line]
+
+
+def test_a_bad_auto_mode_setting_is_one_line_per_kernel(run, shell, monkeypatch):
+    """``IPY_LAZYCACHE_AUTO=banana``: one line when the extension loads (2d4d966
+    did that too); with auto mode on, a bad signing mode was a UsageError
+    before every cheap cell on 2d4d966 (auto mode opens the store for each)."""
+    monkeypatch.setenv("IPY_LAZYCACHE_AUTO", "banana")
+    results = [run("%reload_ext ipy_lazycache"), *(run(f"v = {i}") for i in range(3))]
+    assert len(_lines(results, "IPY_LAZYCACHE_AUTO")) == 1
+    monkeypatch.setenv("IPY_LAZYCACHE_AUTO", "on")
+    monkeypatch.setenv("IPY_LAZYCACHE_SIGNING", "banana")
+    results = [run("%reload_ext ipy_lazycache"), *(run(f"w = {i}") for i in range(3)),
+               run("%%lazycache\nu = 1")]
+    lines = _lines(results, "banana")
+    assert len(lines) == 1 and "$IPY_LAZYCACHE_SIGNING" in lines[0], lines
+    assert shell.user_ns["w"] == 2 and shell.user_ns["u"] == 1
+
+
+def test_a_cache_folder_setting_that_is_a_file_is_named_once(run, shell, runs, monkeypatch, tmp_path):
+    """On 2d4d966: "--dir ... is a file" (an option the user never passed) for every cell."""
+    (tmp_path / "afile").write_text("not a folder")
+    monkeypatch.setenv("IPY_LAZYCACHE_DIR", str(tmp_path / "afile"))
+    run("%lazycache auto on --min-time 0")
+    cell = '%%lazycache\nopen("runs.txt", "a").write("run\\n")\nx = 1\n'
+    results = [run(cell), run(cell), run("y = 2"), run("z = 3")]
+    lines = _lines(results, "afile")
+    assert len(lines) == 1 and f"$IPY_LAZYCACHE_DIR {tmp_path / 'afile'} is a file" in lines[0], lines
+    assert "--dir" not in lines[0] and runs() == 2 and shell.user_ns["z"] == 3
+    # The cell's own --dir is the user's input: said for each cell that passes it.
+    results = [run(f"%%lazycache --dir {tmp_path / 'afile'}\nq = {i}") for i in range(2)]
+    assert len(_lines(results, "--dir")) == 2
+
+
+def test_a_cache_folder_that_cannot_be_written_is_named_once(run, shell, runs, monkeypatch, tmp_path):
+    """On 2d4d966: "not stored (FileNotFoundError ...)" for every cell."""
+    (tmp_path / "afile").write_text("a file where a folder would be needed")
+    folder = tmp_path / "afile" / "cache"
+    monkeypatch.setenv("IPY_LAZYCACHE_DIR", str(folder))
+    cells = [f'%%lazycache\nopen("runs.txt", "a").write("run\\n")\nx = {i}\n' for i in range(3)]
+    results = [run(c) for c in cells]
+    lines = _lines(results, str(folder))
+    assert len(lines) == 1 and "cannot store into" in lines[0] and "$IPY_LAZYCACHE_DIR" in lines[0], lines
+    assert runs() == 3 and shell.user_ns["x"] == 2

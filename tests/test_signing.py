@@ -287,3 +287,20 @@ def test_bad_ed25519_settings_are_one_line_naming_the_setting(tmp_path):
     (tmp_path / "not.key").write_text("hello")
     with pytest.raises(signing.SigningError, match="LazyCache.private_key: not a PEM or OpenSSH private key"):
         signing.from_config(private_key=str(tmp_path / "not.key"), environ={})
+
+
+def test_ed25519_keys_through_config(run, shell, runs, tmp_path):
+    fp = keygen(tmp_path / "me.key")
+    run(f'%config LazyCache.private_key = "{tmp_path / "me.key"}"')
+    run(CELL)
+    with open(os.path.join(entry(), "manifest.json")) as fh:
+        assert json.load(fh)["signature"]["alg"] == "ed25519"
+    run('%config LazyCache.private_key = ""')
+    run(f'%config LazyCache.trusted_keys = "{fp}"')
+    run('%config LazyCache.signing = "verify"')
+    shell.user_ns.pop("obj")
+    run(CELL)
+    assert runs() == 1 and shell.user_ns["obj"] == {"a": list(range(100))}
+    run('%config LazyCache.trusted_keys = "nonsense"')
+    r = run(CELL)
+    assert "LazyCache.trusted_keys: 'nonsense' is not a key fingerprint" in r.out and runs() == 2

@@ -143,6 +143,10 @@ class Shell:
         """The object whose ``_input_request`` serves ``input()`` (a kernel), if any."""
         return None
 
+    def describe_folder(self, store) -> str:
+        """A cache folder for a message: where it is (and which setting chose it)."""
+        return str(getattr(store, "root", store))
+
 
 class Running:
     """A miss whose body is running: what :meth:`Sequence.end` needs to store
@@ -180,6 +184,7 @@ class Sequence:
         self.codes = auto.Codes()
         self.after: list = []  # a hit's outputs that the run showed after its value
         self._marked: dict = {}  # (tier, key) -> when this session last recorded a use
+        self._failed_folders: set = set()  # (folder, error type) already said once
 
     def _say(self, text, quiet=False, force=False):
         if force or not quiet:
@@ -404,6 +409,12 @@ class Sequence:
                                   progress=bar)
         except NotStored as exc:
             self._say(f"{PREFIX} not stored: {exc}.", force=running.auto is None, quiet=True)
+        except OSError as exc:  # a folder that cannot be written: said once per folder and error
+            where = self.shell.describe_folder(local_tier(running.store))
+            if (where, type(exc)) not in self._failed_folders:
+                self._failed_folders.add((where, type(exc)))
+                self._say(f"{PREFIX} cannot store into {where} ({type(exc).__name__}: {exc.strerror or exc}); "
+                          "cells run as usual, and are not stored there until it can be written.", force=True)
         except Exception as exc:  # a full disk or read-only folder loses the cache, not the results
             self._say(f"{PREFIX} not stored ({type(exc).__name__}: {exc}); the results are in the namespace.",
                       force=True)
