@@ -14,7 +14,7 @@ import types
 
 from . import sources
 from .hashing import module_input
-from .hashing_base import digest_file
+from .hashing_base import UnboundedFile, Unhashable, digest_file
 from .hashing_code import injected_builtin
 from .hashing_modules import ModuleAttr
 from .names import _HISTORY_CONTAINERS, _Names
@@ -83,7 +83,7 @@ class Analysis:
             out.update((n, namespace[n]) for n in self.defs if n in namespace and not is_ipython_name(n))
         out.update(_history(self, namespace))
         for line in sorted(self.runs):
-            out[f"%run {line}"] = _run_input(line)
+            out[f"%run {line}"] = run_input(line)
         for name in self.reads:  # builtins.LIMIT = 3 in an earlier cell, read here as LIMIT
             if name not in namespace:
                 injected = injected_builtin(name)
@@ -294,7 +294,7 @@ def _patched(obj, attr):
     return value if isinstance(value, types.FunctionType) and sources.is_notebook_code(code) else None
 
 
-def _run_input(line: str):
+def run_input(line: str):
     """What ``%run line`` executes, to key it: the script's content (or the
     module's, for ``-m``). Raises :class:`Dynamic` where the script is named
     by an expansion (``%run $path``) or cannot be found."""
@@ -316,7 +316,12 @@ def _run_input(line: str):
         raise Dynamic(f"%run {line!r} names its script by an expansion analysis cannot follow")
     for candidate in (path, path + ".py", path + ".ipy"):
         if os.path.isfile(candidate):
-            return ("script", digest_file(candidate))
+            try:
+                return ("script", digest_file(candidate))
+            except UnboundedFile as exc:  # /proc/self/pagemap: a "file" that never ends
+                raise Unhashable(f"%run {exc.strerror}") from None
+            except OSError as exc:
+                raise Unhashable(f"%run {candidate} cannot be read ({exc.strerror or exc})") from None
     return ("missing", path)
 
 

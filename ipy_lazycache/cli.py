@@ -10,6 +10,7 @@ Exit codes: 0 ok, 1 ``verify`` found bad entries, 2 bad input.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import manage, reports
@@ -64,10 +65,30 @@ def _no_args(p):
     _add_dir(p)
 
 
-def _store(args):
+def _dir(args) -> str:
     from .platform import cache_dir
 
-    return manage.open_store(cache_dir(getattr(args, "dir", None) or getattr(args, "default_dir", None) or None))
+    return cache_dir(getattr(args, "dir", None) or getattr(args, "default_dir", None) or None)
+
+
+def _remote(where: str) -> bool:
+    return "://" in where and not where.startswith(("http://", "https://"))
+
+
+def _store(args):
+    """The store ``--dir`` names. A shared store's URL is checked first (a
+    missing package or folder is one line); ``file://`` is a local folder."""
+    from .stores import preflight
+
+    where = _dir(args)
+    if _remote(where):
+        path = preflight.local_path(where)
+        if path is not None:
+            return manage.open_store(path)
+        why = preflight.problem(where)
+        if why:
+            raise BadInput(why)
+    return manage.open_store(where)
 
 
 @command("info", "list entries: size, age, last hit, defs, first line", aliases=("ls",))(_no_args)
@@ -165,6 +186,26 @@ def _is_cell(cell) -> bool:
     return isinstance(source, str) or isinstance(source, list) and all(isinstance(x, str) for x in source)
 
 
+def _keygen_args(p):
+    p.description = ("Write a new Ed25519 private key to PATH (mode 0600) and its public key to PATH.pub, "
+                     "and print the fingerprint readers trust. Needs the cryptography package.")
+    p.add_argument("path", help="file for the private key (never replaced)")
+
+
+@command("keygen", "make an Ed25519 signing key; print the fingerprint readers trust")(_keygen_args)
+def _keygen(args):
+    from . import ed25519, signing
+
+    try:
+        key = ed25519.generate(args.path)
+    except ed25519.BadKey as exc:
+        raise BadInput(f"keygen: {exc}") from None
+    return reports.Report(
+        f"wrote {args.path} (the private key: keep it secret) and {args.path}.pub\n"
+        f"sign with:   {signing.PRIVATE_ENV}={os.path.abspath(args.path)}\n"
+        f"trust with:  {signing.TRUSTED_ENV}={key.fingerprint}"), 0
+
+
 def _lite_pyodide_args(p):
     p.add_argument("lite_dir", help="JupyterLite lite dir to make self-contained (local Pyodide, no CDN)")
     p.add_argument("--wheel", action="append", default=[], help="local wheel for the piplite index (repeatable)")
@@ -206,8 +247,20 @@ def parse(argv, prog="ipy-lazycache", extra=()) -> argparse.Namespace:
 
 
 def run(args) -> tuple:
-    """Run parsed arguments: ``(Report, exit code)``; raises BadInput."""
-    return args.run(args)
+    """Run parsed arguments: ``(Report, exit code)``; raises BadInput, also
+    for a shared store that cannot be used (no credentials, no bucket, no
+    network): that is the user's setting, not a crash."""
+    try:
+        return args.run(args)
+    except BadInput:
+        raise
+    except Exception as exc:
+        where = _dir(args) if hasattr(args, "dir") else ""
+        if not _remote(where):
+            raise
+        detail = " ".join(str(exc).split())[:200]
+        raise BadInput(f"{where}: the store cannot be used ({type(exc).__name__}{': ' + detail if detail else ''})"
+                       "; check the URL, your credentials and the network") from None
 
 
 def main(argv=None) -> int:

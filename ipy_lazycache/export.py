@@ -3,7 +3,7 @@
 A native session records, in each cache folder it uses, the key of every
 ``%%lazycache`` cell it hit or stored, in a small JSON file per notebook::
 
-    __lazycache__/exports/<notebook file name>.json     (or sessions.json)
+    __lazycache__/exports/<readable name>-<digest>.json     (or sessions.json)
     {"format": 1, "notebook": "...", "updated": ..., "cells": {"<cell>": {"key": ..., "time": ...}}}
 
 One record per *cell*, so a cell whose key changes (new code, new inputs)
@@ -15,6 +15,8 @@ whose cell is still in it, by either identity (:func:`notebook_cells`).
 
 The file is rewritten with a temp file and ``os.replace`` after each cell,
 so a killed kernel leaves the previous or the new list, never a torn one.
+Lists are read, written and removed without following a symbolic link
+(an ``exports`` link to another folder is refused, never written through).
 
 :func:`export` copies listed entries (or all of them) from one cache folder
 to another, checking every blob's size and digest on the way; nothing here
@@ -26,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import sys
 import time
 from dataclasses import dataclass, field
@@ -36,7 +39,7 @@ import xxhash
 from . import manifest as mf
 from .manifest import CorruptEntry
 from .reports import human_size, plural
-from .stores.base import validate_key
+from .stores.base import UnsafePath, validate_key
 from .stores.file import FileStore, write_atomic
 
 EXPORTS = "exports"
@@ -81,12 +84,43 @@ def notebook_path(shell=None) -> str | None:
     return None
 
 
+#: Readable part of a list's name; the digest after it keeps names apart.
+_READABLE = 60
+#: Export lists are small (a key per cell); a bigger file is not one.
+MAX_LIST_BYTES = 16 << 20
+
+
+def _base(notebook: str) -> str:
+    return os.path.basename(notebook.rstrip("/\\"))
+
+
 def list_name(notebook: str | None) -> str:
-    """The export list's file name for a notebook (or this session)."""
+    """The export list's file name for a notebook (or this session).
+
+    A readable prefix (the file name in ASCII, shortened) and a digest of the
+    whole file name: two notebooks whose names differ only in letters the
+    prefix cannot show (``分析.ipynb``, ``解析.ipynb``) get two lists, and a
+    long name still fits a file system's 255 bytes.
+    """
     if not notebook:
         return UNNAMED
-    base = re.sub(r"[^A-Za-z0-9_.\-]", "_", os.path.basename(notebook.rstrip("/\\"))) or "notebook"
-    return f"{base}.json"
+    base = _base(notebook)
+    readable = re.sub(r"[^A-Za-z0-9_.\-]", "_", base)[:_READABLE].lstrip(".-") or "notebook"
+    digest = xxhash.xxh3_128_hexdigest(base.encode("utf-8", "surrogatepass"))[:16]
+    return f"{readable}-{digest}.json"
+
+
+def _legacy_name(notebook: str) -> str:
+    """The name lists had before the digest (read only, for old caches):
+    it is not injective, so its content must name the same notebook."""
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", _base(notebook)) + ".json"
+
+
+def _legacy_list(store: FileStore, notebook: str) -> dict | None:
+    """The old-style list of ``notebook`` in the cache folder ``store``, if any."""
+    data = _read(store, _legacy_name(notebook))
+    theirs = data.get("notebook") if data else None
+    return data if isinstance(theirs, str) and _base(theirs) == _base(notebook) else None
 
 
 # ----------------------------------------------------------------------------
@@ -103,7 +137,8 @@ def record(store, key: str, cell: str | None, notebook: str | None = None) -> Pa
     if not isinstance(store, FileStore) or not cell:
         return None
     path = store.root / EXPORTS / list_name(notebook)
-    data = read_list(path) or {"format": FORMAT, "notebook": notebook, "cells": {}}
+    data = _read(store, path.name) or (notebook and _legacy_list(store, notebook)) or {
+        "format": FORMAT, "notebook": notebook, "cells": {}}
     if data.get("cells", {}).get(cell, {}).get("key") == key:
         return path
     now = time.time()
@@ -115,11 +150,33 @@ def record(store, key: str, cell: str | None, notebook: str | None = None) -> Pa
 
 def read_list(path) -> dict | None:
     """One export list, or None when it is absent or unreadable."""
+    path = Path(path)
+    return _read(FileStore(path.parent.parent), path.name)
+
+
+def _read(store: FileStore, name: str, bad: list | None = None) -> dict | None:
+    """List ``name`` of the cache folder ``store``, read without following a
+    link (``exports`` included); None when absent, or (described in ``bad``)
+    not a list."""
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+        f = store.open(f"{EXPORTS}/{name}")
+        if f is None:
+            return None
+        with f:
+            raw = f.read(MAX_LIST_BYTES + 1)
+        if len(raw) > MAX_LIST_BYTES:
+            raise ValueError(f"larger than {human_size(MAX_LIST_BYTES)}")
+        data = json.loads(raw)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except (OSError, ValueError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc) or type(exc).__name__
+        if bad is not None:
+            bad.append(f"{EXPORTS}/{name} is not an export list ({why}); ignored")
         return None
     if not isinstance(data, dict) or not isinstance(data.get("cells"), dict):
+        if bad is not None:
+            bad.append(f"{EXPORTS}/{name} is not an export list (no cells); ignored")
         return None
     return data
 
@@ -142,28 +199,31 @@ def notebook_cells(ipynb) -> set[str]:
     return ids
 
 
-def lists_in(cache_dir) -> dict[str, dict]:
-    """``{file name: list}`` of every export list in a cache folder."""
-    folder = Path(cache_dir) / EXPORTS
+def lists_in(cache_dir, bad: list | None = None) -> dict[str, dict]:
+    """``{file name: list}`` of every export list in a cache folder; a file
+    that is not one is left out (and described in ``bad``). An ``exports``
+    that is a link holds no lists."""
+    store = FileStore(cache_dir)
     out = {}
-    if folder.is_dir():
-        for path in sorted(folder.glob("*.json")):
-            data = read_list(path)
+    for name, st in sorted(store.listing(EXPORTS)):
+        if name.endswith(".json") and stat.S_ISREG(st.st_mode):
+            data = _read(store, name, bad)
             if data is not None:
-                out[path.name] = data
+                out[name] = data
     return out
 
 
-def listed_keys(cache_dir, notebook=None) -> set[str]:
+def listed_keys(cache_dir, notebook=None, bad: list | None = None) -> set[str]:
     """The keys listed in ``cache_dir``'s export lists.
 
     With ``notebook`` (a path to an ``.ipynb``), only that notebook's list,
     and only records of cells still in the notebook. When no list names the
     notebook, lists of sessions that did not know their notebook are used.
+    Lists that cannot be read are described in ``bad``.
     """
-    lists = lists_in(cache_dir)
+    lists = lists_in(cache_dir, bad)
     if notebook is not None:
-        mine = lists.get(list_name(str(notebook)))
+        mine = lists.get(list_name(str(notebook))) or _legacy_list(FileStore(cache_dir), str(notebook))
         chosen = [mine] if mine else [d for d in lists.values() if not d.get("notebook")]
         cells = notebook_cells(notebook) if Path(notebook).exists() else None
     else:
@@ -178,11 +238,19 @@ def listed_keys(cache_dir, notebook=None) -> set[str]:
 
 
 def reset_list(cache_dir, notebook) -> None:
-    """Forget a notebook's list (before a full run rebuilds it)."""
-    try:
-        (Path(cache_dir) / EXPORTS / list_name(str(notebook))).unlink()
-    except FileNotFoundError:
-        pass
+    """Forget a notebook's list (before a full run rebuilds it), an old-style
+    list of the same notebook too. Never through a link: an ``exports`` that
+    is one raises :class:`~.stores.base.UnsafePath`."""
+    store = FileStore(cache_dir)
+    names = [list_name(str(notebook))]
+    if _legacy_list(store, str(notebook)) is not None:
+        names.append(_legacy_name(str(notebook)))
+    for name in names:
+        try:
+            store.delete(f"{EXPORTS}/{name}")
+        except UnsafePath as exc:
+            raise UnsafePath(exc.errno, f"{store.root / EXPORTS} is a symbolic link or not a folder: "
+                             "export lists are never removed through one") from None
 
 
 def all_keys(cache_dir) -> set[str]:
@@ -229,16 +297,21 @@ class Exported:
     nbytes: int = 0
     bad: list = field(default_factory=list)  # (key, reason)
     missing: list = field(default_factory=list)  # listed keys not in the source
+    withheld: list = field(default_factory=list)  # (key, [environment variables its cell sets])
 
     @property
     def ok(self) -> bool:
-        return not self.bad and not self.missing
+        return not self.bad and not self.missing and not self.withheld
 
     def lines(self) -> list[str]:
         out = [f"export: {key[:10]} is damaged ({why}); not copied" for key, why in self.bad]
         out += [f"export: {key[:10]} is listed but not in the cache folder; not copied" for key in self.missing]
+        out += [f"export: {key[:10]} sets environment variable{'s' if len(names) > 1 else ''} {', '.join(names)}; "
+                "not copied, since a shipped cache would publish the value (set it in a cell that is not cached)"
+                for key, names in self.withheld]
+        failed = len(self.bad) + len(self.missing) + len(self.withheld)
         out.append(f"export: copied {plural(len(self.copied), 'entry', 'entries')} ({human_size(self.nbytes)})"
-                   + (f"; {len(self.bad) + len(self.missing)} failed" if not self.ok else ""))
+                   + (f"; {failed} failed" if failed else ""))
         return out
 
 
@@ -249,29 +322,14 @@ def export(src, dest, keys=None, progress: bool | None = None) -> Exported:
     against the manifest (size, xxh3, SHA-256 when signed) and written
     atomically; the manifest goes last, so a failed entry leaves nothing that
     reads as an entry. Only the manifest and its blobs are copied (no export
-    lists, no recency files). A progress bar (tqdm, if installed) appears
-    when copying takes more than a second.
+    lists, no recency files). An entry whose cell set environment variables
+    is withheld (:func:`environ_set`): its manifest holds their values. A
+    progress bar (tqdm, if installed) appears when copying takes more than a
+    second.
     """
     src_store, dest_store = FileStore(src), FileStore(dest)
-    keys = sorted(all_keys(src) if keys is None else keys)
     result = Exported()
-    plan = []
-    signer = _signer()
-    for key in keys:
-        try:
-            m, names = entry_files(src_store, key)
-            _check_signature(m, signer)
-        except CorruptEntry as exc:
-            if not (Path(src) / key).exists():
-                result.missing.append(key)
-            else:
-                result.bad.append((key, str(exc)))
-            continue
-        except Exception as exc:
-            result.bad.append((key, f"{type(exc).__name__}: {exc}"))
-            continue
-        size = sum(int(b.get("size") or 0) for b in m["blobs"].values())
-        plan.append((key, m, size))
+    plan = _plan(src, src_store, sorted(all_keys(src) if keys is None else keys), result)
     bar = _bar(sum(s for _, _, s in plan), progress)
     try:
         for key, m, _size in plan:
@@ -298,6 +356,41 @@ def export(src, dest, keys=None, progress: bool | None = None) -> Exported:
         if bar is not None:
             bar.close()
     return result
+
+
+def _plan(src, src_store, keys, result: Exported) -> list:
+    """``[(key, manifest, size)]`` of the entries to copy; the others go
+    into ``result`` (missing, damaged or untrusted, withheld)."""
+    plan = []
+    signer = _signer()
+    for key in keys:
+        try:
+            m, names = entry_files(src_store, key)
+            _check_signature(m, signer)
+            secrets = environ_set(m)
+            if secrets:
+                result.withheld.append((key, secrets))
+                continue
+        except CorruptEntry as exc:
+            if not (Path(src) / key).exists():
+                result.missing.append(key)
+            else:
+                result.bad.append((key, str(exc)))
+            continue
+        except Exception as exc:
+            result.bad.append((key, f"{type(exc).__name__}: {exc}"))
+            continue
+        plan.append((key, m, sum(int(b.get("size") or 0) for b in m["blobs"].values())))
+    return plan
+
+
+def environ_set(m: dict) -> list[str]:
+    """The environment variables an entry's cell set, whose values its
+    manifest holds to set them again on a hit (a ``.env`` loaded into
+    ``os.environ``: API tokens). Such entries are never exported."""
+    effect = m.get("effects", {}).get("environ")
+    values = effect.get("set") if isinstance(effect, dict) else None
+    return sorted(str(k) for k in values) if isinstance(values, dict) else []
 
 
 def _signer():
@@ -352,12 +445,13 @@ def run_command(args):
         raise BadInput(f"export: no cache folder at {src}")
     if args.notebook and not Path(args.notebook).is_file():
         raise BadInput(f"export: no notebook at {args.notebook}")
-    keys = None
+    keys, unread = None, []
     if not args.all:
-        keys = listed_keys(src, args.notebook)
+        keys = listed_keys(src, args.notebook, unread)
+        unread = [f"export: {line}" for line in unread]
         if not keys:
             where = f" for {args.notebook}" if args.notebook else ""
-            return Report(f"export: {src} has no export list{where}; run the notebook natively first, "
-                          "or pass --all"), 1
+            return Report("\n".join([*unread, f"export: {src} has no export list{where}; run the notebook "
+                                      "natively first, or pass --all"])), 1
     result = export(src, Path(args.dest), keys, progress=False if args.no_progress else None)
-    return Report("\n".join(result.lines())), 0 if result.ok else 1
+    return Report("\n".join([*unread, *result.lines()])), 0 if result.ok and not unread else 1

@@ -34,9 +34,10 @@ from .hashing_modules import (
     ModuleAttr,
     _feed_module,
     _feed_module_attr,
-    _module_file,
+    closure_digest,
     local_module_digest,
 )
+from .module_closure import module_file
 from .names import free_names, imports_in, reads_globals_unseen
 
 #: Part of every key. Raised when entries written before would restore
@@ -428,16 +429,20 @@ def cell_key(code_digest: str, ref_hashes: dict, options: dict | None = None) ->
 def module_input(name: str):
     """A module an ``import`` reads, the same whether it is loaded yet or not:
     its file when the notebook's folder provides it (the import reads it),
-    else its name."""
+    with the files of the local modules it imports (its closure), else its
+    name."""
     loaded = sys.modules.get(name)
-    path = getattr(loaded, "__file__", None) if loaded is not None else _module_file(name)
+    path = getattr(loaded, "__file__", None) if loaded is not None else module_file(name)
     if path is not None and sources.is_local_file(path):
         if loaded is not None:  # the code as imported (stale: Unhashable), plus values changed since
-            return ("file", name, import_state(loaded))
-        try:
-            return ("file", name, digest_file(path))
-        except OSError:
-            return ("unreadable", name)
+            state = ("file", name, import_state(loaded))
+        else:
+            try:
+                state = ("file", name, digest_file(path))
+            except OSError:
+                return ("unreadable", name)
+        imported = closure_digest(name, path)
+        return state + (imported,) if imported else state
     # Installed: by name only, so a site whose Pyodide has another version
     # (or none) can still hit; the version is checked at lookup instead
     # (cache.plan records it, the magic compares).

@@ -10,6 +10,7 @@ import xxhash
 
 from . import sources
 from .hashing_base import Unhashable, _tag, digest_file
+from .module_closure import closure
 
 _module_versions: dict[str, str] = {}
 
@@ -134,6 +135,9 @@ def _feed_module(h, module, hasher):
         return
     _tag(h, b"ML", name.encode())
     _tag(h, b"s", local_module_digest(module).encode())
+    imported = closure_digest(name, module.__file__)
+    if imported:  # only then: keys of modules that import no local module stay as they were
+        _tag(h, b"MC", imported.encode())
     for attr, value in list(vars(module).items()):
         if attr in _DUNDER_SKIP:
             continue
@@ -184,30 +188,37 @@ def _feed_module_attr(h, attr, hasher):
     _tag(h, b"h", sub.hexdigest().encode())
 
 
-def _module_file(name: str) -> str | None:
-    """The file ``import name`` would execute, found without importing."""
-    import importlib.util
+#: path -> ((mtime_ns, size), digest) of local files not loaded (loaded ones: :func:`local_module_digest`).
+_digests: dict[str, tuple] = {}
+
+
+def closure_digest(name: str, path: str) -> str:
+    """Digest of the local modules module ``name`` (file ``path``) imports,
+    transitively (:func:`.module_closure.closure`), by their files as
+    imported (an edit since the import raises :class:`Unhashable`); '' when
+    it imports none. What they hold at runtime is keyed through the values
+    of the modules that hold them."""
+    members = closure(name, path)
+    if not members:
+        return ""
+    h = xxhash.xxh3_128()
+    for dep in sorted(members):
+        h.update(f"{dep}\t{_file_state(dep, members[dep])}\n".encode())
+    return h.hexdigest()
+
+
+def _file_state(name: str, path: str) -> str:
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, "__file__", None) == path:
+        return local_module_digest(loaded)  # the code in memory: raises when the file changed since
     import os
 
-    top, *rest = name.split(".")
     try:
-        spec = importlib.util.find_spec(top)
-    except Exception:  # noqa: BLE001 - ImportError, ValueError, or a broken finder: the import will say
-        return None
-    if spec is None:
-        return None
-    path = spec.origin if spec.has_location else None
-    locations = list(spec.submodule_search_locations or [])
-    for part in rest:
-        path = None
-        for folder in locations:
-            for candidate in (os.path.join(folder, part, "__init__.py"), os.path.join(folder, part + ".py")):
-                if os.path.isfile(candidate):
-                    path = candidate
-                    break
-            if path:
-                break
-        if path is None:
-            return None
-        locations = [os.path.dirname(path)] if path.endswith("__init__.py") else []
-    return path
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    stamp = (st.st_mtime_ns, st.st_size)
+    known = _digests.get(path)
+    if known is None or known[0] != stamp:
+        known = _digests[path] = (stamp, digest_file(path))
+    return known[1]

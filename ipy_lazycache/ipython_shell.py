@@ -37,6 +37,9 @@ class IPythonShell(Shell):
         sys.displayhook = capture.pause(sys.displayhook)  # IPython's display trap puts it back
         return capture
 
+    def input_server(self):
+        return getattr(self.magics.shell, "kernel", None)  # ipykernel's, which serves input() and getpass()
+
     def settle(self):
         flush_inline_figures()
 

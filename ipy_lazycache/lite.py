@@ -116,6 +116,7 @@ class LazyCacheAddon(BaseAddon):
     def __init__(self, manager, *args, **kwargs):
         super().__init__(manager, *args, **kwargs)
         self._executed = {}  # notebook path -> the nbformat document of its native run
+        self.bad_setting = cache_dir_problem(self.cache_dir)
         # The contents step copies folders whole; cache folders are ours.
         pattern = rf"/{re.escape(self.cache_dir)}(/|$)"
         if pattern not in manager.extra_ignore_contents:
@@ -172,6 +173,10 @@ class LazyCacheAddon(BaseAddon):
 
     # --------------------------------------------------------------- hooks --
     def status(self, manager):
+        if self.bad_setting:
+            yield from self.refuse()
+            return
+
         def report():
             plan = self.plan()
             n = sum(len(k) for _, k, _ in plan.values())
@@ -181,7 +186,15 @@ class LazyCacheAddon(BaseAddon):
 
         yield self.task(name="lazycache", actions=[report])
 
+    def refuse(self):
+        """One failing task naming the bad setting; nothing else runs."""
+        yield self.task(name="settings", doc="check LazyCacheAddon's settings",
+                        actions=[lambda: _fail(f"{PREFIX} {self.bad_setting}")])
+
     def pre_build(self, manager):
+        if self.bad_setting:
+            yield from self.refuse()
+            return
         if not self.execute:
             return
         for nb, _rel in self.notebooks():
@@ -206,6 +219,9 @@ class LazyCacheAddon(BaseAddon):
         return True
 
     def build(self, manager):
+        if self.bad_setting:
+            yield from self.refuse()
+            return
         for dest, (src, keys, nbs) in sorted(self.plan().items()):
             rel = dest.relative_to(self.output_files_dir)
             yield self.task(
@@ -242,7 +258,12 @@ class LazyCacheAddon(BaseAddon):
         return True
 
     def copy_entries(self, src: Path, dest: Path, keys, nbs):
-        if dest.exists():
+        why = self.outside_output(dest)
+        if why:
+            return _fail(f"{PREFIX} {why}")
+        if dest.is_symlink():
+            dest.unlink()  # the link, never what it points to
+        elif dest.exists():
             shutil.rmtree(dest)  # a clean set: nothing left from an earlier build
         if not keys:
             if export.all_keys(src):
@@ -258,6 +279,15 @@ class LazyCacheAddon(BaseAddon):
                          + "\n".join(result.lines()[:-1]))
         self.maybe_timestamp(dest)
         return True
+
+    def outside_output(self, dest: Path) -> str | None:
+        """Why clearing ``dest`` could touch anything outside the site's
+        files (the settings are checked first; this guards the delete itself)."""
+        files = self.output_files_dir.resolve()
+        here = dest.parent.resolve() / dest.name
+        if here == files or files not in here.parents:
+            return f"not clearing {dest}: it is outside {files} (check LazyCacheAddon.cache_dir)"
+        return None
 
     def put_wheel(self):
         pypi = self.manager.output_dir / "pypi"
@@ -275,6 +305,8 @@ class LazyCacheAddon(BaseAddon):
         return True
 
     def post_build(self, manager):
+        if self.bad_setting:
+            return
         yield self.task(
             name="settings",
             doc=f"write {URL_ENV} into the Pyodide kernel settings",
@@ -313,6 +345,9 @@ class LazyCacheAddon(BaseAddon):
             env["PYTHONSTARTUP"] = site_kernel.startup_file(python)
 
     def check(self, manager):
+        if self.bad_setting:
+            yield from self.refuse()
+            return
         for folder in self.shipped_folders():
             yield self.task(
                 name=f"verify:{folder.relative_to(self.output_files_dir)}",
@@ -345,6 +380,19 @@ class LazyCacheAddon(BaseAddon):
             rel = folder.relative_to(self.manager.output_dir)
             return _fail(f"{PREFIX} {rel} has bad entries:\n" + "\n".join(problems))
         return True
+
+
+def cache_dir_problem(cache_dir: str) -> str | None:
+    """Why ``cache_dir`` cannot be the cache folder beside every notebook, or
+    None. The build clears ``files/<notebook dir>/<cache_dir>`` in its
+    output, so only a relative path that stays below the notebook's folder
+    is safe (``..`` or an absolute path would point the clearing elsewhere)."""
+    parts = re.split(r"[/\\]", cache_dir)
+    # An empty part also catches a leading "/" or "\\" and a trailing one.
+    if "\0" in cache_dir or re.match(r"^[A-Za-z]:", cache_dir) or any(p.strip() in ("", ".", "..") for p in parts):
+        return (f"LazyCacheAddon.cache_dir must name a folder beside each notebook (like {DEFAULT_DIR!r}), "
+                f"with no '..', '.' or leading '/': not {cache_dir!r}")
+    return None
 
 
 # ---------------------------------------------------------------- execute --

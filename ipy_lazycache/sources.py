@@ -207,3 +207,4 @@ def is_notebook_module_name(name: str | None) -> bool:
         return True
     module = sys.modules.get(name)
     return module is not None and is_local_module(module)
+

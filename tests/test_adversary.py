@@ -46,7 +46,7 @@ def run_three(tmp_path, cells, names, files=None):
 def test_an_object_changed_through_another_name_is_changed_by_a_hit(tmp_path, setup, body):
     cells = ["import functools\n" + setup, CACHED + body + "\nk = 1", "seen = list(lst)"]
     plain, first, hit = run_three(tmp_path, cells, ["seen", "lst"])
-    assert plain["values"]["seen"] == "[0, 1]" if "[0]" in setup else "[1]"
+    assert plain["values"]["seen"] == ("[0, 1]" if "[0]" in setup else "[1]")
     assert hit["runs"] == 1, "the second session hits"
     assert first["values"] == hit["values"] == plain["values"]
 

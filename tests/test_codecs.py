@@ -18,6 +18,7 @@ from ipy_lazycache.codecs_arrow import CODEC as ARROW  # noqa: E402
 from ipy_lazycache.manifest import CorruptEntry  # noqa: E402
 from ipy_lazycache.progress import Progress  # noqa: E402
 from ipy_lazycache.stores.file import FileStore  # noqa: E402
+from tests.test_memo_pages import owned_array  # noqa: E402
 
 BODY = 'open("runs.txt", "a").write("run\\n")\n'
 
@@ -284,9 +285,9 @@ def test_memo_is_tied_to_the_object_and_only_trusts_what_cannot_change(tmp_path)
     memo.record("a", arr, "h")
     assert memo.get("a", arr) is None, "an ordinary array can change in place: never trusted"
     np.save(tmp_path / "m.npy", np.arange(10_000.0))
-    mapped = np.load(tmp_path / "m.npy", mmap_mode="c")
+    mapped = owned_array(tmp_path / "m.npy")
     memo.record("m", mapped, "h")
-    assert memo.get("m", mapped) == "h", "an unwritten copy-on-write mapping is trusted"
+    assert memo.get("m", mapped) == "h", "an unwritten copy-on-write mapping the cache made is trusted"
     mapped[5] = -1.0
     assert memo.get("m", mapped) is None, "a written page makes it re-hashed"
 

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 KILLS_PER_MODE = 50
 #: Waiting for a whole store before each kill is slow; fewer kills suffice there.
 KILLS = {"after-commit": 20}
-KILLED = {"total": 0}
+MODES = ["random-delay", "first-temp", "some-blobs", "after-commit", "empty-store"]
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def _check_next_session(pool, work, n):
     return first
 
 
-@pytest.mark.parametrize("mode", ["random-delay", "first-temp", "some-blobs", "after-commit", "empty-store"])
+@pytest.mark.parametrize("mode", MODES)
 def test_sigkill_writers(pool, tmp_path, mode):
     rng = random.Random(f"{mode}-1")
     work = tmp_path
@@ -155,7 +155,7 @@ def test_sigkill_writers(pool, tmp_path, mode):
             misses += 1
         else:
             hits += 1
-    KILLED["total"] += kills
+    assert kills == target, f"{mode}: {kills} kills, wanted {target}"
     print(
         f"\n{mode}: {kills} kills ({killed_before_commit} before the writer's commit, {killed_after_commit} after), "
         f"{finished} writers finished first; next session: {hits} hits, {misses} re-runs"
@@ -178,9 +178,10 @@ def test_sigkill_writers(pool, tmp_path, mode):
     assert cli.main(["verify", "--dir", str(cache)]) == 0
 
 
-def test_total_kills():
-    """Runs after the parametrised test: at least 200 kills survived."""
-    assert KILLED["total"] >= 200 or KILLED["total"] == 0  # 0: deselected with -k
+def test_the_plan_kills_at_least_200_writers():
+    """Each mode's test reaches its number of kills or fails (its loop asserts it), so the modes together
+    kill at least 200 writers; a total counted across tests would depend on which tests ran, and in what order."""
+    assert sum(KILLS.get(m, KILLS_PER_MODE) for m in MODES) >= 200
 
 
 def test_eight_concurrent_writers_and_readers(pool, tmp_path):

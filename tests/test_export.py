@@ -30,7 +30,7 @@ def test_a_cell_keeps_only_its_latest_key(shell, tmp_path, runs):
     body = 'print("ran", file=open("runs.txt", "a"))\n'
     assert shell.run_cell(f"%%lazycache\na = 1\n{body}", cell_id="cell-a").success
     assert shell.run_cell(f"%%lazycache\nb = a + 1\n{body}", cell_id="cell-b").success
-    lst = export.read_list(tmp_path / "__lazycache__" / "exports" / "analysis.ipynb.json")
+    lst = export.read_list(tmp_path / "__lazycache__" / "exports" / export.list_name("analysis.ipynb"))
     assert lst["notebook"].endswith("analysis.ipynb")
     first = {c: r["key"] for c, r in lst["cells"].items()}
     assert sorted(first) == ["id:cell-a", "id:cell-b"]
@@ -40,7 +40,7 @@ def test_a_cell_keeps_only_its_latest_key(shell, tmp_path, runs):
     # A hit records too (and changes nothing here).
     assert shell.run_cell(f"%%lazycache\na = 1\n{body}", cell_id="cell-a").success
     assert runs() == 3  # the last cell was a hit
-    lst = export.read_list(tmp_path / "__lazycache__" / "exports" / "analysis.ipynb.json")
+    lst = export.read_list(tmp_path / "__lazycache__" / "exports" / export.list_name("analysis.ipynb"))
     now = {c: r["key"] for c, r in lst["cells"].items()}
     assert now["id:cell-a"] == first["id:cell-a"] and now["id:cell-b"] != first["id:cell-b"]
     # All three entries are in the folder; only the two in use are listed.
@@ -100,7 +100,7 @@ def test_a_killed_kernels_list_is_valid(tmp_path):
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     folder = tmp_path / "__lazycache__"
-    lst = export.read_list(folder / "exports" / "killed.ipynb.json")
+    lst = export.read_list(folder / "exports" / export.list_name("killed.ipynb"))
     assert sorted(lst["cells"]) == ["id:c0", "id:c1"]
     # Every listed entry is whole: exporting them verifies every digest.
     out = export.export(folder, tmp_path / "out", export.listed_keys(folder), progress=False)
@@ -121,7 +121,7 @@ WRITER = textwrap.dedent("""
 
 
 def test_a_list_killed_mid_write_is_never_torn(tmp_path):
-    path = tmp_path / "c" / "exports" / "busy.ipynb.json"
+    path = tmp_path / "c" / "exports" / export.list_name("busy.ipynb")
     for attempt in range(5):
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "c")], stdout=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == "GO"
@@ -223,3 +223,105 @@ def test_sessions_without_a_notebook_name_share_one_list(tmp_path, monkeypatch):
     lists = sorted(p.name for p in (tmp_path / "__lazycache__" / "exports").iterdir())
     assert lists == ["sessions.json"]
     assert len(export.listed_keys(tmp_path / "__lazycache__")) == 1
+
+
+# ----------------------------------------------------------------------------
+# Issue 22: list names are injective and bounded; no list is read, written or
+# removed through a link; an absurd list is one line.
+
+
+def test_notebooks_whose_names_differ_only_in_non_ascii_letters_get_two_lists(shell, tmp_path):
+    """On 2d4d966 both names mapped to ``__.ipynb.json``: one list, and the
+    other notebook's entries were not shipped."""
+    keys = {}
+    for name, value in (("分析.ipynb", 1), ("解析.ipynb", 2)):
+        shell.user_ns["__session__"] = str(tmp_path / name)
+        assert shell.run_cell(f"%%lazycache\nv = {value}", cell_id="same-id").success
+        keys[name] = export.listed_keys(tmp_path / "__lazycache__", tmp_path / name)
+    lists = sorted(p.name for p in (tmp_path / "__lazycache__" / "exports").iterdir())
+    assert len(lists) == 2, lists
+    assert len(keys["分析.ipynb"]) == len(keys["解析.ipynb"]) == 1 and keys["分析.ipynb"] != keys["解析.ipynb"]
+
+
+def test_a_long_notebook_name_gets_a_list_of_a_bounded_name(shell, tmp_path):
+    """A 249-character name plus ``.json`` is past a file system's 255 bytes:
+    on 2d4d966 the notebook got no list at all."""
+    name = "n" * 243 + ".ipynb"
+    shell.user_ns["__session__"] = str(tmp_path / name)
+    assert shell.run_cell("%%lazycache\nlong = 1", cell_id="c").success
+    (lst,) = (tmp_path / "__lazycache__" / "exports").iterdir()
+    assert len(lst.name.encode()) <= 100 and lst.name.startswith("nnnn")
+    assert len(export.listed_keys(tmp_path / "__lazycache__", name)) == 1
+
+
+def test_an_old_style_list_is_still_read_for_its_own_notebook_only(tmp_path):
+    exports = tmp_path / "c" / "exports"
+    exports.mkdir(parents=True)
+    old = {"format": 1, "notebook": str(tmp_path / "analysis.ipynb"), "cells": {"id:a": {"key": "a" * 32}}}
+    (exports / "analysis.ipynb.json").write_text(json.dumps(old))
+    assert export.listed_keys(tmp_path / "c", "analysis.ipynb") == {"a" * 32}
+    # Another notebook whose old name was the same file gets nothing from it.
+    old["notebook"] = "解析.ipynb"
+    (exports / "__.ipynb.json").write_text(json.dumps(old))
+    assert export.listed_keys(tmp_path / "c", "分析.ipynb") == set()
+    # A full run forgets the old list too.
+    export.reset_list(tmp_path / "c", "analysis.ipynb")
+    assert not (exports / "analysis.ipynb.json").exists() and (exports / "__.ipynb.json").exists()
+
+
+def test_lists_are_never_written_or_removed_through_a_linked_exports_folder(run, shell, tmp_path):
+    """On 2d4d966 ``reset_list`` (a build's execution) removed
+    ``<linked folder>/<list>`` through the link."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    victim = elsewhere / export.list_name("nb.ipynb")
+    victim.write_text("precious")
+    (elsewhere / "nb.ipynb.json").write_text("precious")  # the old name, too
+    (tmp_path / "__lazycache__").mkdir()
+    (tmp_path / "__lazycache__" / "exports").symlink_to(elsewhere)
+    with pytest.raises(OSError, match="symbolic link"):
+        export.reset_list(tmp_path / "__lazycache__", tmp_path / "nb.ipynb")
+    shell.user_ns["__session__"] = str(tmp_path / "nb.ipynb")
+    r = run("%%lazycache\nw = 1", cell_id="c")
+    assert r.success and "could not update the export list" in r.out
+    assert sorted(p.name for p in elsewhere.iterdir()) == sorted([victim.name, "nb.ipynb.json"])
+    assert victim.read_text() == (elsewhere / "nb.ipynb.json").read_text() == "precious"
+    assert export.lists_in(tmp_path / "__lazycache__") == {}
+
+
+def test_a_deeply_nested_list_is_one_line_not_a_recursion_error(shell, tmp_path):
+    shell.run_cell("%%lazycache\nq = 1", cell_id="q")
+    folder = tmp_path / "__lazycache__"
+    (folder / "exports" / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    proc = cli("export", folder, tmp_path / "dest", "--no-progress")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr + proc.stdout
+    assert "export: exports/deep.json is not an export list (nested too deeply); ignored" in proc.stdout
+    assert "copied 1 entry" in proc.stdout  # the readable list still ships
+    (folder / "exports" / "deep.json").write_text("{" * 100_000)
+    proc = cli("export", folder, tmp_path / "dest2", "--no-progress")
+    assert "Traceback" not in proc.stderr and proc.stdout.count("deep.json") == 1
+
+
+def test_an_entry_whose_cell_sets_environment_variables_is_never_exported(shell, tmp_path, runs):
+    """Issue 22: a cell that loads a ``.env`` into ``os.environ`` keeps the
+    values in its manifest (to set them again on a hit); on 2d4d966 export
+    and the addon published them."""
+    secret = "sk-live-0123456789abcdef"
+    (tmp_path / ".env").write_text(f"API_TOKEN={secret}\nREGION=eu\n")
+    load = ("%%lazycache\nimport os\nfor line in open('.env'):\n    k, v = line.strip().split('=', 1)\n"
+            "    os.environ[k] = v\nloaded = True\nopen('runs.txt', 'a').write('run\\n')")
+    assert shell.run_cell(load, cell_id="env").success
+    assert shell.run_cell("%%lazycache\nplain = 41 + 1", cell_id="plain").success
+    folder = tmp_path / "__lazycache__"
+    proc = cli("export", folder, tmp_path / "site", "--no-progress")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (line,) = [x for x in proc.stdout.splitlines() if "sets environment" in x]
+    assert "environment variables API_TOKEN, REGION; not copied" in line
+    assert "copied 1 entry" in proc.stdout and "1 failed" in proc.stdout
+    shipped = [p.read_bytes() for p in (tmp_path / "site").rglob("*") if p.is_file()]
+    assert shipped and not any(secret.encode() in data for data in shipped)
+    # The local hit still sets them (the folder is as private as the .env).
+    del os.environ["API_TOKEN"]
+    assert shell.run_cell(load, cell_id="env").success and os.environ.pop("API_TOKEN") == secret
+    assert runs() == 1, "the second run was a hit"
+    os.environ.pop("REGION", None)

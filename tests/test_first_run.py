@@ -134,6 +134,7 @@ def test_a_cell_that_imports_hits_on_its_second_run_whether_or_not_the_module_wa
     assert runs() == 1 and shell.user_ns["v"] == 5
     (tmp_path / "fresh_local_mod.py").write_text("VALUE = 4\n")  # edited, not reloaded: never a wrong hit
     r = run(cell)
+    assert runs() == 2, "the edited module's cell must run, not hit"
     assert shell.user_ns["v"] == 5 and "not cached" in r.out and "reload" in r.out
 
 

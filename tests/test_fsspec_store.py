@@ -19,6 +19,9 @@ BODY = 'open("runs.txt", "a").write("run\\n")\n'
 def url(request, tmp_path):
     if request.param == "memory":
         return f"memory://lazycache-{uuid.uuid4().hex}/prefix"
+    # A shared folder must exist (issue 22: a store URL is never created, so
+    # a missing mount is not silently replaced by a new local folder).
+    (tmp_path / "remote").mkdir()
     return (tmp_path / "remote").as_uri()
 
 

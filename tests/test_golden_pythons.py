@@ -1,13 +1,16 @@
 """Golden keys under the other CPython versions on this machine (3.10-3.14).
 
 Each interpreter gets a fresh venv with this project and numpy installed
-from PyPI, and recomputes the checked-in vectors. Versions that are not
-installed are skipped, by name.
+from PyPI, and recomputes the checked-in vectors. An interpreter is found on
+``PATH`` (``python3.X``, as Debian's or Homebrew's packages install it), then
+under pyenv (``$PYENV_ROOT/versions``), then through ``uv python find``.
+Versions found nowhere are skipped, by name and with where it looked.
 """
 
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,9 +26,24 @@ DATA = json.loads(Path(golden.VECTORS).read_text())
 PYENV = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
 
 
+def _version(python: str) -> tuple:
+    proc = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2])"],
+                          capture_output=True, text=True, timeout=60)
+    return tuple(int(x) for x in proc.stdout.split()) if proc.returncode == 0 else ()
+
+
 def interpreter(minor):
-    found = sorted(glob.glob(f"{PYENV}/versions/3.{minor}.*/bin/python3"))
-    return found[-1] if found else None
+    """A CPython 3.minor: the package manager's (PATH), pyenv's or uv's; None if none runs."""
+    candidates = [shutil.which(f"python3.{minor}")]
+    candidates += sorted(glob.glob(f"{PYENV}/versions/3.{minor}.*/bin/python3"), reverse=True)
+    uv = shutil.which("uv")
+    if uv:
+        proc = subprocess.run([uv, "python", "find", f"3.{minor}"], capture_output=True, text=True, timeout=60)
+        candidates.append(proc.stdout.strip() if proc.returncode == 0 else None)
+    for python in filter(None, candidates):
+        if _version(python) == (3, minor):  # a pyenv shim with that version not installed answers otherwise
+            return python
+    return None
 
 
 @pytest.mark.parametrize("minor", [10, 12, 13, 14])
@@ -34,7 +52,7 @@ def test_golden_keys_under_cpython_3_x(minor, tmp_path):
         pytest.skip("this is the interpreter running the suite (test_golden_keys)")
     python = interpreter(minor)
     if python is None:
-        pytest.skip(f"CPython 3.{minor} is not installed under {PYENV}")
+        pytest.skip(f"CPython 3.{minor} was not found on PATH, under {PYENV} or by uv")
     venv = tmp_path / "venv"
     subprocess.run([python, "-m", "venv", str(venv)], check=True, capture_output=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]

@@ -117,14 +117,13 @@ def _arrow_with_payload(marker) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-#: The modules whose frames open a blob to decode it (as_mapping lives in the registry).
-DECODERS = ("codecs.py", "codec_registry.py", "codecs_numpy.py", "codecs_arrow.py")
-
-
 class SwapAtDecode:
-    """An audit hook that, when a codec opens a blob file (the decoder's own
-    open, after the cache checked the file), renames other bytes over it:
-    the deterministic form of a rename race in a shared folder."""
+    """An audit hook that renames other bytes over a blob file right after the
+    cache opened it (at the next audited step: the mapping, an unpickler's
+    lookup, or a second open of the blob by a decoder that goes back to the
+    path): the deterministic form of a rename race in a shared folder, landing
+    between the cache's open and its check or its decode. ``swapped`` counts
+    the swaps, so a test can prove the race happened."""
 
     installed = None
 
@@ -133,29 +132,34 @@ class SwapAtDecode:
         self.folder = os.path.dirname(os.path.abspath(blob_path))
         self.replacement = replacement
         self.swapped = 0
+        self.armed = False
+        self.busy = False
         SwapAtDecode.installed = self
         if not getattr(SwapAtDecode, "_hooked", False):
             sys.addaudithook(SwapAtDecode._hook)  # cannot be removed: it checks `installed`
             SwapAtDecode._hooked = True
 
+    def _is_blob(self, event, args) -> bool:
+        path = args[0] if event == "open" and args else None  # a path, or an fd (os.fdopen)
+        return isinstance(path, (str, bytes, os.PathLike)) and os.fsdecode(path).endswith(self.blob)
+
     @staticmethod
     def _hook(event, args):
         self = SwapAtDecode.installed
-        if self is None or event != "open" or not args or not str(args[0]).endswith(self.blob):
+        if self is None or self.busy:
             return
-        frame = sys._getframe(1)
-        while frame is not None:
-            name = frame.f_code.co_filename
-            if name.endswith(tuple(os.sep + f for f in DECODERS)) and "ipy_lazycache" in name:
-                break
-            frame = frame.f_back
-        if frame is None:
-            return  # not the decoder
+        if not self.armed:
+            self.armed = self._is_blob(event, args)  # the cache's own open of the blob
+            return
         SwapAtDecode.installed = None  # once
-        tmp = os.path.join(self.folder, "evil.tmp")
-        with open(tmp, "wb") as f:
-            f.write(self.replacement)
-        os.replace(tmp, os.path.join(self.folder, self.blob))
+        self.busy = True
+        try:
+            tmp = os.path.join(self.folder, "evil.tmp")
+            with open(tmp, "wb") as f:
+                f.write(self.replacement)
+            os.replace(tmp, os.path.join(self.folder, self.blob))
+        finally:
+            self.busy = False
         self.swapped += 1
 
     def __enter__(self):
@@ -174,8 +178,9 @@ def test_arrow_blob_swapped_at_the_decoders_open_never_runs(run, shell, runs, tm
     assert run(cell).success and runs() == 1
     marker = tmp_path / "PWNED-arrow"
     blob = blob_of(entry_with("df"), "df")
-    with SwapAtDecode(blob, _arrow_with_payload(marker)):
+    with SwapAtDecode(blob, _arrow_with_payload(marker)) as swap:
         r = run(cell)
+    assert swap.swapped == 1, "the swap never happened: the test proves nothing"
     assert not marker.exists(), "code from the swapped file ran"
     assert r.success and runs() == 1, r.out
     assert shell.user_ns["df"].to_dict() == {"a": {0: 1.5, 1: 2.5}, "b": {0: "x", 1: "y"}}
@@ -190,8 +195,9 @@ def test_npy_blob_swapped_at_the_decoders_open_is_not_restored(run, shell, runs,
     assert run(cell).success and runs() == 1
     blob = blob_of(entry_with("arr"), "arr")
     other = open(blob, "rb").read().replace(np.arange(1000, dtype=np.float64).tobytes(), np.full(1000, 666.0).tobytes())
-    with SwapAtDecode(blob, other):
+    with SwapAtDecode(blob, other) as swap:
         r = run(cell)
+    assert swap.swapped == 1, "the swap never happened: the test proves nothing"
     assert r.success
     assert np.array_equal(shell.user_ns["arr"], np.arange(1000, dtype=np.float64)), "swapped values restored"
 

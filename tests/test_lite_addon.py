@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ipy_lazycache import export
+from tests._ci import unavailable
 from tests._lite import write_notebook
 
 pytestmark = pytest.mark.slow
@@ -17,8 +18,11 @@ JUPYTER = Path(sys.executable).with_name("jupyter")
 KERNEL = "@jupyterlite/pyodide-kernel-extension:kernel"
 
 if not JUPYTER.exists():
-    pytest.skip("jupyterlite is not installed", allow_module_level=True)
-pytest.importorskip("jupyterlite_core")
+    unavailable("jupyterlite is not installed", module_level=True)  # fails under CI=true
+try:
+    import jupyterlite_core  # noqa: F401
+except ImportError:
+    unavailable("jupyterlite_core is not installed", module_level=True)
 
 
 def lite_build(lite, contents, out, *extra, command="build"):
@@ -182,3 +186,38 @@ def test_an_executed_notebook_ships_with_the_outputs_of_its_native_run(tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (out / "files" / "sub" / "nb.ipynb").read_bytes() == written
     assert len(entries(out / "files" / "sub" / "__lazycache__")) == 2
+
+
+@pytest.mark.parametrize("cache_dir", ["../../victim_data", "/"])
+def test_a_cache_dir_outside_the_notebooks_folder_is_one_line_and_deletes_nothing(tmp_path, cache_dir):
+    """Issue 22: on 2d4d966 ``cache_dir=../../victim_data`` exited 0 after
+    removing ``victim_data`` beside the lite folder (the copy step cleared
+    ``files/<dir>/<cache_dir>`` in the output), and ``/`` was a traceback."""
+    contents, lite, out = tmp_path / "contents", tmp_path / "lite", tmp_path / "site" / "_output"
+    write_notebook(contents / "nb.ipynb", ["1 + 1"])
+    victim = tmp_path / "victim_data"
+    victim.mkdir()
+    (victim / "data.csv").write_text("precious")
+    proc = lite_build(lite, contents, out, f"--LazyCacheAddon.cache_dir={cache_dir}")
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in text, text[-3000:]
+    lines = [line for line in text.splitlines() if "LazyCacheAddon.cache_dir must name a folder" in line]
+    assert len(lines) == 1 and repr(cache_dir) in lines[0], text[-3000:]
+    assert (victim / "data.csv").read_text() == "precious"
+
+
+def test_execution_never_deletes_through_a_linked_exports_folder(tmp_path):
+    """Issue 22: on 2d4d966 executing a notebook whose ``__lazycache__/exports``
+    is a link removed ``<that folder>/nb.ipynb.json``."""
+    contents, lite, out = tmp_path / "contents", tmp_path / "lite", tmp_path / "_output"
+    write_notebook(contents / "nb.ipynb", CELLS_V1)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for name in ("nb.ipynb.json", export.list_name("nb.ipynb")):
+        (elsewhere / name).write_text("precious")
+    (contents / "__lazycache__").mkdir()
+    (contents / "__lazycache__" / "exports").symlink_to(elsewhere)
+    proc = lite_build(lite, contents, out, "--lazycache-execute")
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "exports is a symbolic link" in text, text[-3000:]
+    assert sorted(p.read_text() for p in elsewhere.iterdir()) == ["precious", "precious"]

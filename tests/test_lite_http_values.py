@@ -33,6 +33,8 @@ frame = pd.DataFrame({"x": np.arange(50_000), "name": [f"row {i}" for i in range
 summary = frame.describe()
 print("made", grid.shape, len(frame))
 """
+#: open flags that write (os.open and mkstemp name no mode, only flags)
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 DELAY = 0.3  # per blob: long enough to see whether requests overlap
 
 # A server in its own process (so the audit hook below sees only this one):
@@ -114,8 +116,12 @@ def test_numpy_and_pandas_values_restore_over_http_without_the_file_system(shell
         if not watching[0]:
             return
         if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
-            touched.append((event, os.fsdecode(args[0]), args[1]))
-        elif event in ("os.mkdir", "os.rename", "os.replace", "os.remove", "shutil.rmtree", "mmap.__new__"):
+            # open() gives a mode string; os.open (mkstemp too) gives None and says it in the flags
+            writes = isinstance(args[2], int) and args[2] & WRITE_FLAGS
+            touched.append((event, os.fsdecode(args[0]), "w" if writes else args[1]))
+        elif event in ("os.mkdir", "os.rename", "os.replace", "os.remove", "shutil.rmtree", "mmap.__new__",
+                       "os.truncate", "os.link", "os.symlink", "os.chmod", "os.utime", "tempfile.mkstemp",
+                       "tempfile.mkdtemp"):
             touched.append((event, *args[:2]))
 
     sys.addaudithook(audit)  # cannot be removed: switched off below
@@ -141,7 +147,7 @@ def test_numpy_and_pandas_values_restore_over_http_without_the_file_system(shell
     assert most_in_flight(blob_spans) >= 2, blob_spans
     # Nothing in that path used the file system: no file opened for writing,
     # no folder made, no file mapped, and nothing under the session's folders.
-    writes = [t for t in touched if t[0] != "open" or any(m in str(t[2]) for m in "wax+")]
+    writes = [t for t in touched if t[0] != "open" or any(m in (t[2] or "") for m in "wax+")]
     assert writes == [], writes
     local_reads = [t for t in touched if str(tmp_path) in str(t[1]) or "__lazycache__" in str(t[1])]
     assert local_reads == [], local_reads

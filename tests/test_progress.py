@@ -16,6 +16,7 @@ CELLS = [
     # soon as the blobs are written.
     (
         "%%lazycache\n"
+        "open('runs.txt', 'a').write('run\\n')\n"  # a body-run counter: a hit must not run it
         "import time\n"
         "class Slow:\n"
         "    def __reduce__(self):\n"
@@ -73,8 +74,11 @@ def test_a_slow_store_shows_a_bar_that_the_saved_notebook_does_not_keep(tmp_path
     assert "storing" not in saved and "%" not in saved and "<progress" not in saved
     assert texts(first.cells[2]).strip() == "Slow"
 
+    runs = tmp_path / "runs.txt"
+    assert runs.read_text() == "run\n"
     second, _ = execute(path)
     replayed = texts(second.cells[1])
-    assert "lazycache: restored" in replayed, "the second kernel did not hit"
+    assert runs.read_text() == "run\n", "the second kernel ran the body: no hit"
+    assert "lazycache: restored" in replayed
     assert "made" in replayed and "storing" not in replayed and "<progress" not in replayed
     assert texts(second.cells[2]).strip() == "Slow"

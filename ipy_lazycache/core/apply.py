@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from .. import codecs
 from ..tripwire import Tripwire
 from .memo import Memo
@@ -29,3 +31,21 @@ def apply(restored: Restored, ns: dict, memo: Memo | None = None):
             memo.record(name, value, m["defs"].get(name, {}).get("hash"))
     for name in m["deleted"]:
         ns.pop(name, None)
+
+
+def refused_standins(restored: Restored, ns: dict) -> list[str]:
+    """Defs whose stand-in a hit may not bind (the hit must run instead):
+    a stand-in never replaces a value the namespace holds (a later identical
+    cell in the same kernel), and a def the store could write but this
+    platform, the one that wrote it, cannot read back is no documented
+    limit but a run that would have worked. A def that could not be stored,
+    or whose module is missing on another platform (pandas in a browser),
+    still comes back as the stand-in that names it."""
+    m = restored.manifest
+    same_platform = (m.get("producer") or {}).get("platform") == sys.platform
+    refused = []
+    for name in restored.tripwires:
+        live = name in ns and not isinstance(ns[name], Tripwire)
+        if live or (same_platform and not m["defs"].get(name, {}).get("unstored")):
+            refused.append(name)
+    return sorted(refused)

@@ -1,24 +1,29 @@
 """Which value hashes may be reused from an earlier cell, and the proof.
 
-A :class:`Memo` keeps the hash of what a cell bound; a numpy array mapped
-from a file is reused only while the kernel's page map shows none of its
-pages written since (the page scan below), so a stale hash is never served.
+A :class:`Memo` keeps the hash of what a cell bound. Only the cache's own
+bytes are trusted (DESIGN §11): an immutable value, or a numpy array over a
+private mapping the restore itself made of a blob file (:func:`own`) whose
+identity is unchanged and none of whose pages this process wrote (the page
+scan below). Every other array (np.memmap, a mapping the user made, a file
+another process rewrites) is hashed again.
 """
 
 from __future__ import annotations
 
 import os
+import weakref
 
 
 class Memo:
     """Content hashes of values that provably have not changed since hashed.
 
     Code can change a value through an alias without naming it (a plain cell,
-    a silent execution, a widget callback, a thread), so a recorded hash is
-    reused only where that is impossible (DESIGN §9): an immutable value, or
-    a numpy array that is a copy-on-write mapping of a cache file none of
-    whose pages this process has written (Linux says so per mapping). A chain
-    of cached cells over a restored array then never re-hashes it.
+    a silent execution, a widget callback, a thread, another mapping of the
+    same file, another process), so a recorded hash is reused only where that
+    is impossible: an immutable value, or an array over a mapping of
+    :func:`own`. A chain of cached cells over a restored array then never
+    re-hashes it. A hash is never recorded over written pages: the kernel can
+    drop them (``madvise(MADV_DONTNEED)``) and show the file's bytes again.
     """
 
     def __init__(self):
@@ -41,7 +46,7 @@ class Memo:
             self._known[name] = (obj, content_hash, None)
             return
         shape = _mapped_array_shape(obj)
-        if shape is not None:
+        if shape is not None and _unwritten_mapping(obj, shape):
             self._known[name] = (obj, content_hash, shape)
 
     def clear(self):
@@ -50,9 +55,48 @@ class Memo:
 
 _IMMUTABLE = frozenset({str, bytes, int, float, complex, bool, type(None)})
 
+#: The private mappings the restore made of blob files: id(mmap) -> (weak
+#: reference to it, the file's path, its identity when mapped).
+_OWNED: dict[int, tuple] = {}
+
+
+def _identity(st) -> tuple:
+    """What changes when a file is replaced or written in place."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_ctime_ns
+
+
+def own(mapped, fd: int) -> None:
+    """Register ``mapped``, a copy-on-write mapping the restore made of the
+    blob file open as ``fd``: arrays over it may be memoized while the file
+    at that path is the same file, unchanged. Nothing is registered where the
+    path cannot be known (not Linux): nothing mapped is trusted there."""
+    try:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        ident = _identity(os.fstat(fd))
+    except OSError:
+        return
+    key = id(mapped)
+
+    def forget(ref, key=key):
+        if _OWNED.get(key, (None,))[0] is ref:
+            del _OWNED[key]
+
+    _OWNED[key] = (weakref.ref(mapped, forget), path, ident)
+
+
+def _owned(base) -> bool:
+    """Whether ``base`` is a mapping of :func:`own` whose file is unchanged."""
+    entry = _OWNED.get(id(base))
+    if entry is None or entry[0]() is not base:
+        return False
+    try:
+        return _identity(os.stat(entry[1])) == entry[2]
+    except OSError:
+        return False
+
 
 def _mapped_array_shape(obj):
-    """For a numpy array whose data is a private file mapping: what must not
+    """For a numpy array whose data is a mapping of :func:`own`: what must not
     change besides its pages (shape, strides, dtype, data address)."""
     if type(obj).__module__ != "numpy" or not hasattr(obj, "__array_interface__"):
         return None
@@ -61,15 +105,16 @@ def _mapped_array_shape(obj):
     base = obj
     while getattr(base, "base", None) is not None and not isinstance(base, mmap.mmap):
         base = base.base
-    if not isinstance(base, mmap.mmap):
+    if not isinstance(base, mmap.mmap) or id(base) not in _OWNED:
         return None
-    return (obj.__array_interface__["data"][0], obj.shape, obj.strides, obj.dtype.str, obj.nbytes)
+    return (obj.__array_interface__["data"][0], obj.shape, obj.strides, obj.dtype.str, obj.nbytes, base)
 
 
 def _unwritten_mapping(obj, shape) -> bool:
-    """True when the array is as recorded and none of its mapping's pages was
-    written by this process (a written copy-on-write page becomes anonymous)."""
-    if _mapped_array_shape(obj) != shape:
+    """True when the array is as recorded, its mapping's file is unchanged, and
+    none of its pages was written by this process (a written copy-on-write
+    page becomes anonymous)."""
+    if _mapped_array_shape(obj) != shape or not _owned(shape[-1]):
         return False
     written = _pages_written(obj)
     if written is not None:

@@ -9,14 +9,11 @@ plain dict as the namespace, so it runs without a kernel.
 from __future__ import annotations
 
 import ast
-import mmap
-import os
-import stat
 import types
 
-from ..analysis import Analysis, Dynamic, analyze
+from ..analysis import Analysis, Dynamic, analyze, run_input
 from ..hashing import Unhashable, cell_key, code_hash, value_hash
-from ..hashing_base import digest_chunks
+from ..hashing_base import UnboundedFile, digest_file
 from ..hashing_modules import module_version
 from .memo import Memo
 
@@ -76,36 +73,24 @@ class Plan:
         # notebook's own modules the cell reaches (take_before): a run that
         # changes what one holds (``cfg.REG.append(1)``) is not stored.
         self.modules: dict = {}
+        # what the cell reads from files, as keyed: "--files path" -> digest,
+        # "%run line" -> the script's input (:func:`changed_reads` after the run)
+        self.read: dict = {}
 
 
 def file_hash(path) -> str:
-    """The content hash of a ``--files`` path ("missing" when absent).
-
-    Opened without blocking (a FIFO must not hang the cell) and refused
-    unless a regular file (``/dev/zero`` never ends). Large files are hashed
-    from a read-only mapping: no copy, about 3x the speed of reading blocks
-    from a warm page cache. A path that cannot be read makes the cell
-    uncacheable (it runs, with one line), never a traceback."""
+    """The content hash of a ``--files`` path ("missing" when absent), read
+    boundedly (:func:`.hashing_base.digest_file`: no FIFO, device or
+    ``/proc`` file can hang the cell). A path that cannot be read makes the
+    cell uncacheable (it runs, with one line), never a traceback."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        return digest_file(path)
     except FileNotFoundError:
         return "missing"
+    except UnboundedFile as exc:
+        raise Uncacheable(f"--files {exc.strerror}") from None
     except OSError as exc:
         raise Uncacheable(f"--files {path} cannot be read ({exc.strerror or exc})") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise Uncacheable(f"--files {path} is not a regular file")
-        if st.st_size >= 1 << 20:
-            with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
-                return digest_chunks([mapped])
-        os.set_blocking(fd, True)
-        with os.fdopen(os.dup(fd), "rb") as f:
-            return digest_chunks([f.read()])
-    except OSError as exc:
-        raise Uncacheable(f"--files {path} cannot be read ({exc.strerror or exc})") from None
-    finally:
-        os.close(fd)
 
 
 def plan(tree, ns: dict, memo: Memo | None = None, deps=(), files=(), source: str | None = None,
@@ -137,14 +122,34 @@ def plan(tree, ns: dict, memo: Memo | None = None, deps=(), files=(), source: st
 
         observed = ambient.key(Cell(tree, ns, names, source if exact_source else None))
     options = {}
+    read = {f"--files {p}": file_hash(p) for p in sorted(files)}
     if files:
-        options["files"] = "\n".join(f"{p}\t{file_hash(p)}" for p in sorted(files))
+        options["files"] = "\n".join(f"{p}\t{read[f'--files {p}']}" for p in sorted(files))
+    read.update((label, value) for label, value in inputs.items() if label.startswith("%run "))
     for name, digest in observed.items():
         options[f"ambient:{name}"] = digest
     code = code or tree_code or code_hash(tree)
     key = cell_key(code, refs, options)
-    return Plan(key=key, source=source, analysis=analysis, refs=refs, ambient=observed, code=code,
-                versions=versions)
+    made = Plan(key=key, source=source, analysis=analysis, refs=refs, ambient=observed, code=code, versions=versions)
+    made.read = read
+    return made
+
+
+def changed_reads(plan: Plan) -> list[str]:
+    """The ``--files`` and ``%run`` scripts whose content is not what was
+    keyed before the run: a file that changed while the cell ran (the cell
+    wrote it, or another process did) may have been read in either state,
+    so the run is no result of the keyed content."""
+    changed = []
+    for label, before in plan.read.items():
+        kind, _, what = label.partition(" ")
+        try:
+            now = file_hash(what) if kind == "--files" else run_input(what)
+        except (Uncacheable, Dynamic, OSError):
+            now = None
+        if now != before:
+            changed.append(what if kind == "--files" else f"the script of %run {what}")
+    return changed
 
 
 def _inputs(analysis, ns: dict, deps) -> dict:

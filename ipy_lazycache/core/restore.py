@@ -13,6 +13,7 @@ from .. import codecs, manifest as mf
 from ..manifest import CorruptEntry
 from ..stores.base import StoreUnavailable, UnsafePath
 from .decode import Decoder
+from .memo import own
 from .plan import RESULT
 from .restored_sources import _register_source
 
@@ -84,7 +85,8 @@ class BlobGone(CorruptEntry):
 
 def restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> Restored | None:
     """Load an entry (see :func:`_restore`). A blob that vanished because a
-    concurrent writer replaced the entry is retried with the new manifest."""
+    concurrent writer replaced the entry is retried with the new manifest;
+    one that vanished with its manifest (a prune) is a miss, not damage."""
     for _attempt in range(3):
         try:
             return _restore(store, key, ns, m, signer)
@@ -95,7 +97,9 @@ def restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> Re
                 now = load_manifest(store, key)
             except CorruptEntry:
                 now = None
-            if now is None or now == exc.manifest:
+            if now is None:
+                return None  # removed meanwhile (a prune, a clear, another kernel): a plain miss
+            if now == exc.manifest:
                 raise  # not replaced: really damaged
     return None  # replaced three times while reading: a miss
 
@@ -250,5 +254,6 @@ def _map_opened(opened: dict, streamed: set, blobs: dict, signer, datas: dict, m
         if mapped is None:
             datas[name] = b""
         else:
+            own(mapped, f.fileno())  # the memo may trust arrays over it while the file is unchanged
             maps[name] = mapped
     return nbytes

@@ -9,10 +9,11 @@ from __future__ import annotations
 from .. import manifest as mf, relations
 from ..hashing import Unhashable, value_hash
 from ..hashing_base import digest_chunks
+from ..reports import human_size
 from ..tripwire import is_closed_file
 from .memo import _IMMUTABLE, Memo
 from .pickles import _encode
-from .plan import RESULT, Plan
+from .plan import RESULT, Plan, changed_reads
 from .restore import load_manifest
 from .run import NotStored, Outcome, _user_name, changed_names
 
@@ -59,8 +60,12 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
         signer = signing.from_config()
     if _shows_widgets(outcome):
         raise NotStored("its output holds a widget, which needs a live kernel; re-run it to use the widget")
+    changed = changed_reads(plan)
+    if changed:
+        raise NotStored(f"{', '.join(changed)} changed while the cell ran")
     values, deleted, mutated, after = changed_names(plan, ns)
     m = _new_manifest(plan, outcome, deleted, mutated)
+    _refuse_unreadable(len(mf.dumps(m)))  # before any blob is written
     if outcome.value is not None and outcome.result_name is None:
         values[RESULT] = outcome.value  # stored like a def, never bound to a name
     kept, pids = _references(plan, ns, values)
@@ -164,6 +169,7 @@ def _commit(store, key, m, signer, written) -> int:
     the blobs of the entry it replaced. Returns the manifest's size."""
     signer.sign(m)
     data = mf.dumps(m)
+    _refuse_unreadable(len(data))
     try:  # the entry this one replaces (--force), whose blobs become garbage
         previous = load_manifest(store, key)
     except Exception:
@@ -176,6 +182,15 @@ def _commit(store, key, m, signer, written) -> int:
         except Exception:
             pass
     return len(data)
+
+
+def _refuse_unreadable(nbytes: int) -> None:
+    """A manifest larger than every reader accepts (its outputs: a cell that
+    displays 70 MB) would be stored, then found damaged, evicted and written
+    again on every run: it is not stored, and the caller says why once."""
+    if nbytes > mf.MAX_MANIFEST_BYTES:
+        raise NotStored(f"its outputs take {human_size(nbytes)}, more than the {human_size(mf.MAX_MANIFEST_BYTES)} "
+                        "a cache reader accepts for a cell's outputs")
 
 
 def _remember(memo, ns, values, after, m) -> None:

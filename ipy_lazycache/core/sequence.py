@@ -19,14 +19,14 @@ import io
 import sys
 import time
 
-from .. import ambient, auto, manage, signing
+from .. import ambient, auto, manage, signing, stdin_watch
 from ..capture import split_at_result
 from ..hashing import code_hash
 from ..manifest import CorruptEntry
 from ..reports import human_size
 from ..stores.base import StoreUnavailable
 from ..tripwire import Tripwire
-from .apply import apply
+from .apply import apply, refused_standins
 from .memo import Memo
 from .plan import OverBudget, Uncacheable, installed_differ, plan as make_plan
 from .restore import restore
@@ -139,6 +139,10 @@ class Shell:
     def say(self, text: str):
         print(text)
 
+    def input_server(self):
+        """The object whose ``_input_request`` serves ``input()`` (a kernel), if any."""
+        return None
+
 
 class Running:
     """A miss whose body is running: what :meth:`Sequence.end` needs to store
@@ -152,6 +156,7 @@ class Running:
         self.magics: list = []  # configuring line magics the body runs (a hit runs them again)
         self.modules: dict = {}  # attributes of modules before the run (run.module_snapshot)
         self.environ: set | None = None  # variables notebook code read during the run (ambient.EnvironReads)
+        self.stdin: list | None = None  # stdin_watch's token: whether the run read standard input
 
 
 class Hit:
@@ -202,12 +207,13 @@ class Sequence:
         if not force:
             started = time.perf_counter()
             restored = self.lookup(store, plan, ns, signer)
-            if restored is not None:
+            hit = self.hit(restored, started, quiet, store, plan, ns) if restored is not None else None
+            if hit is not None:
                 if is_auto:
                     self.stats["auto_hits"] += 1
                     ran = restored.manifest.get("duration") or 0.0
                     self.stats["auto_saved"] += max(ran - (time.perf_counter() - started), 0.0)
-                return self.hit(restored, started, quiet, store, plan, ns)
+                return hit
         if not is_auto:
             self.stats["misses"] += 1  # auto mode counts only the runs it stores
         return self.start(tree, plan, ns, store, signer, quiet, is_auto)
@@ -254,12 +260,25 @@ class Sequence:
             manage.mark_used(local, key)
 
     # -- a hit ------------------------------------------------------------------
-    def hit(self, restored, started, quiet, store, plan, ns) -> Hit:
-        """Apply a restored entry: values into ``ns``, effects again, the
-        outputs shown before the value; those after it wait in :attr:`after`."""
+    def hit(self, restored, started, quiet, store, plan, ns) -> Hit | None:
+        """Apply a restored entry: effects again, values into ``ns``, the
+        outputs shown before the value; those after it wait in :attr:`after`.
+        None (one line said why) where the hit would differ from a run: a
+        stand-in would replace a value the namespace holds, or come from an
+        entry this platform wrote and cannot read back, or an effect of the
+        run cannot be applied again (``os.chdir`` into a folder since removed)."""
         m = restored.manifest
-        apply(restored, ns, self.memo)
+        refused = refused_standins(restored, ns)
+        if refused:
+            self._say(f"{PREFIX} {names_line(refused)} could not be restored "
+                      f"({restored.values[refused[0]]._lc_reason}); running the cell.", quiet=quiet)
+            return None
         failed = self._redo_effects(dict(m.get("effects") or {}))
+        if failed:
+            self._say(f"{PREFIX} could not re-apply the cell's change to {', '.join(failed)}; running the cell.",
+                      quiet=quiet)
+            return None
+        apply(restored, ns, self.memo)
         before, self.after = split_at_result(m.get("outputs") or [])
         self.shell.show(before)
         elapsed = time.perf_counter() - started
@@ -274,8 +293,6 @@ class Sequence:
         for name in restored.tripwires:
             if not m["defs"].get(name, {}).get("closed"):
                 self._say(f"{PREFIX} {restored.values[name]!r}", quiet=quiet)
-        for name in failed:
-            self._say(f"{PREFIX} could not re-apply the cell's change to {name}.", quiet=quiet)
         sys.stdout.flush()
         self.shell.used(store, plan.key)
         name = m.get("result_name")
@@ -314,12 +331,15 @@ class Sequence:
         running.magics = config_magics(tree)
         running.modules = module_snapshot(plan, ns)
         running.environ = ambient.EnvironReads.start()  # after our own reads
+        running.stdin = stdin_watch.start(self.shell.input_server())
         return running
 
     def stop(self, running):
         """Stop recording a run (also when the extension unloads mid-cell)."""
         if running.environ is not None:
             ambient.EnvironReads.stop(running.environ)
+        if running.stdin is not None:
+            stdin_watch.stop(running.stdin)
         if running.capture is not None:
             running.capture.__exit__(None, None, None)
 
@@ -327,11 +347,16 @@ class Sequence:
         """The body ran (``failed``: it raised): store what it made."""
         if running.environ is not None:
             ambient.EnvironReads.stop(running.environ)
+        typed = running.stdin is not None and stdin_watch.stop(running.stdin)
         duration = time.perf_counter() - running.started
         if running.capture is not None:
             running.capture.__exit__(None, None, None)
         if failed:
             return  # a failed run is not a result; the traceback was shown as usual
+        if typed:  # slow because someone typed; a hit would skip the prompt and restore what they typed
+            self._say(f"{PREFIX} not stored: it read standard input (input(), getpass()), which a hit would skip.",
+                      force=running.auto is None, quiet=True)
+            return
         if running.auto is not None and not auto.keeps(duration, min_time):
             return  # auto mode: a cheap cell always runs
         if running.plan is None:  # auto mode, inputs too large to hash before a run that might be cheap

@@ -348,11 +348,19 @@ def settings(url=None, readonly=None, options=None, timeout=None) -> dict | None
 
 def remote_tier(url, readonly=False, options=None, timeout=DEFAULT_TIMEOUT) -> Guarded:
     """The guarded remote tier for ``url``; built lazily, so a missing fsspec
-    or a bad URL is one warning at first use, not an error now."""
+    or package, a ``file://`` folder that is not there, or a bad URL is one
+    warning at first use, not an error now (see :mod:`.preflight`)."""
+    from .preflight import check
+
     options = dict(options or {})
+
+    def make():
+        check(url)  # a missing package or folder is named; nothing is created
+        return FsspecStore(url, timeout=timeout, readonly=readonly, **options)
+
     return Guarded(
         url,
-        lambda: FsspecStore(url, timeout=timeout, readonly=readonly, **options),
+        make,
         readonly=readonly,
         timeout=timeout,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from .base import Store, StoreUnavailable, validate_key
+from .preflight import Unusable
 
 #: Seconds before a remote operation gives up: connect and each read, and
 #: the whole of a read of unknown size (see ``_deadline``).
@@ -138,6 +139,8 @@ def describe_failure(url, exc, timeout) -> str:
     """One line for the user: what went wrong with the remote, and what now."""
     detail = " ".join(str(exc).split())[:160] or type(exc).__name__
     fallback = "using the local cache only for now."
+    if isinstance(exc, Unusable):  # preflight's line names what is missing
+        return f"the shared store {exc}; {fallback}"
     if isinstance(exc, ImportError):
         return f"the shared store {url} needs {exc.name or 'fsspec'}: pip install 'ipy_lazycache[remote]'; {fallback}"
     if isinstance(exc, PermissionError) or _is_denied(exc):
