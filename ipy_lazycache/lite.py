@@ -51,7 +51,7 @@ from jupyterlite_core.addons.base import BaseAddon
 from jupyterlite_core.constants import JUPYTERLITE_JSON
 from traitlets import Bool, Int, Unicode
 
-from . import export, manifest as mf, shipped, site_kernel
+from . import auto, export, manifest as mf, shipped, site_kernel
 from .platform import DEFAULT_DIR
 from .reports import plural
 from .stores.file import FileStore
@@ -274,8 +274,24 @@ class LazyCacheAddon(BaseAddon):
         if not result.ok:
             return _fail(f"{PREFIX} could not ship the cache of {', '.join(n.name for n in nbs)}:\n"
                          + "\n".join(result.lines()[:-1]))
+        self.ship_codes(src, dest)
         self.maybe_timestamp(dest)
         return True
+
+    @staticmethod
+    def ship_codes(src: Path, dest: Path):
+        """Auto mode's record of which code ran slowly (``codes/<hash>``,
+        empty files): without it the site's kernel keys a cell it has not
+        seen slow only if that is cheap, so a slow cell reading a module or a
+        large value ran again in the browser. Names only, never links."""
+        codes = src / auto.CODES
+        if codes.is_symlink() or not codes.is_dir():
+            return
+        names = [p.name for p in codes.iterdir() if mf.KEY_RE.match(p.name) and p.is_file() and not p.is_symlink()]
+        if names:
+            (dest / auto.CODES).mkdir(exist_ok=True)
+            for name in names:
+                (dest / auto.CODES / name).write_bytes(b"")
 
     def outside_output(self, dest: Path) -> str | None:
         """Why clearing ``dest`` could touch anything outside the site's
@@ -361,6 +377,8 @@ class LazyCacheAddon(BaseAddon):
         problems = []
         for child in sorted(folder.iterdir()):
             key = child.name
+            if key == auto.CODES and child.is_dir() and not child.is_symlink():
+                continue  # auto mode's record of slow code (ship_codes): empty files, nothing to verify
             if not (child.is_dir() and mf.KEY_RE.match(key)):
                 problems.append(f"{key}: not an entry")
                 continue
