@@ -39,26 +39,23 @@ Configuration (``jupyter_lite_config.json`` or the command line)::
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
-import io
 import json
 import os
 import re
 import shutil
 import time
-import zipfile
 from pathlib import Path
 
 from jupyterlite_core.addons.base import BaseAddon
 from jupyterlite_core.constants import JUPYTERLITE_JSON
 from traitlets import Bool, Int, Unicode
 
-from . import export, manifest as mf, shipped, site_kernel
+from . import auto, export, manifest as mf, shipped, site_kernel
 from .platform import DEFAULT_DIR
 from .reports import plural
 from .stores.file import FileStore
+from .wheel import make_wheel
 
 KERNEL_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
 URL_ENV = "IPY_LAZYCACHE_URL"
@@ -277,8 +274,24 @@ class LazyCacheAddon(BaseAddon):
         if not result.ok:
             return _fail(f"{PREFIX} could not ship the cache of {', '.join(n.name for n in nbs)}:\n"
                          + "\n".join(result.lines()[:-1]))
+        self.ship_codes(src, dest)
         self.maybe_timestamp(dest)
         return True
+
+    @staticmethod
+    def ship_codes(src: Path, dest: Path):
+        """Auto mode's record of which code ran slowly (``codes/<hash>``,
+        empty files): without it the site's kernel keys a cell it has not
+        seen slow only if that is cheap, so a slow cell reading a module or a
+        large value ran again in the browser. Names only, never links."""
+        codes = src / auto.CODES
+        if codes.is_symlink() or not codes.is_dir():
+            return
+        names = [p.name for p in codes.iterdir() if mf.KEY_RE.match(p.name) and p.is_file() and not p.is_symlink()]
+        if names:
+            (dest / auto.CODES).mkdir(exist_ok=True)
+            for name in names:
+                (dest / auto.CODES / name).write_bytes(b"")
 
     def outside_output(self, dest: Path) -> str | None:
         """Why clearing ``dest`` could touch anything outside the site's
@@ -364,6 +377,8 @@ class LazyCacheAddon(BaseAddon):
         problems = []
         for child in sorted(folder.iterdir()):
             key = child.name
+            if key == auto.CODES and child.is_dir() and not child.is_symlink():
+                continue  # auto mode's record of slow code (ship_codes): empty files, nothing to verify
             if not (child.is_dir() and mf.KEY_RE.match(key)):
                 problems.append(f"{key}: not an entry")
                 continue
@@ -446,70 +461,3 @@ def _set_environ(values):
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
-
-
-# ------------------------------------------------------------------ wheel --
-def make_wheel(dest) -> Path:
-    """A pure ``py3-none-any`` wheel of the installed ipy_lazycache, made
-    without a build backend or network (works for editable installs too).
-
-    Metadata comes from the source tree's ``pyproject.toml`` when there is
-    one, else from the installed distribution. Timestamps are fixed, so the
-    same sources give the same bytes.
-    """
-    import ipy_lazycache
-
-    pkg = Path(ipy_lazycache.__file__).parent
-    name, version = "ipy_lazycache", ipy_lazycache.__version__
-    metadata = _metadata(pkg, version)
-    files = {}
-    for path in sorted(pkg.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo"):
-            files[f"{name}/{path.relative_to(pkg).as_posix()}"] = path.read_bytes()
-    info = f"{name}-{version}.dist-info"
-    files[f"{info}/METADATA"] = metadata.encode()
-    files[f"{info}/WHEEL"] = (b"Wheel-Version: 1.0\nGenerator: ipy_lazycache.lite\n"
-                              b"Root-Is-Purelib: true\nTag: py3-none-any\n")
-    record = []
-    for path, data in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{path},sha256={digest},{len(data)}")
-    record.append(f"{info}/RECORD,,")
-    files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    whl = dest / f"{name}-{version}-py3-none-any.whl"
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path, data in files.items():
-            zi = zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0))
-            zi.external_attr = 0o644 << 16
-            zi.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(zi, data)
-    whl.write_bytes(buf.getvalue())
-    return whl
-
-
-def _metadata(pkg: Path, version: str) -> str:
-    pyproject = pkg.parent / "pyproject.toml"
-    project = None
-    if pyproject.is_file():
-        try:
-            import tomllib
-        except ImportError:  # Python 3.10
-            tomllib = None
-        if tomllib is not None:
-            project = tomllib.loads(pyproject.read_text()).get("project")
-    if project and project.get("name", "").replace("-", "_") == "ipy_lazycache":
-        lines = ["Metadata-Version: 2.1", f"Name: {project['name']}", f"Version: {version}"]
-        if project.get("description"):
-            lines.append(f"Summary: {project['description']}")
-        if project.get("requires-python"):
-            lines.append(f"Requires-Python: {project['requires-python']}")
-        lines += [f"Requires-Dist: {d}" for d in project.get("dependencies", [])]
-        return "\n".join(lines) + "\n"
-    from importlib.metadata import distribution
-
-    dist = distribution("ipy_lazycache")
-    return dist.read_text("METADATA") or dist.read_text("PKG-INFO") or (
-        f"Metadata-Version: 2.1\nName: ipy_lazycache\nVersion: {version}\n")

@@ -337,6 +337,13 @@ class LazyCache(Magics):
 
     # -- events ------------------------------------------------------------------
     def pre_run_cell(self, info):
+        if self._depth and getattr(info, "store_history", False):
+            # A cell from the front end: none is running. JupyterLite's kernel runs a cell with
+            # top-level await (its %pip) through run_cell_async, which never sends post_run_cell.
+            for running in self._running.values():
+                self.sequence.stop(running)
+            self._running.clear()
+            self._depth = 0
         self._depth += 1
         nested = self._depth > 1  # a cell run by a running cell (%%capture, run_cell)
         if not nested:

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: README command (its start) -> (the file that runs it, what that file must contain).
 RUN_BY = {
     "python3 -m venv .venv": (".ci/run", "python3 -m venv .venv"),
-    "pip install -e .": (".ci/run", 'pip install -q -e ".[lite,sphinx,remote,data,progress,demo,sign]"'),
+    "pip install -e .": (".ci/run", 'pip install -q -e ".[lite,sphinx,remote,data,progress,demo'),
     'pip install -e ".[demo]" && python jupyterlite_demo/build.py --serve':
         ("tests/test_demo.py", 'build.serve('),
     'pip install -e ".[lite]"': (".ci/run", "lite,"),
@@ -53,5 +53,5 @@ def test_the_readme_is_short_and_usage_comes_first():
     assert len(text.splitlines()) <= 320
     headings = re.findall(r"^## (.+)$", text, re.M)
     assert headings.index("How it works") > headings.index("Manage the cache") > headings.index("Install")
-    for page in ("docs/how-it-works.md", "bench/README.md", "SECURITY.md", "ARCHITECTURE.md"):
+    for page in ("docs/how-it-works.md", "bench/README.md", "SECURITY.md", "ARCHITECTURE.md", "docs/testing.md"):
         assert f"]({page}" in text and (ROOT / page).exists(), page
