@@ -8,10 +8,7 @@ record, format) is :mod:`.ipython_shell`.
 
 from __future__ import annotations
 
-import argparse
 import ast
-import contextlib
-import io
 import os
 import sys
 
@@ -23,6 +20,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, validat
 from . import ambient, auto, magic_help, manage, platform, reports, signing
 from .core.sequence import Hit, Refused, Running, Sequence, local_tier, secs
 from .ipython_shell import IPythonShell
+from .options import HelpRequested, parse_line
 from .reports import human_size, plural
 from .stores.base import BadSetting
 
@@ -122,88 +120,6 @@ def _source_of(info, tree) -> str:
     if isinstance(text, str) and text.strip():
         return text
     return ast.unparse(tree)
-
-
-# ----------------------------------------------------------------------------
-# %%lazycache options (called by the cell's pre_run_cell; see parse_line)
-
-
-class HelpRequested(Exception):
-    """``--help`` (or ``-h``) was among the options: ``str(exc)`` is the help
-    text to show instead of running the cell."""
-
-
-#: --files paths already reported as missing this session (one line each).
-_missing_files: set = set()
-
-
-def parse_line(line: str):
-    """Parse and validate the options of a ``%%lazycache`` line.
-
-    Words are split the way a shell splits them (quotes group, backslashes
-    escape), so ``--files "my data.csv"`` names one file. Returns the
-    argparse namespace; raises :class:`UsageError` (one line) for bad input
-    and :class:`HelpRequested` (carrying the help text) for ``--help``.
-    ``--files`` paths are expanded (``~``) and checked: a folder or a device
-    is refused, a missing path is reported once and keyed as missing.
-    """
-    parsed = _parsed_lines.get(line)
-    if parsed is None:
-        parsed = _parse_words(line)
-        if len(_parsed_lines) >= 64:
-            _parsed_lines.clear()
-        _parsed_lines[line] = parsed
-    args = argparse.Namespace(**vars(parsed))  # callers may change theirs; the memo's stays as parsed
-    args.deps = list(parsed.deps)
-    args.files = [_check_file(p) for p in parsed.files]  # every time: files come and go
-    return args
-
-
-#: Options by line: a cell run again (every hit) skips shlex and argparse.
-_parsed_lines: dict = {}
-
-
-def _parse_words(line: str):
-    """The pure part of :func:`parse_line`: the words, parsed and validated."""
-    import shlex
-
-    try:
-        words = shlex.split(line)
-    except ValueError as exc:
-        raise UsageError(f"%%lazycache {line.strip()[:80]}: {exc}") from None
-    parser = LazyCache.lazycache.parser
-    if "-h" in words or "--help" in words:
-        raise HelpRequested(magic_help.cell_help(parser))
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            args = parser.parse_args(words)
-    except (UsageError, SystemExit) as exc:
-        raise UsageError(f"%%lazycache {line.strip()[:80]}: {exc}") from None
-    for name in args.deps:
-        if not name.isidentifier():
-            raise UsageError(f"lazycache: --deps takes variable names; {name!r} is not one")
-    return args
-
-
-def _check_file(path: str) -> str:
-    """A ``--files`` path, checked where it enters (see :func:`parse_line`)."""
-    import stat
-
-    path = os.path.expanduser(path)
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        if path not in _missing_files:
-            _missing_files.add(path)
-            print(f"{PREFIX} --files {path} does not exist; it is part of the key as missing.")
-        return path
-    except OSError as exc:  # the cell runs uncached when hashing it fails too
-        raise UsageError(f"lazycache: --files {path} cannot be read ({exc.strerror or exc})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise UsageError(f"lazycache: --files takes files; {path} is a folder")
-    if not stat.S_ISREG(st.st_mode):
-        raise UsageError(f"lazycache: --files takes regular files; {path} is a device, pipe or socket")
-    return path
 
 
 @magics_class
@@ -352,13 +268,13 @@ class LazyCache(Magics):
         raw = (getattr(info, "raw_cell", "") or "").lstrip()
         if not _is_lazycache_cell(raw):
             if self.auto and not nested and auto.eligible(raw):
-                self._pending = _Pending(parse_line(""), auto=True)
+                self._pending = _Pending(parse_line("", self.lazycache.parser), auto=True)
             return
         line = raw.split("\n", 1)[0][len(MAGIC):]
         if "--off" in line.split():
             return  # opted out: the body runs as a plain cell
         try:
-            args = parse_line(line)
+            args = parse_line(line, self.lazycache.parser)
         except HelpRequested as help_text:
             print(help_text)
             self._pending = _Pending(None, help=True)
