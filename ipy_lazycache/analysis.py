@@ -45,6 +45,7 @@ class Analysis:
         self.reads: set[str] = set()  # may be read before the cell binds them
         self.defs: set[str] = set()  # bound at module level
         self.deletes: set[str] = set()  # deleted at module level
+        self.unbound_deletes: set[str] = set()  # deleted before the cell binds them: they must exist
         self.has_dynamic = False  # eval/exec/globals()/locals()/vars()/dir(): reads names unseen
         self.star_import = False  # ``from m import *``: binds names unseen
         self.surely: set[str] = set()  # bound on every path when the cell finishes without raising
@@ -82,6 +83,9 @@ class Analysis:
         if self.has_dynamic:  # eval/exec can read defs that already exist
             out.update((n, namespace[n]) for n in self.defs if n in namespace and not is_ipython_name(n))
         out.update(_history(self, namespace))
+        for name in sorted(self.unbound_deletes):  # ``del big`` succeeds only if big exists: its absence is keyed
+            if name not in namespace:
+                out[f"del {name}"] = "absent"
         for line in sorted(self.runs):
             out[f"%run {line}"] = run_input(line)
         for name in self.reads:  # builtins.LIMIT = 3 in an earlier cell, read here as LIMIT
@@ -125,6 +129,7 @@ class _Flow:
         self.out.reads |= names.loads - bound
         self.out.defs |= names.binds | names.maybe
         self.out.deletes |= names.deletes
+        self.out.unbound_deletes |= names.deletes - bound
         self.out.has_dynamic |= names.dynamic
         self.out.star_import |= names.star
         for name, keys in names.subscripts.items():

@@ -202,13 +202,15 @@ class _Walk:
     alive so that a temporary's id is never reused within the walk.
     Functions, classes and modules are fed by a digest computed once."""
 
-    __slots__ = ("done", "keep", "seen", "stack")
+    __slots__ = ("done", "graph", "keep", "seen", "stack")
 
-    def __init__(self):
+    def __init__(self, graph=None):
         self.stack: set[int] = set()  # functions, classes, modules being fed
         self.done: dict[int, str] = {}
         self.seen: dict[int, int] = {}  # id -> order of first visit
-        self.keep: list = []  # the visited objects, alive until the walk ends
+        # the visited objects, alive until the walk ends (the graph's: until the key is made)
+        self.keep: list = [] if graph is None else graph.keep
+        self.graph = graph  # a hashing_graph.Graph shared by all refs of a cell, or None
 
     def visit(self, h, obj) -> bool:
         """False (and a back-reference fed) when ``obj`` was fed already."""
@@ -218,12 +220,16 @@ class _Walk:
             _tag(h, b"^", first.to_bytes(8, "little"))
             return False
         self.keep.append(obj)
+        if self.graph is not None:
+            self.graph.see(obj, n)
         return True
 
 
-def value_hash(obj) -> str:
-    """Content hash of any value; raises :class:`Unhashable`."""
-    walk = _Walk()
+def value_hash(obj, graph=None) -> str:
+    """Content hash of any value; raises :class:`Unhashable`. ``graph`` (a
+    :class:`.hashing_graph.Graph`) collects what this value shares with the
+    other values hashed into it; the hash itself does not depend on it."""
+    walk = _Walk(graph)
 
     def feed(h, x):
         _feed_value(h, x, feed, walk)
@@ -260,8 +266,11 @@ def _feed_value(h, obj, hasher, walk):
         _tag(h, b"j", struct.pack("<dd", obj.real, obj.imag))
     elif t is str:
         _tag(h, b"u", obj.encode("utf-8", "surrogatepass"))
-    elif t in (bytes, bytearray):
-        _tag(h, b"y" if t is bytes else b"Y", bytes(obj))
+    elif t is bytes:
+        _tag(h, b"y", obj)
+    elif t is bytearray:  # mutable: a second visit is a back-reference, as for a list
+        if walk is None or walk.visit(h, obj):
+            _tag(h, b"Y", bytes(obj))
     elif obj is Ellipsis:
         _tag(h, b".")
     elif t in (tuple, list, dict, set, frozenset):

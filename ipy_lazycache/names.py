@@ -84,6 +84,7 @@ class _Names:
         if isinstance(node, ast.Name):
             self._name(node)
             return
+        self.dynamic |= reaches_main(node)  # the namespace through sys.modules['__main__'], like globals()
         self._magic(node)
         if self._binding(node):
             return
@@ -314,6 +315,26 @@ def imports_in(tree) -> set[str]:
     return out
 
 
+def reaches_main(node) -> bool:
+    """Whether ``node`` reaches the notebook's namespace through the module
+    object: ``import __main__``, ``sys.modules['__main__']``,
+    ``__import__('__main__')``, ``importlib.import_module('__main__')``
+    (a ``__name__ == "__main__"`` test reads nothing)."""
+    if isinstance(node, ast.Import):
+        return any(a.name == "__main__" for a in node.names)
+    if isinstance(node, ast.ImportFrom):
+        return node.module == "__main__"
+    if isinstance(node, ast.Subscript):
+        key = node.slice
+        return isinstance(key, ast.Constant) and key.value == "__main__"
+    if isinstance(node, ast.Call) and node.args:
+        func, first = node.func, node.args[0]
+        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+        return name in ("__import__", "import_module", "get") and isinstance(first, ast.Constant) and (
+            first.value == "__main__")
+    return False
+
+
 def reads_globals_unseen(tree) -> bool:
     """Whether a function's (or class's) code reads its module's globals by
     names its source does not show: ``globals()``, ``eval``/``exec`` without
@@ -328,9 +349,7 @@ def reads_globals_unseen(tree) -> bool:
         elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
             if node.id == "globals" or node.id in ("eval", "exec") and id(node) not in called:
                 return True
-        elif isinstance(node, ast.Import) and any(a.name == "__main__" for a in node.names):
-            return True
-        elif isinstance(node, ast.ImportFrom) and node.module == "__main__":
+        elif reaches_main(node):
             return True
         elif isinstance(node, ast.Attribute) and node.attr in ("user_ns", "user_global_ns"):
             return True

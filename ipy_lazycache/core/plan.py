@@ -14,8 +14,9 @@ import types
 from ..analysis import Analysis, Dynamic, analyze, run_input
 from ..hashing import Unhashable, cell_key, code_hash, value_hash
 from ..hashing_base import UnboundedFile, digest_file
+from ..hashing_graph import Graph
 from ..hashing_modules import module_version
-from .memo import Memo
+from .memo import _IMMUTABLE, Memo
 
 #: The blob name under which a cell's last expression value is stored.
 RESULT = "__lazycache_result__"
@@ -115,7 +116,9 @@ def plan(tree, ns: dict, memo: Memo | None = None, deps=(), files=(), source: st
     versions = _installed_versions(inputs)
     if budget is not None:
         _within_budget(inputs, memo, budget)
-    refs = _ref_hashes(inputs, memo)
+    graph = Graph()
+    refs = _ref_hashes(inputs, memo, graph)
+    sharing = graph.digest()
     observed = {}
     if ambient is not None:
         from ..ambient import Cell
@@ -128,6 +131,8 @@ def plan(tree, ns: dict, memo: Memo | None = None, deps=(), files=(), source: st
     read.update((label, value) for label, value in inputs.items() if label.startswith("%run "))
     for name, digest in observed.items():
         options[f"ambient:{name}"] = digest
+    if sharing:  # the refs share objects or memory (only then: keys of values that share nothing stay)
+        options["sharing"] = sharing
     code = code or tree_code or code_hash(tree)
     key = cell_key(code, refs, options)
     made = Plan(key=key, source=source, analysis=analysis, refs=refs, ambient=observed, code=code, versions=versions)
@@ -183,16 +188,19 @@ def _within_budget(inputs: dict, memo, budget: float) -> None:
         raise OverBudget(f"hashing the inputs would take about {cost:.0f} µs")
 
 
-def _ref_hashes(inputs: dict, memo) -> dict:
+def _ref_hashes(inputs: dict, memo, graph: Graph) -> dict:
     """Each input's hash, the memo's where it may be reused (and recorded
-    there when computed)."""
+    there when computed); what the inputs share goes into ``graph``."""
     refs = {}
-    for name in sorted(inputs):
+    for number, name in enumerate(sorted(inputs)):
         obj = inputs[name]
+        graph.next_ref(number)
         known = memo.get(name, obj) if memo else None
+        if known is not None and type(obj) not in _IMMUTABLE:
+            graph.see(obj, 0)  # not walked (an array over the cache's own mapping): its memory still counts
         if known is None:
             try:
-                known = value_hash(obj)
+                known = value_hash(obj, graph)
             except Unhashable as exc:
                 raise Uncacheable(f"variable {name!r} cannot be hashed: {exc}") from None
             except RecursionError:

@@ -23,6 +23,7 @@ from .. import ambient, auto, manage, signing, stdin_watch
 from ..capture import split_at_result
 from ..hashing import code_hash
 from ..manifest import CorruptEntry
+from ..recursion import bounded
 from ..reports import human_size
 from ..stores.base import StoreUnavailable
 from ..tripwire import Tripwire
@@ -191,6 +192,7 @@ class Sequence:
             self.shell.say(text)
 
     # -- the step before the body ---------------------------------------------------
+    @bounded()
     def begin(self, tree, ns: dict, store, signer=None, *, deps=(), files=(), source=None, quiet=False,
               force=False, is_auto=False, exact_source=False):
         """Key the cell and look it up. Returns a :class:`Hit` (applied to
@@ -373,6 +375,7 @@ class Sequence:
             self._say(f"{PREFIX} not stored ({type(exc).__name__}: {exc}); the results are in the namespace.",
                       force=True)
 
+    @bounded()
     def store(self, running, value, duration, max_size=""):
         self.shell.settle()
         changed = changed_modules(running.modules, running.plan)

@@ -1,0 +1,77 @@
+"""Sharing between a cell's refs: the refs are one graph (DESIGN §11).
+
+Each ref is hashed by its own walk, whose memo already puts sharing *inside*
+the ref into its hash (``[x, x]`` is not ``[x, copy(x)]``). What one walk
+cannot see is another ref: whether ``y`` *is* ``x``, holds ``x``'s items, or
+is a view of ``x``'s memory decides what ``y.append(2)`` or ``y += 1`` does to
+``x``, and two equal lists hash alike either way. A :class:`Graph` is shared
+by all the walks of one key: every mutable object visited gets a label (ref
+number, order of visit), an object met again under a later ref is a relation,
+and every numpy array adds where its memory lies relative to the first array
+seen over the same buffer (offset, strides, shape), within a ref too. The
+relations join the key as one option, only when there are any: keys of
+values that share nothing do not change.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import xxhash
+
+#: Labels are ``ref number << _SHIFT | order of visit`` (an int: no tuple per visit).
+_SHIFT = 40
+#: Immutable containers: which object holds the content is not observable.
+_NO_IDENTITY = (tuple, frozenset)
+
+
+class Graph:
+    __slots__ = ("base", "first", "keep", "owners", "relations")
+
+    def __init__(self):
+        self.base = 0  # the current ref's number, shifted
+        self.first: dict[int, int] = {}  # id -> label of its first visit
+        self.owners: dict[int, tuple] = {}  # id(memory owner) -> (label, data address) of the first array over it
+        self.relations: list = []
+        self.keep: list = []  # every object visited, alive until the key is made: no id is reused meanwhile
+
+    def next_ref(self, number: int) -> None:
+        self.base = number << _SHIFT
+
+    def see(self, obj, order: int) -> None:
+        """``obj`` is visited for the first time in the current ref's walk."""
+        t = type(obj)
+        if t in _NO_IDENTITY:
+            return
+        label = self.base | order
+        first = self.first.setdefault(id(obj), label)
+        if first != label and first < self.base:  # held by an earlier ref too (within one, the walk's hash has it)
+            self.relations.append((label, first))
+        elif id(obj) in self.owners and first == label:  # a buffer an earlier array views (np.frombuffer)
+            self.relations.append((label, "buffer of", self.owners[id(obj)][0]))
+        np = sys.modules.get("numpy")
+        if np is not None and isinstance(obj, np.ndarray):
+            self._memory(obj, label)
+
+    def _memory(self, arr, label: int) -> None:
+        owner = arr
+        while True:  # to the object that owns the memory (np.frombuffer: through a memoryview to its exporter)
+            above = owner.obj if type(owner) is memoryview else getattr(owner, "base", None)
+            if above is None:
+                break
+            owner = above
+        address = arr.__array_interface__["data"][0]
+        known = self.owners.get(id(owner))
+        if known is None:
+            self.owners[id(owner)] = (label, address)
+            self.keep.append(owner)
+            if owner is not arr and id(owner) in self.first:  # a view of a buffer a ref holds
+                self.relations.append((label, "views", self.first[id(owner)]))
+            return
+        self.relations.append((label, "views", known[0], address - known[1], arr.strides, arr.shape))
+
+    def digest(self) -> str:
+        """The relations as one digest, '' when nothing is shared."""
+        if not self.relations:
+            return ""
+        return xxhash.xxh3_128(repr(self.relations).encode()).hexdigest()
