@@ -19,23 +19,44 @@ from __future__ import annotations
 
 import os
 
-from .ambient_cell import Cell, Provider, _digest  # noqa: F401  (Cell: the core builds it; Provider: the interface)
+from .ambient_cell import Cell, Provider, Unreplayable, _digest  # noqa: F401  (Cell: the core builds it; Provider: the interface)
+from .ambient_ipython import _Formatters, _InlineBackend, _Interactivity, _Transformers
 from .ambient_libraries import _Decimal, _Matplotlib, _NumpyOptions, _Pandas, _Warnings
 from .ambient_process import EnvironReads, _Cwd, _Environ, _SysPath  # noqa: F401  (EnvironReads: the glue's)
 from .ambient_random import _NumpyRandom, _Random, _Seeds, watch_seeding  # noqa: F401  (watch_seeding: the glue's)
+from .ambient_system import _Locale, _Modules, _RecursionLimit, _TimeZone
 
 #: Prefix of the requirements on single environment variables.
 ENVIRON = "environ:"
+#: Prefix of a provider's delta from a fresh kernel in a key.
+DELTA = "delta:"
 
 
 class Registry:
-    """The providers, in the order their effects are applied."""
+    """The providers, in the order their effects are applied. Made when the
+    extension loads: what they find then is the start-up state their delta
+    is measured from (see :meth:`delta`)."""
 
     def __init__(self, providers=None):
         self.providers = providers if providers is not None else [
-            _Cwd(), _SysPath(), _Environ(), _Random(), _NumpyRandom(), _NumpyOptions(), _Matplotlib(), _Pandas(),
-            _Decimal(), _Warnings(),
+            _Cwd(), _SysPath(), _Environ(), _TimeZone(), _Locale(), _RecursionLimit(), _Random(), _NumpyRandom(),
+            _NumpyOptions(), _Matplotlib(), _Pandas(), _Decimal(), _Warnings(), _Formatters(), _Transformers(),
+            _Interactivity(), _InlineBackend(), _Modules(),
         ]
+
+    def delta(self) -> dict:
+        """What this process changed from a fresh kernel, by provider: it
+        joins the key of every cell. A fresh kernel's is empty, so a key
+        made there is the same on any machine and in a browser."""
+        out = {}
+        for p in self.providers:
+            try:
+                d = p.delta()
+            except Exception:
+                continue  # a broken library never breaks a cell
+            if d is not None:
+                out[DELTA + p.name] = _digest(d)
+        return out
 
     def snapshot(self) -> dict:
         out = {}
@@ -58,6 +79,7 @@ class Registry:
                 continue  # a broken library never breaks a cell
             if k is not None:
                 out[p.name] = k
+        out.update(self.delta())
         return out
 
     def requires(self, before: dict, after: dict, keyed: dict) -> dict:
@@ -96,24 +118,38 @@ class Registry:
         return {f"{ENVIRON}{name}": _digest(env.get(name)) for name in sorted(reads) if isinstance(name, str)}
 
     def effects(self, before: dict, after: dict) -> dict:
-        out = {}
+        return self.changes(before, after)[0]
+
+    def changes(self, before: dict, after: dict, ns: dict | None = None) -> tuple[dict, list[str]]:
+        """What a run changed, as effects a hit applies again, and why any
+        change has no exact replay (then the cell must not be stored)."""
+        out, refused = {}, []
         for p in self.providers:
             try:
-                e = p.effect(before.get(p.name), after.get(p.name))
+                if getattr(p, "wants_ns", False):
+                    e = p.effect(before.get(p.name), after.get(p.name), ns)
+                else:
+                    e = p.effect(before.get(p.name), after.get(p.name))
+            except Unreplayable as exc:
+                refused.append(str(exc))
+                continue
             except Exception:
                 e = None
             if e is not None:
                 out[p.name] = e
-        return out
+        return out, refused
 
-    def apply(self, effects: dict) -> list[str]:
+    def apply(self, effects: dict, ns: dict | None = None) -> list[str]:
         """Re-apply a run's effects; returns the names that could not be."""
         failed = []
         by_name = {p.name: p for p in self.providers}
         for name, effect in (effects or {}).items():
             p = by_name.get(name)
             try:
-                p.apply(effect)
+                if getattr(p, "wants_ns", False):
+                    p.apply(effect, ns)
+                else:
+                    p.apply(effect)
             except Exception:
                 failed.append(name)
         return failed
