@@ -5,6 +5,7 @@ formats. What changes how every later cell runs or shows its value."""
 
 from __future__ import annotations
 
+import operator
 import sys
 
 from .ambient_cell import Provider, Unreplayable, _shell, named
@@ -53,28 +54,35 @@ class _Formatters(Provider):
 
     def __init__(self):
         self._fresh: dict = {}  # formatter class -> a new instance of it
-        self._seen: dict = {}  # mime -> {attribute: value as last compared}
+        self._seen: list = []  # (formatter, itemgetter of its attributes, their values as last compared)
         self._last = None  # the delta computed for _seen
+        self._shell = _shell()
 
     def delta(self):
-        shell = _shell()
-        fs = _formatters(shell) if shell is not None else {}
-        if fs and self._last is not None and self._unchanged(fs):
+        if self._last is not None and self._unchanged():
             return self._last[0]
-        described = self.snapshot(fs)
-        self._seen = {m: {k: _copy(f._trait_values.get(k)) for k in _KEYS} for m, f in fs.items()}
-        self._last = (described or None,)
+        shell = self._shell or _shell()
+        fs = _formatters(shell) if shell is not None else {}
+        described = self.snapshot(fs)  # reads every attribute: traitlets' lazy defaults are in place after it
+        self._seen = []
+        for f in fs.values():
+            keys = [k for k in _KEYS if k in f._trait_values] * 2  # twice: itemgetter of one key gives no tuple
+            if keys:
+                getter = operator.itemgetter(*keys)
+                self._seen.append((f, getter, _copy(getter(f._trait_values))))
+        self._last = (described or None, getattr(getattr(shell, "display_formatter", None), "formatters", None))
         return self._last[0]
 
-    def _unchanged(self, fs) -> bool:
-        if fs.keys() != self._seen.keys():
+    def _unchanged(self) -> bool:
+        """Every formatter's attributes equal those last compared (a cheap
+        check of what :meth:`snapshot` describes)."""
+        display = getattr(self._shell, "display_formatter", None)
+        if display is None or display._trait_values.get("formatters") is not self._last[1]:
             return False
-        for mime, f in fs.items():
-            values, seen = f._trait_values, self._seen[mime]
-            for k in _KEYS:
-                if values.get(k) != seen[k]:
-                    return False
-        return True
+        try:
+            return all(getter(f._trait_values) == seen for f, getter, seen in self._seen)
+        except KeyError:
+            return False
 
     def snapshot(self, fs=None):
         """``{mime: {attribute: description}}`` of what differs from a new formatter."""
@@ -91,7 +99,7 @@ class _Formatters(Provider):
                 now, then = getattr(f, k, None), getattr(fresh, k, None)
                 if isinstance(now, dict) and isinstance(then, dict):
                     changed = {_type_name(t): (named(now[t]) if t in now else None)
-                               for t in set(now) | set(then) if not _figure(t) and now.get(t) is not then.get(t)}
+                               for t in set(now) | set(then) if not _figure(t) and _differs(now.get(t), then.get(t))}
                     if changed:
                         diff[k] = sorted(changed.items())
                 elif now != then:
@@ -123,8 +131,14 @@ class _Formatters(Provider):
                 setattr(fs[mime], k, v if v is not None else getattr(type(fs[mime])(), k))
 
 
-def _copy(value):
-    return dict(value) if isinstance(value, dict) else value
+def _differs(a, b) -> bool:
+    """Two printers differ unless they are one object or the same closure
+    made again (a new formatter makes its own lambdas)."""
+    return a is not b and (a is None or b is None or named(a) != named(b))
+
+
+def _copy(values: tuple) -> tuple:
+    return tuple(dict(v) if isinstance(v, dict) else v for v in values)
 
 
 def _ours(obj) -> bool:
@@ -141,19 +155,29 @@ class _Transformers(Provider):
     LISTS = ("input_transformers_cleanup", "input_transformers_post", "ast_transformers")
 
     def __init__(self):
+        self._shell = _shell()
         self.start = self.snapshot_objects()
+        self._seen = None  # (the lists as last seen, their delta)
+
+    def _raw(self):
+        shell = self._shell or _shell()
+        values = getattr(shell, "_trait_values", None)
+        if values is None:
+            return None
+        return tuple(tuple(values.get(n) or ()) for n in self.LISTS)
 
     def snapshot_objects(self):
-        shell = _shell()
-        if shell is None:
-            return None
-        return tuple(tuple(t for t in getattr(shell, n, ()) if not _ours(t)) for n in self.LISTS)
+        raw = self._raw()
+        return None if raw is None else tuple(tuple(t for t in part if not _ours(t)) for part in raw)
 
     def delta(self):
-        now = self.snapshot_objects()
-        if now == self.start or now is None:
-            return None
-        return [[named(t) for t in part] for part in now]
+        raw = self._raw()
+        if self._seen is not None and raw == self._seen[0]:
+            return self._seen[1]
+        now = None if raw is None else tuple(tuple(t for t in part if not _ours(t)) for part in raw)
+        out = None if now is None or now == self.start else [[named(t) for t in part] for part in now]
+        self._seen = (raw, out)
+        return out
 
     def snapshot(self):
         return self.snapshot_objects()
@@ -170,11 +194,13 @@ class _Interactivity(Provider):
     name = "interactivity"
 
     def __init__(self):
+        self._shell = _shell()
         self.start = self.snapshot()
 
     def snapshot(self):
-        shell = _shell()
-        return getattr(shell, "ast_node_interactivity", None) if shell is not None else None
+        shell = self._shell or _shell()
+        values = getattr(shell, "_trait_values", None) or {}
+        return values.get("ast_node_interactivity")
 
     def delta(self):
         now = self.snapshot()

@@ -30,20 +30,25 @@ class _Matplotlib(Provider):
 
     def __init__(self):
         self._fresh = None  # rcParamsOrig without SKIP, made when matplotlib is first seen
+        self._seen = None  # (rcParams as last compared, lists copied; their delta)
 
     def delta(self):
         mpl = sys.modules.get("matplotlib")
         orig = getattr(mpl, "rcParamsOrig", None)
         if orig is None:
             return None
+        # Equal to the copy made last time: dict comparison meets the same
+        # objects (cyclers and all) and stops at identity, which is cheap.
+        if self._seen is not None and dict.__eq__(mpl.rcParams, self._seen[0]):
+            return self._seen[1]
         if self._fresh is None:
             self._fresh = {k: v for k, v in dict.items(orig) if k not in self.SKIP}
-        now = dict.copy(mpl.rcParams)
-        for k in self.SKIP:
-            now.pop(k, None)
-        if now == self._fresh:
-            return None
-        return sorted((k, _plain(v)) for k, v in now.items() if k not in self._fresh or self._fresh[k] != v)
+        seen = {k: list(v) if isinstance(v, list) else v for k, v in dict.items(mpl.rcParams)}
+        now = {k: v for k, v in seen.items() if k not in self.SKIP}
+        out = None if now == self._fresh else sorted(
+            (k, _plain(v)) for k, v in now.items() if k not in self._fresh or self._fresh[k] != v)
+        self._seen = (seen, out)
+        return out
 
     def snapshot(self):
         mpl = sys.modules.get("matplotlib")
