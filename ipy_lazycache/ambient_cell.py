@@ -66,6 +66,11 @@ class Cell:
         """Attribute chains read by the cell, as (object of the base name, attrs...)."""
         return [(self.ns[base], *attrs) for base, *attrs in self._shape[0] if base in self.ns]
 
+    def imported(self) -> dict:
+        """``{name: "module"}`` or ``{name: "module.attr"}`` for what the
+        cell's own import statements bind (the key is made before they run)."""
+        return self._shape[2]
+
     def ref_objects(self):
         return [self.ns[n] for n in self.refs if n in self.ns]
 
@@ -101,8 +106,15 @@ def _walk(tree):
     """Attribute chains ``(base name, attrs...)`` and environment reads
     ``(kind, base node, constant name)``: ``environ[...]`` and its
     get/setdefault/pop, ``os.getenv``, and ``%env``/``%set_env``."""
-    chains, env = [], []
+    chains, env, imports = [], [], {}
     for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                imports[alias.asname or alias.name.partition(".")[0]] = alias.name if alias.asname else \
+                    alias.name.partition(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                imports[alias.asname or alias.name] = f"{node.module}.{alias.name}"
         if isinstance(node, ast.Attribute):
             attrs, base = [], node
             while isinstance(base, ast.Attribute):
@@ -124,7 +136,7 @@ def _walk(tree):
                 env.extend(("magic", None, w) for w in words[:1])
         if kind and isinstance(key, ast.Constant) and isinstance(key.value, str):
             env.append((kind, base, key.value))
-    return chains, env
+    return chains, env, imports
 
 
 def _digest(data) -> str:

@@ -41,6 +41,14 @@ class _TimeZone(Provider):
         for chain in cell.chains():
             if (chain[0] is time_mod or chain[0] is dt or chain[0] in zoned_types) and _ZONED.intersection(chain[1:]):
                 return True
+        for base, *attrs in cell._shape[0]:  # names the cell imports itself: ``import time`` in the cell
+            what = cell.imported().get(base) if base not in cell.ns else None
+            if what is not None and (what.split(".")[0] in ("time", "datetime")) and (
+                    _ZONED.intersection(attrs) or what.rpartition(".")[2] in _ZONED):
+                return True
+        if any(what.split(".")[0] == "time" and what.rpartition(".")[2] in _ZONED
+               for what in cell.imported().values()):
+            return True
         for obj in cell.ref_objects():
             owner = getattr(obj, "__self__", None)
             if getattr(obj, "__name__", None) in _ZONED and (owner in zoned_types or owner is time_mod or getattr(
