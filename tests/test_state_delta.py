@@ -108,15 +108,20 @@ def test_an_appended_warning_filter_is_replayed_at_the_back(tmp_path):
 
 
 def test_sys_path_append_and_environment_update_are_replayed(tmp_path):
-    (tmp_path / "extra").mkdir()
-    (tmp_path / "extra" / "helper_mod2.py").write_text("VALUE = 7\n")
-    cells = ["import sys, os",
-             "%%lazycache\n" + RUN + "sys.path.append(os.path.abspath('extra'))\n"
+    for folder in (tmp_path, tmp_path / "plain"):
+        (folder / "extra").mkdir(parents=True)
+        (folder / "extra" / "helper_mod2.py").write_text("VALUE = 7\n")
+    """Exactly: a path appended that is already on ``sys.path`` is appended
+    again (it was recorded as no change)."""
+    cells = ["import sys, os\nn0 = len(sys.path)",
+             "%%lazycache\n" + RUN + "sys.path.append(os.path.abspath('extra'))\nsys.path.append(sys.path[0])\n"
              "os.environ.update({'LC_UPD_A': 'a', 'LC_UPD_B': 'b'})\nk = 1",
-             "import helper_mod2\nv = (helper_mod2.VALUE, os.environ.get('LC_UPD_A'), os.environ.get('LC_UPD_B'))"]
+             "import helper_mod2\nv = (helper_mod2.VALUE, os.environ.get('LC_UPD_A'), os.environ.get('LC_UPD_B'), "
+             "len(sys.path) - n0, sys.path[-1] == sys.path[0])"]
     session(tmp_path, cells, ["v"])
     hit = session(tmp_path, cells, ["v"])
-    assert hit["runs"] == 1 and hit["values"] == {"v": "(7, 'a', 'b')"}
+    assert hit["runs"] == 1 and hit["values"] == plain(tmp_path, cells, ["v"])["values"] == {
+        "v": "(7, 'a', 'b', 2, True)"}
 
 
 def test_a_module_put_into_sys_modules_is_not_stored(tmp_path):
@@ -142,3 +147,15 @@ def test_a_time_zone_set_in_a_cached_cell_is_set_by_a_hit(tmp_path):
     session(tmp_path, cells, ["late"], env={"TZ": "UTC0"})
     hit = session(tmp_path, cells, ["late"], env={"TZ": "UTC0"})
     assert hit["runs"] == 1 and hit["values"] == {"late": "'09'"}
+
+
+def test_scipy_distributions_key_the_same_in_every_process(tmp_path):
+    """A distribution object holds numpy's unseeded global generator: keyed
+    by what it is, a warm re-run hits every cell that reads it."""
+    pytest.importorskip("scipy")
+    cells = ["from scipy.stats import beta, norm\nfrozen = norm(0, 2)",
+             "%%lazycache\n" + RUN + "y = float(beta.pdf(0.5, 2, 5)) + float(frozen.pdf(0.1))"]
+    session(tmp_path, cells, ["y"])
+    warm = session(tmp_path, cells, ["y"])
+    assert warm["runs"] == 1, "the cell hits after a restart"
+    assert warm["values"] == plain(tmp_path, cells, ["y"])["values"]
