@@ -1,18 +1,46 @@
 """Ambient state: process-wide state that a cell's result can depend on and
-that no name in the cell shows (DESIGN §9).
+that no name in the cell shows (DESIGN §9, §11).
 
-Each provider can take a snapshot, tell whether a cell observes it, say what
-a run changed (an *effect*, JSON-able, re-applied on a hit) and apply such an
-effect. A provider joins a key narrowly: only for cells that can observe it,
-and never with values that differ between kernels for no reason (absolute
-paths, session ids, the whole environment), or nothing would hit twice.
+Each provider can take a snapshot, say what this process changed from a
+fresh kernel (its *delta*), tell whether a cell observes it, say what a run
+changed (an *effect*, JSON-able, re-applied on a hit) and apply such an
+effect.
 
-The global random generators join a key only once this process has seeded
-or set them: an unseeded generator gives *a* run, and a hit is one.
+**The delta joins every key.** A fresh kernel's delta is empty, so its keys
+are the same on every machine and in a browser (the golden vectors). What
+"fresh" means, per registry, never depends on the machine:
 
-The providers live by kind in :mod:`.ambient_random`, :mod:`.ambient_process`
-and :mod:`.ambient_libraries`; what they look at in :mod:`.ambient_cell`.
-This module is the registry the glue and the core call.
+- fixed defaults where a library has them: numpy's print and error options,
+  ``decimal``'s context, every pandas option against its registered default,
+  IPython's formatters against new formatters of the same classes;
+- what the library read at its own import: matplotlib's ``rcParamsOrig``
+  (its defaults and this machine's matplotlibrc; the backend left out);
+- otherwise the state when the extension loaded (the process's start-up
+  state as this notebook sees it): working directory, ``sys.path`` (paths
+  under the starting folder relative to it), the time zone, the locale, the
+  recursion limit, transformers, ``ast_node_interactivity``;
+- environment variables: those notebook code set or removed after the
+  extension loaded (the kernel's environment is the machine's); warning
+  filters: the list, once notebook code set or reset one (libraries add
+  their own at import, and those alone are no change).
+
+So a change made *before* ``%load_ext`` is part of the baseline for the
+last two groups; load the extension first. The global generators cannot be
+compared with a default: they join the key of a cell that draws from them
+once this process may have seeded them, which is assumed when cells that
+could have (see :func:`.ambient_random.watch_seeding`) ran before the
+extension loaded. Some providers also key narrowly: environment variables a
+cell reads, the time zone for cells calling zone-dependent functions.
+
+**An effect is replayed exactly or the cell is not stored**:
+:meth:`Registry.changes` names a change no hit can make (a printer or
+transformer registered, a filter removed, a module put into ``sys.modules``,
+an option holding a function).
+
+The providers live by kind in :mod:`.ambient_random`, :mod:`.ambient_process`,
+:mod:`.ambient_system`, :mod:`.ambient_libraries` and :mod:`.ambient_ipython`;
+what they look at in :mod:`.ambient_cell`. This module is the registry the
+glue and the core call.
 """
 
 from __future__ import annotations
