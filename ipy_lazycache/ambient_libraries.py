@@ -45,8 +45,10 @@ class _Matplotlib(Provider):
             self._fresh = {k: v for k, v in dict.items(orig) if k not in self.SKIP}
         seen = {k: list(v) if isinstance(v, list) else v for k, v in dict.items(mpl.rcParams)}
         now = {k: v for k, v in seen.items() if k not in self.SKIP}
+        inline = _inline_rc()  # what the inline backend sets when it starts (its own provider keys changes)
         out = None if now == self._fresh else sorted(
-            (k, _plain(v)) for k, v in now.items() if k not in self._fresh or self._fresh[k] != v)
+            (k, _plain(v)) for k, v in now.items()
+            if (k not in self._fresh or self._fresh[k] != v) and not (k in inline and inline[k] == v)) or None
         self._seen = (seen, out)
         return out
 
@@ -98,6 +100,15 @@ class _Matplotlib(Provider):
             import matplotlib
 
             matplotlib.rcParams.update(effect["rc"])
+
+
+def _inline_rc() -> dict:
+    config = sys.modules.get("matplotlib_inline.config")
+    backend = getattr(config, "InlineBackend", None)
+    try:
+        return dict(backend.instance().rc) if backend is not None and backend.initialized() else {}
+    except Exception:
+        return {}
 
 
 def _plain(value):
