@@ -159,3 +159,40 @@ def test_scipy_distributions_key_the_same_in_every_process(tmp_path):
     warm = session(tmp_path, cells, ["y"])
     assert warm["runs"] == 1, "the cell hits after a restart"
     assert warm["values"] == plain(tmp_path, cells, ["y"])["values"]
+
+
+@pytest.mark.parametrize("body, probe, want", [
+    ("import sys\nsys.setrecursionlimit(4321)", "__import__('sys').getrecursionlimit()", "4321"),
+    ("get_ipython().ast_node_interactivity = 'all'", "get_ipython().ast_node_interactivity", "'all'"),
+    ("import pandas as pd\npd.set_option('future.no_silent_downcasting', True)",
+     "__import__('pandas').get_option('future.no_silent_downcasting')", "True"),
+    ("import locale\nlocale.setlocale(locale.LC_NUMERIC, 'C.UTF-8')",
+     "__import__('locale').setlocale(__import__('locale').LC_NUMERIC)", "'C.UTF-8'"),
+    ("get_ipython().display_formatter.formatters['text/latex'].enabled = False",
+     "get_ipython().display_formatter.formatters['text/latex'].enabled", "False"),
+    ("from matplotlib_inline.config import InlineBackend\nInlineBackend.instance().figure_formats = {'svg'}",
+     "sorted(__import__('matplotlib_inline.config').config.InlineBackend.instance().figure_formats)", "['svg']"),
+])
+def test_a_change_a_cached_cell_makes_is_made_again_by_a_hit(tmp_path, body, probe, want):
+    if "pandas" in body:
+        pytest.importorskip("pandas")
+    if "matplotlib_inline" in body:
+        pytest.importorskip("matplotlib_inline")
+    cells = ["%%lazycache\n" + RUN + body + "\nk = 1", f"seen = {probe}"]
+    first = session(tmp_path, cells, ["seen"])
+    hit = session(tmp_path, cells, ["seen"])
+    assert first["runs"] == hit["runs"] == 1, hit["cells"][0]["out"]
+    assert hit["values"] == plain(tmp_path, cells, ["seen"])["values"] == {"seen": want}
+
+
+@pytest.mark.parametrize("body", [
+    "import ast\nclass T(ast.NodeTransformer):\n    pass\nget_ipython().ast_transformers.append(T())",
+    "get_ipython().display_formatter.formatters['text/plain'].for_type(complex, lambda v, p, c: p.text('z'))",
+    "import warnings\nwarnings.filters.pop()",
+])
+def test_a_change_with_no_exact_replay_is_not_stored_with_one_line(tmp_path, body):
+    cells = ["%%lazycache\n" + RUN + body + "\nk = 1"]
+    first = session(tmp_path, cells)
+    lines = [line for line in first["cells"][0]["out"].splitlines() if line.startswith("lazycache:")]
+    assert len(lines) == 1 and lines[0].startswith("lazycache: not stored:") and "cannot redo" in lines[0]
+    assert session(tmp_path, cells)["runs"] == 2
