@@ -11,10 +11,24 @@ import sys
 import xxhash
 
 
+class Unreplayable(Exception):
+    """A change a run made to process state that a hit cannot make exactly:
+    the cell is not stored (DESIGN §11), and the message says what."""
+
+
 class Provider:
-    """A piece of ambient state. Every method is optional and inert."""
+    """A piece of ambient state. Every method is optional and inert.
+
+    A provider is made when the extension loads: what it records then is
+    the start-up state :meth:`delta` compares with (see :mod:`.ambient`)."""
 
     name = ""
+
+    def delta(self):
+        """What this process changed here since a fresh kernel, JSON-able,
+        or None if nothing: it joins the key of every cell. Runs on every
+        lookup, so it must be cheap when nothing changed."""
+        return None
 
     def snapshot(self):
         """The state now, in any form :meth:`effect` and :meth:`key` accept."""
@@ -29,7 +43,8 @@ class Provider:
         return None
 
     def effect(self, before, after):
-        """What a run changed, JSON-able, or None if nothing."""
+        """What a run changed, JSON-able, or None if nothing; raises
+        :class:`Unreplayable` for a change :meth:`apply` cannot make exactly."""
         return None
 
     def apply(self, effect) -> None:
@@ -50,6 +65,11 @@ class Cell:
     def chains(self) -> list[tuple]:
         """Attribute chains read by the cell, as (object of the base name, attrs...)."""
         return [(self.ns[base], *attrs) for base, *attrs in self._shape[0] if base in self.ns]
+
+    def imported(self) -> dict:
+        """``{name: "module"}`` or ``{name: "module.attr"}`` for what the
+        cell's own import statements bind (the key is made before they run)."""
+        return self._shape[2]
 
     def ref_objects(self):
         return [self.ns[n] for n in self.refs if n in self.ns]
@@ -86,8 +106,15 @@ def _walk(tree):
     """Attribute chains ``(base name, attrs...)`` and environment reads
     ``(kind, base node, constant name)``: ``environ[...]`` and its
     get/setdefault/pop, ``os.getenv``, and ``%env``/``%set_env``."""
-    chains, env = [], []
+    chains, env, imports = [], [], {}
     for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                imports[alias.asname or alias.name.partition(".")[0]] = alias.name if alias.asname else \
+                    alias.name.partition(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                imports[alias.asname or alias.name] = f"{node.module}.{alias.name}"
         if isinstance(node, ast.Attribute):
             attrs, base = [], node
             while isinstance(base, ast.Attribute):
@@ -109,7 +136,7 @@ def _walk(tree):
                 env.extend(("magic", None, w) for w in words[:1])
         if kind and isinstance(key, ast.Constant) and isinstance(key.value, str):
             env.append((kind, base, key.value))
-    return chains, env
+    return chains, env, imports
 
 
 def _digest(data) -> str:
@@ -136,6 +163,62 @@ def _is_env_magic(node) -> bool:
         and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args[:2])
         and node.args[0].value in ("env", "set_env")
     )
+
+
+def by_notebook(plumbing: frozenset, depth: int = 2) -> bool:
+    """Whether the code calling (``depth`` frames up) is the notebook's: past
+    frames of the ``plumbing`` modules (a mapping's own methods, the stdlib
+    helpers acting for a caller), the frame's module is ``__main__``, a
+    local module or one of IPython's magics (``%env``, ``%config``), not an
+    installed library at its import."""
+    from .sources import is_notebook_module_name
+
+    f = sys._getframe(depth)
+    while f is not None and f.f_globals.get("__name__") in plumbing:
+        f = f.f_back
+    name = f.f_globals.get("__name__") if f is not None else None
+    return is_notebook_module_name(name) or (isinstance(name, str) and name.startswith("IPython.core.magics"))
+
+
+def named(obj) -> str:
+    """A function, class or other callable by what it is, the same in every
+    process: ``module:qualname``, with a closure's plain values (sympy's
+    printers close over their settings), never an address."""
+    target = getattr(obj, "func", obj)  # functools.partial: the function, then its arguments
+    mod = getattr(target, "__module__", None) or getattr(type(target), "__module__", "?")
+    qual = getattr(target, "__qualname__", None) or type(target).__qualname__
+    extra = []
+    if target is not obj:
+        extra += [_atom(a) for a in getattr(obj, "args", ())]
+        extra += [f"{k}={_atom(v)}" for k, v in sorted((getattr(obj, "keywords", None) or {}).items())]
+    for cell in getattr(target, "__closure__", None) or ():
+        try:
+            extra.append(_atom(cell.cell_contents))
+        except ValueError:
+            extra.append("<empty>")
+    return f"{mod}:{qual}" + (f"({', '.join(extra)})" if extra else "")
+
+
+def _atom(value) -> str:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return repr(value)
+    if isinstance(value, (list, tuple)) and all(v is None or isinstance(v, (bool, int, float, str)) for v in value):
+        return repr(list(value))
+    if isinstance(value, dict) and all(isinstance(k, str) and (v is None or isinstance(v, (bool, int, float, str)))
+                                       for k, v in value.items()):
+        return repr(sorted(value.items()))
+    t = value if isinstance(value, type) else type(value)
+    return f"<{getattr(t, '__module__', '?')}:{getattr(t, '__qualname__', '?')}>"
+
+
+def list_change(before: list, after: list):
+    """``(front, back)`` with ``after == front + before + back``, or None
+    when the run removed or reordered items (no exact replay as a change)."""
+    n = len(before)
+    for i in range(len(after) - n + 1):
+        if after[i:i + n] == before:
+            return after[:i], after[i + n:]
+    return None
 
 
 def _class_named(path: str):

@@ -3,23 +3,54 @@ print options, ``decimal``'s context, warning filters."""
 
 from __future__ import annotations
 
+import functools
 import sys
 
-from .ambient_cell import Provider, _available, _changed, _class_named, _digest, _shell
-
-
-def _from_library(obj, prefixes) -> bool:
-    name = getattr(obj, "__name__", "") if type(obj).__name__ == "module" else getattr(obj, "__module__", "") or ""
-    if not isinstance(name, str):
-        return False
-    return any(name == p or name.startswith(p + ".") for p in prefixes)
+from .ambient_cell import (
+    Provider,
+    Unreplayable,
+    _available,
+    _changed,
+    _class_named,
+    _shell,
+    by_notebook,
+    list_change,
+    named,
+)
 
 
 class _Matplotlib(Provider):
-    """rcParams (styles, ``plt.rc``) and the backend (``%matplotlib inline``)."""
+    """rcParams (styles, ``plt.rc``) and the backend (``%matplotlib inline``).
+    The delta: rcParams that differ from what matplotlib read at its import
+    (its defaults and this machine's matplotlibrc), the backend left out
+    (how figures are shown is the front end's: inline in a notebook)."""
 
     name = "matplotlib"
-    LIBS = ("matplotlib", "seaborn", "mpl_toolkits", "pandas.plotting")
+    SKIP = ("backend", "backend_fallback", "interactive")
+
+    def __init__(self):
+        self._fresh = None  # rcParamsOrig without SKIP, made when matplotlib is first seen
+        self._seen = None  # (rcParams as last compared, lists copied; their delta)
+
+    def delta(self):
+        mpl = sys.modules.get("matplotlib")
+        orig = getattr(mpl, "rcParamsOrig", None)
+        if orig is None:
+            return None
+        # Equal to the copy made last time: dict comparison meets the same
+        # objects (cyclers and all) and stops at identity, which is cheap.
+        if self._seen is not None and dict.__eq__(mpl.rcParams, self._seen[0]):
+            return self._seen[1]
+        if self._fresh is None:
+            self._fresh = {k: v for k, v in dict.items(orig) if k not in self.SKIP}
+        seen = {k: list(v) if isinstance(v, list) else v for k, v in dict.items(mpl.rcParams)}
+        now = {k: v for k, v in seen.items() if k not in self.SKIP}
+        inline = _inline_rc()  # what the inline backend sets when it starts (its own provider keys changes)
+        out = None if now == self._fresh else sorted(
+            (k, _plain(v)) for k, v in now.items()
+            if (k not in self._fresh or self._fresh[k] != v) and not (k in inline and inline[k] == v)) or None
+        self._seen = (seen, out)
+        return out
 
     def snapshot(self):
         mpl = sys.modules.get("matplotlib")
@@ -29,16 +60,6 @@ class _Matplotlib(Provider):
         backend = params.pop("backend", None)
         params.pop("backend_fallback", None)
         return params, backend if isinstance(backend, str) else None
-
-    def observes(self, cell):
-        if "matplotlib" not in sys.modules:
-            return False
-        return any(_from_library(obj, self.LIBS) for obj in cell.ref_objects())
-
-    def key(self, cell, state):
-        if state is None:
-            return None
-        return _digest(sorted((k, _plain(v)) for k, v in state[0].items()))
 
     def effect(self, before, after):
         if after is None:
@@ -81,48 +102,57 @@ class _Matplotlib(Provider):
             matplotlib.rcParams.update(effect["rc"])
 
 
+def _inline_rc() -> dict:
+    config = sys.modules.get("matplotlib_inline.config")
+    backend = getattr(config, "InlineBackend", None)
+    try:
+        return dict(backend.instance().rc) if backend is not None and backend.initialized() else {}
+    except Exception:
+        return {}
+
+
 def _plain(value):
     """rcParams values as JSON: cyclers by their repr, which rcParams accepts back."""
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
+    if callable(value):
+        return [_OBJECT, named(value)]
     return repr(value)
 
 
 class _Pandas(Provider):
-    """pandas display options, for cells that show frames."""
+    """Every pandas option (``display.*``, ``mode.*``, ``future.*`` ...). The
+    delta: options set away from their registered defaults."""
 
     name = "pandas"
 
+    def __init__(self):
+        self._fresh = None  # (number of options registered, the defaults nested as pandas keeps them)
+
+    def delta(self):
+        config = _pandas_config()
+        if config is None:
+            return None
+        registered, values = config
+        if self._fresh is None or self._fresh[0] != len(registered):
+            self._fresh = (len(registered), _nested({k: o.defval for k, o in registered.items()}))
+        if values == self._fresh[1]:
+            return None
+        now = _flat(values)
+        return sorted((k, _option(v)) for k, v in now.items() if k in registered and registered[k].defval != v) or None
+
     def snapshot(self):
-        pd = sys.modules.get("pandas")
-        if pd is None or not hasattr(pd, "get_option"):
-            return None
-        try:
-            from pandas._config.config import _registered_options
-        except ImportError:
-            return None
-        out = {}
-        for name in _registered_options:
-            if name.startswith("display."):
-                try:
-                    out[name] = _plain(pd.get_option(name))
-                except Exception:
-                    pass
-        return out
-
-    def observes(self, cell):
-        if "pandas" not in sys.modules:
-            return False
-        return any(_from_library(obj, ("pandas",)) or _from_library(type(obj), ("pandas",))
-                   for obj in cell.ref_objects())
-
-    def key(self, cell, state):
-        return _digest(sorted(state.items())) if state is not None else None
+        config = _pandas_config()
+        return {k: _option(v) for k, v in _flat(config[1]).items()} if config is not None else None
 
     def effect(self, before, after):
-        return _changed(before, after)
+        changed = _changed(before, after)
+        for name, value in (changed or {}).items():
+            if isinstance(value, list) and value[:1] == [_OBJECT]:
+                raise Unreplayable(f"pandas option {name} holds an object ({value[1]})")
+        return changed
 
     def apply(self, effect):
         if not _available("pandas"):
@@ -134,6 +164,46 @@ class _Pandas(Provider):
                 pd.set_option(name, value)
             except Exception:
                 pass  # an option this pandas does not have
+
+
+def _pandas_config():
+    """pandas' registered options and their values (nested by dots), read
+    in place: no option is looked up one by one on a lookup."""
+    if "pandas" not in sys.modules:
+        return None
+    config = sys.modules.get("pandas._config.config")
+    registered, values = getattr(config, "_registered_options", None), getattr(config, "_global_config", None)
+    return (registered, values) if isinstance(registered, dict) and isinstance(values, dict) else None
+
+
+def _nested(flat: dict) -> dict:
+    out: dict = {}
+    for key, value in flat.items():
+        *path, last = key.split(".")
+        node = out
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return out
+
+
+def _flat(nested: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in nested.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _option(value):
+    """An option value as JSON; an object (a function) by what it is, marked."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float, bool)) or v is None for v in value):
+        return list(value)
+    return [_OBJECT, named(value) if callable(value) else repr(value)]
 
 
 #: Marks a value stored by its repr alone (it cannot be set back).
@@ -154,9 +224,6 @@ class _NumpyOptions(Provider):
             return None
         return {"print": np.get_printoptions(), "err": np.geterr()}  # JSON-able only where changed (effect)
 
-    def observes(self, cell):
-        return "numpy" in sys.modules and any(_from_library(obj, ("numpy",)) for obj in cell.ref_objects())
-
     #: numpy's defaults, the same for years: only options set away from them
     #: join a key, so entries shipped to another numpy (a browser's) still hit.
     DEFAULTS = {
@@ -165,16 +232,25 @@ class _NumpyOptions(Provider):
         "err": {"divide": "warn", "over": "warn", "under": "ignore", "invalid": "warn"},
     }
 
-    def key(self, cell, state):
-        changed = self.effect(self.DEFAULTS, state)
-        return _digest(sorted((part, sorted(v.items())) for part, v in changed.items())) if changed else None
+    def delta(self):
+        changed = self._changed(self.DEFAULTS, self.snapshot())
+        return sorted((part, sorted(v.items())) for part, v in changed.items()) if changed else None
 
     def effect(self, before, after):
+        changed = self._changed(before, after)
+        for values in (changed or {}).values():
+            for name, value in values.items():
+                if isinstance(value, list) and value[:1] == [_OBJECT]:
+                    raise Unreplayable(f"numpy's print option {name} holds an object ({value[1]})")
+        return changed
+
+    @staticmethod
+    def _changed(before, after):
         if after is None or before == after:
             return None
-        before = self.DEFAULTS if before is None else before  # imported by the run: only options it set count
+        before = _NumpyOptions.DEFAULTS if before is None else before  # imported by the run: only options it set count
         out = {part: _changed(before.get(part), values) for part, values in after.items()}
-        return {part: {k: _json_option(v) for k, v in out[part].items()} for part in out if out[part]} or None
+        return {part: {k: _option(v) for k, v in out[part].items()} for part in out if out[part]} or None
 
     def apply(self, effect):
         if not _available("numpy"):
@@ -182,16 +258,10 @@ class _NumpyOptions(Provider):
         import numpy as np
 
         printing = effect.get("print") or {}
-        if any(isinstance(v, list) and v[:1] == [_OBJECT] for v in printing.values()):
-            raise ValueError("a print option holds an object (a formatter), stored by its repr only")
         if printing:
             np.set_printoptions(**printing)
         if effect.get("err"):
             np.seterr(**effect["err"])
-
-
-def _json_option(value):
-    return value if isinstance(value, (str, int, float, bool)) or value is None else [_OBJECT, repr(value)]
 
 
 class _Decimal(Provider):
@@ -211,13 +281,9 @@ class _Decimal(Provider):
         return {"prec": c.prec, "rounding": c.rounding, "Emin": c.Emin, "Emax": c.Emax, "capitals": c.capitals,
                 "clamp": c.clamp, "traps": sorted(t.__name__ for t, on in c.traps.items() if on)}
 
-    def observes(self, cell):
-        return "decimal" in sys.modules and any(
-            _from_library(obj, ("decimal", "_decimal", "_pydecimal")) for obj in cell.ref_objects())
-
-    def key(self, cell, state):
-        changed = self.effect(self.DEFAULTS, state)
-        return _digest(sorted(changed.items())) if changed else None
+    def delta(self):
+        changed = self.effect(self.DEFAULTS, self.snapshot())
+        return sorted(changed.items()) if changed else None
 
     def effect(self, before, after):
         return _changed(self.DEFAULTS if before is None else before, after)  # imported by the run: see numpy
@@ -240,10 +306,24 @@ _DECIMAL_SIGNALS = ("Clamped", "DivisionByZero", "Inexact", "InvalidOperation", 
 class _Warnings(Provider):
     """Warning filters (``warnings.filterwarnings("ignore")`` in a cached
     cell): what a run added, a hit adds again, so later cells show the
-    same warnings. Not keyed: a filter changes what a cell shows on
-    stderr, and that is replayed as it was shown."""
+    same warnings. The delta: the filter list, once notebook code set or
+    reset a filter (libraries add their own at import, the same wherever
+    they are imported: those alone are no change)."""
 
     name = "warnings"
+
+    def __init__(self):
+        WarningEdits.install()
+
+    def delta(self):
+        if not WarningEdits.touched:
+            return None
+        import warnings
+
+        try:
+            return [_filter_json(f) for f in warnings.filters]
+        except Exception:
+            return [repr(f) for f in warnings.filters]
 
     def snapshot(self):
         import warnings
@@ -253,26 +333,73 @@ class _Warnings(Provider):
     def effect(self, before, after):
         if before is None or after is None or before == after:
             return None
-        new = len(after) - len(before)
-        if new > 0 and after[new:] == before:  # the usual change: filters put in front
-            return {"add": [_filter_json(f) for f in after[:new]]}
-        return {"set": [_filter_json(f) for f in after]}  # reset, appended or removed: the run's whole list
+        change = list_change(before, after)
+        if change is not None:  # filters put in front (filterwarnings) or at the back (append=True)
+            out = {"add": [_filter_json(f) for f in change[0]], "append": [_filter_json(f) for f in change[1]]}
+        elif not any(f in after for f in before):  # reset, then set: the list does not depend on before
+            out = {"reset": [_filter_json(f) for f in after]}
+        else:
+            raise Unreplayable("warning filters were removed or reordered")
+        for row in (*out.get("add", ()), *out.get("append", ()), *out.get("reset", ())):
+            try:
+                _class_named(row[2])
+            except Exception:
+                raise Unreplayable(f"a warning filter names a class that cannot be found again ({row[2]})") from None
+        out["touched"] = WarningEdits.touched
+        return out
 
     def apply(self, effect):
         import warnings
 
-        rows = []
-        for a, m, c, mod, n in effect.get("add") or effect["set"]:
-            try:
-                rows.append((a, m or "", _class_named(c), mod or "", n))
-            except (ImportError, AttributeError):
-                # A warning class this Python lacks (numpy's RankWarning in a browser without numpy):
-                # nothing here can raise it, so its filter would change nothing.
-                continue
-        if "set" in effect:  # every class found before anything changes
+        def rows(name):
+            out = []
+            for a, m, c, mod, n in effect.get(name) or ():
+                try:
+                    out.append((a, m or "", _class_named(c), mod or "", n))
+                except (ImportError, AttributeError):
+                    # A warning class this Python lacks (numpy's RankWarning in a browser without numpy):
+                    # nothing here can raise it, so its filter would change nothing.
+                    continue
+            return out
+
+        if "set" in effect:  # written before round 3: a whole list, maybe another kernel's
+            raise Unreplayable("a filter list recorded whole")
+        front, back, reset = rows("add"), rows("append"), rows("reset")  # every class found before anything changes
+        if "reset" in effect:
             warnings.resetwarnings()
-        for row in reversed(rows):
+        for row in reversed(front or reset):
             warnings.filterwarnings(*row)
+        for row in back:
+            warnings.filterwarnings(*row, append=True)
+        WarningEdits.touched = WarningEdits.touched or effect.get("touched", True)
+
+
+class WarningEdits:
+    """Whether notebook code (not a library at its import) called
+    ``filterwarnings``, ``simplefilter`` or ``resetwarnings``: the
+    ``warnings`` module's functions are wrapped once, for the process."""
+
+    touched = False
+    _PLUMBING = frozenset({"warnings", "_py_warnings", __name__})
+
+    @classmethod
+    def install(cls):
+        import warnings
+
+        for name in ("filterwarnings", "simplefilter", "resetwarnings"):
+            original = getattr(warnings, name, None)
+            if original is None or getattr(original, "_lc_watch", False):
+                continue
+
+            def wrapper(*args, _original=original, **kwargs):
+                result = _original(*args, **kwargs)
+                if not cls.touched and by_notebook(cls._PLUMBING):
+                    cls.touched = True
+                return result
+
+            functools.update_wrapper(wrapper, original)
+            wrapper._lc_watch = True
+            setattr(warnings, name, wrapper)
 
 
 def _filter_json(f) -> list:

@@ -6,14 +6,30 @@ from __future__ import annotations
 import os
 import sys
 
-from .ambient_cell import Provider, _digest
+from .ambient_cell import Provider, Unreplayable, _digest, by_notebook, list_change
 
 
 class _Environ(Provider):
     """Environment variables: keyed by the names the cell reads, never the
-    whole environment; changes (``os.environ[...] =``, ``%env``) are effects."""
+    whole environment; changes (``os.environ[...] =``, ``%env``) are effects.
+
+    The delta: variables notebook code (not a library at its import, not the
+    kernel before the extension loaded) set or removed since the extension
+    loaded, by their value now. The environment the kernel started with is
+    the machine's, so it never joins a key by itself."""
 
     name = "environ"
+
+    def __init__(self):
+        self.start = dict(os.environ)
+        EnvironWrites.install()
+
+    def delta(self):
+        written = EnvironWrites.names
+        if not written:
+            return None
+        changed = sorted((n, os.environ.get(n)) for n in written if os.environ.get(n) != self.start.get(n))
+        return changed or None
 
     def snapshot(self):
         return dict(os.environ)
@@ -29,12 +45,16 @@ class _Environ(Provider):
             return None
         changed = {k: v for k, v in after.items() if before.get(k) != v}
         removed = sorted(k for k in before if k not in after)
-        return {"set": changed, "unset": removed}
+        # Which of them the notebook's code wrote: a hit notes the same, so
+        # later cells' deltas are as after the run.
+        noted = sorted(n for n in (*changed, *removed) if n in EnvironWrites.names)
+        return {"set": changed, "unset": removed, "noted": noted}
 
     def apply(self, effect):
         os.environ.update(effect.get("set", {}))
         for name in effect.get("unset", ()):
             os.environ.pop(name, None)
+        EnvironWrites.names.update(effect.get("noted", [*effect.get("set", {}), *effect.get("unset", ())]))
 
 
 class EnvironReads:
@@ -82,12 +102,37 @@ def _read_by_notebook() -> bool:
     mapping's own methods and the stdlib helpers that read it for a caller
     (``getenv``, ``Mapping.get``, ``expanduser``), the frame's module is
     ``__main__`` or a local module (not a library's import, not importlib)."""
-    from .sources import is_notebook_module_name
+    return by_notebook(_ENVIRON_PLUMBING)
 
-    f = sys._getframe(1)
-    while f is not None and f.f_globals.get("__name__") in _ENVIRON_PLUMBING:
-        f = f.f_back
-    return f is not None and is_notebook_module_name(f.f_globals.get("__name__"))
+
+class EnvironWrites:
+    """Names of the variables notebook code set or removed (``os.environ[...] =``,
+    ``update``, ``pop``, ``%env``): what :meth:`_Environ.delta` compares.
+    ``os._Environ.__setitem__``/``__delitem__`` are wrapped once, for the
+    life of the process (writes are rare; reads are not wrapped here)."""
+
+    names: set = set()
+    installed = False
+
+    @classmethod
+    def install(cls):
+        if cls.installed:
+            return
+        environ = type(os.environ)
+        set_item, del_item = environ.__setitem__, environ.__delitem__
+
+        def __setitem__(self, key, value):
+            set_item(self, key, value)
+            if self is os.environ and by_notebook(_ENVIRON_PLUMBING):
+                cls.names.add(key)
+
+        def __delitem__(self, key):
+            del_item(self, key)
+            if self is os.environ and by_notebook(_ENVIRON_PLUMBING):
+                cls.names.add(key)
+
+        environ.__setitem__, environ.__delitem__ = __setitem__, __delitem__
+        cls.installed = True
 
 
 #: Modules whose frames read the environment on their caller's behalf.
@@ -111,13 +156,11 @@ class _Cwd(Provider):
         except OSError:
             return None
 
-    def observes(self, cell):
-        return True
-
-    def key(self, cell, state):
-        if state is None or state == self.start:
+    def delta(self):
+        state = self.snapshot()
+        if state == self.start:
             return None
-        return os.path.relpath(state, self.start).replace(os.sep, "/")
+        return os.path.relpath(state, self.start).replace(os.sep, "/") if state is not None else "<gone>"
 
     def effect(self, before, after):
         if after is None or before == after:
@@ -131,9 +174,28 @@ class _Cwd(Provider):
 class _SysPath(Provider):
     """``sys.path`` edits a cell makes (so later imports find the same
     modules), as a difference: a cache from another machine must never
-    replace this interpreter's own path."""
+    replace this interpreter's own path. The delta is the difference from
+    the path the extension found, with paths under the starting folder
+    relative to it (the same notebook on another machine)."""
 
     name = "sys.path"
+
+    def __init__(self):
+        self.start, self.folder = list(sys.path), os.getcwd()
+
+    def delta(self):
+        if sys.path == self.start:
+            return None
+        change = list_change(self.start, sys.path)
+        rel = self._relative
+        if change is None:
+            return {"path": [rel(p) for p in sys.path]}
+        return {"front": [rel(p) for p in change[0]], "back": [rel(p) for p in change[1]]}
+
+    def _relative(self, p):
+        if isinstance(p, str) and os.path.isabs(p) and (p + os.sep).startswith(self.folder + os.sep):
+            return os.path.relpath(p, self.folder).replace(os.sep, "/")
+        return p
 
     def snapshot(self):
         return list(sys.path)
@@ -141,21 +203,29 @@ class _SysPath(Provider):
     def effect(self, before, after):
         if before == after:
             return None
-        added = [p for p in after if p not in before]
-        first_kept = next((i for i, p in enumerate(after) if p in before), len(after))
-        return {
-            "prepend": [p for p in after[:first_kept] if p in added],
-            "append": [p for p in after[first_kept:] if p in added],
-            "remove": [p for p in before if p not in after],
-        }
+        change = list_change(before, after)
+        if change is not None:
+            return {"prepend": change[0], "append": change[1]}
+        removed = _removed_only(before, after)
+        if removed is None:
+            raise Unreplayable("sys.path was reordered")
+        return {"remove": removed}
 
     def apply(self, effect):
         for p in effect.get("remove", ()):
-            while p in sys.path:
+            if p in sys.path:
                 sys.path.remove(p)
-        for p in reversed(effect.get("prepend", ())):
-            if p not in sys.path:
-                sys.path.insert(0, p)
-        for p in effect.get("append", ()):
-            if p not in sys.path:
-                sys.path.append(p)
+        sys.path[:0] = effect.get("prepend", ())
+        sys.path.extend(effect.get("append", ()))
+
+
+def _removed_only(before: list, after: list):
+    """The items removed when ``after`` is ``before`` with some taken out
+    (each once, first occurrences), else None."""
+    removed, i = [], 0
+    for item in before:
+        if i < len(after) and after[i] == item:
+            i += 1
+        else:
+            removed.append(item)
+    return removed if i == len(after) else None

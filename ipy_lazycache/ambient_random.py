@@ -75,13 +75,36 @@ class _WatchImports:
         return spec
 
 
-def watch_seeding():
-    """Note from now on whether the global generators get seeded (idempotent)."""
+def watch_seeding(history=None):
+    """Note from now on whether the global generators get seeded (idempotent).
+
+    ``history``: the inputs of the cells that ran before the extension
+    loaded. Seeding then was not watched, so unless none of them can have
+    seeded a generator (no text mentioning a seed or a generator's state,
+    no ``%run``, no local module imported), both count as seeded: their
+    state joins the key of a cell that draws from them, and a seed set
+    before ``%load_ext`` never gets another seed's draws."""
+    if history is not None and _may_have_seeded(history):
+        _Seeds.seeded.update(_SEEDERS)
     for fullname, (provider, names) in _SEEDERS.items():
         if fullname in sys.modules:
             _Seeds.watch(provider, sys.modules[fullname], names)
     if not any(isinstance(f, _WatchImports) for f in sys.meta_path):
         sys.meta_path.insert(0, _WatchImports())
+
+
+#: Words in a cell's text that can seed or set a global generator, directly
+#: or through code it runs (``exec``, a script, a helper named so).
+_SEEDING_WORDS = ("seed", "state", "run_line_magic('run'", "%run", "exec(", "import_module", "__import__")
+
+
+def _may_have_seeded(history) -> bool:
+    from . import sources
+
+    earlier = [text for text in list(history) if isinstance(text, str)]
+    if any(word in text.lower() for text in earlier for word in _SEEDING_WORDS):
+        return True
+    return any(sources.is_local_module(m) for name, m in list(sys.modules.items()) if name != "__main__")
 
 
 class _Random(Provider):

@@ -28,6 +28,7 @@ from .hashing_code import (
     _feed_method,
     _feed_partial,
     injected_builtin,
+    library_global,
 )
 from .hashing_modules import (
     _DUNDER_SKIP,
@@ -36,6 +37,7 @@ from .hashing_modules import (
     _feed_module_attr,
     closure_digest,
     local_module_digest,
+    module_version,
 )
 from .module_closure import module_file
 from .names import free_names, imports_in, reads_globals_unseen
@@ -311,6 +313,9 @@ def _feed_object(h, obj, hasher, walk):
         _once(h, obj, hasher, walk, _feed_function)
     elif isinstance(obj, type):
         _once(h, obj, hasher, walk, _feed_class)
+    elif (name := library_global(obj)) is not None:
+        _tag(h, b"lg", name.encode())
+        _tag(h, b"v", module_version(name.partition(":")[0]).encode())
     elif not walk.visit(h, obj):
         return
     elif isinstance(obj, (types.MethodType, types.BuiltinFunctionType)):

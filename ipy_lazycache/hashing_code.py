@@ -247,3 +247,40 @@ def _feed_dataclass_spec(h, cls, hasher):
             f.init, f.repr, f.hash, f.compare, dict(f.metadata), kw_only is True,
         )
         hasher(h, tuple(None if v is dataclasses.MISSING else v for v in spec))
+
+
+#: Per module of an installed library: (its dict, its size, {id: name} of the
+#: instances of its own classes it holds as globals).
+_SINGLETONS: dict = {}
+
+
+def library_global(obj) -> str | None:
+    """``module:name`` when ``obj`` is an instance that an installed library
+    holds as a global of the module defining its class (scipy's
+    ``scipy.stats.beta``, numpy's global ``RandomState``), else None.
+
+    Such an object is keyed by what it is (name and distribution version):
+    its content can hold per-process state (scipy's distributions hold
+    numpy's unseeded global generator), which would make every process key
+    it differently. numpy's and ``random``'s global generators so keyed are
+    ambient state (DESIGN §9), keyed where a cell draws from them. Mutable
+    containers (``rcParams``) are left to their content."""
+    t = type(obj)
+    modname = t.__module__
+    if modname == "random" and t.__name__ == "Random":
+        module = sys.modules.get("random")
+        return "random:_inst" if getattr(module, "_inst", None) is obj else None
+    if not modname or modname in ("builtins", "__main__") or isinstance(obj, (dict, list, set, bytearray)):
+        return None
+    module = sys.modules.get(modname)
+    if module is None:
+        return None
+    space = vars(module)
+    index = _SINGLETONS.get(modname)
+    if index is None or index[0] is not space or index[1] != len(space):
+        index = None
+        if not sources.is_local_module(module) and module_version(modname):
+            index = {id(v): k for k, v in list(space.items()) if type(v).__module__ == modname}
+        _SINGLETONS[modname] = index = (space, len(space), index or {})
+    name = index[2].get(id(obj))
+    return f"{modname}:{name}" if name is not None and space.get(name) is obj else None

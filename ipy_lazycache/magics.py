@@ -217,7 +217,7 @@ class LazyCache(Magics):
         self._running = {}  # depth -> a miss whose body is running (cells run cells: %%capture, run_cell)
         self._depth = 0  # how many cells are running, this one included
         self._transformer = _KeyAndLookup(self)
-        ambient.watch_seeding()
+        ambient.watch_seeding(self.shell.user_ns.get("_ih") if self.shell is not None else None)
         auto.from_environment(self)
 
     # -- wiring ------------------------------------------------------------------

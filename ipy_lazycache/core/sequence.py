@@ -280,7 +280,7 @@ class Sequence:
             self._say(f"{PREFIX} {names_line(refused)} could not be restored "
                       f"({restored.values[refused[0]]._lc_reason}); running the cell.", quiet=quiet)
             return None
-        failed = self._redo_effects(dict(m.get("effects") or {}))
+        failed = self._redo_effects(dict(m.get("effects") or {}), ns)
         if failed:
             self._say(f"{PREFIX} could not re-apply the cell's change to {', '.join(failed)}; running the cell.",
                       quiet=quiet)
@@ -311,9 +311,9 @@ class Sequence:
             self.shell.show_result(m["result"])  # its display, with nothing of ours put in Out or _
         return Hit()
 
-    def _redo_effects(self, effects) -> list:
+    def _redo_effects(self, effects, ns=None) -> list:
         """Apply the run's changes to process state again; the names that failed."""
-        failed = self.ambient.apply({k: v for k, v in effects.items() if k != MAGICS})
+        failed = self.ambient.apply({k: v for k, v in effects.items() if k != MAGICS}, ns)
         for name, line in effects.get(MAGICS, ()):
             try:  # configuration the cell ran (%matplotlib inline, %config ...): run it again
                 with contextlib.redirect_stdout(io.StringIO()):
@@ -383,7 +383,11 @@ class Sequence:
             self._say(f"{PREFIX} not stored: it changes {names_line(changed, 3)}, which a hit cannot redo.",
                       force=running.auto is None, quiet=True)
             return
-        outcome = self._outcome(running, value, duration)
+        outcome, refused = self._outcome(running, value, duration)
+        if refused:  # a change to process state no hit could make exactly
+            self._say(f"{PREFIX} not stored: {refused[0]}, which a hit cannot redo.",
+                      force=running.auto is None, quiet=True)
+            return
         t0 = time.perf_counter()
         saved = self._save(running, outcome)
         if saved is not None:
@@ -391,18 +395,18 @@ class Sequence:
 
     def _outcome(self, running, value, duration):
         plan, states = running.plan, self.ambient.snapshot()
+        effects, refused = self.ambient.changes(running.states, states, running.ns)
         result = None
         if value is not None:
             data, metadata = self.shell.format(value)
             result = {"data": data, "metadata": metadata}
         return Outcome(
             running.capture.events, result, running.result_name if value is not None else None, duration,
-            value=value, effects={**self.ambient.effects(running.states, states),
-                                  **({MAGICS: running.magics} if running.magics else {})},
+            value=value, effects={**effects, **({MAGICS: running.magics} if running.magics else {})},
             requires={**self.ambient.requires(running.states, states, plan.ambient),
                       **self.ambient.environ_requires(running.environ or set(), running.states),
                       **{f"{VERSION}{name}": f"{sys.platform}:{v}" for name, v in plan.versions.items()}},
-        )
+        ), refused
 
     def _save(self, running, outcome):
         """``(manifest, bytes)`` of the stored entry, or None (said why)."""

@@ -1,0 +1,169 @@
+"""Ambient state of the interpreter and the C library: the time zone, the
+locale, the recursion limit and modules put into ``sys.modules`` by hand."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from .ambient_cell import Provider, Unreplayable, _digest
+
+#: Names in ``time`` and ``datetime`` whose result depends on the time zone.
+_ZONED = frozenset({"localtime", "mktime", "ctime", "asctime", "strftime", "tzname", "timezone", "altzone",
+                    "daylight", "now", "today", "fromtimestamp", "astimezone", "timestamp"})
+
+
+def _zone():
+    return [list(time.tzname), time.timezone, time.altzone, time.daylight]
+
+
+class _TimeZone(Provider):
+    """The C library's time zone (``TZ`` at start-up, ``time.tzset()``).
+    It joins the key of a cell that calls a zone-dependent function of
+    ``time``/``datetime`` (``time.localtime``, ``datetime.now`` ...), and
+    every key once this process changed it."""
+
+    name = "timezone"
+
+    def __init__(self):
+        self.start = _zone()
+
+    def delta(self):
+        now = _zone()
+        return now if now != self.start else None
+
+    def snapshot(self):
+        return _zone()
+
+    def observes(self, cell):
+        time_mod, dt = sys.modules.get("time"), sys.modules.get("datetime")
+        zoned_types = (getattr(dt, "datetime", None), getattr(dt, "date", None))
+        for chain in cell.chains():
+            if (chain[0] is time_mod or chain[0] is dt or chain[0] in zoned_types) and _ZONED.intersection(chain[1:]):
+                return True
+        for base, *attrs in cell._shape[0]:  # names the cell imports itself: ``import time`` in the cell
+            what = cell.imported().get(base) if base not in cell.ns else None
+            if what is not None and (what.split(".")[0] in ("time", "datetime")) and (
+                    _ZONED.intersection(attrs) or what.rpartition(".")[2] in _ZONED):
+                return True
+        if any(what.split(".")[0] == "time" and what.rpartition(".")[2] in _ZONED
+               for what in cell.imported().values()):
+            return True
+        for obj in cell.ref_objects():
+            owner = getattr(obj, "__self__", None)
+            if getattr(obj, "__name__", None) in _ZONED and (owner in zoned_types or owner is time_mod or getattr(
+                    obj, "__module__", None) == "time"):
+                return True
+        return False
+
+    def key(self, cell, state):
+        return _digest(state)
+
+    def effect(self, before, after):
+        return {"zone": after} if before != after and after is not None else None
+
+    def apply(self, effect):
+        time.tzset()  # after the environment's effect (TZ) was applied
+        if _zone() != effect["zone"]:
+            raise Unreplayable("the time zone did not come back")
+
+
+def _locale_state():
+    import locale
+
+    return locale.setlocale(locale.LC_ALL, None)
+
+
+_CATEGORIES = ("LC_CTYPE", "LC_COLLATE", "LC_TIME", "LC_MONETARY", "LC_NUMERIC", "LC_MESSAGES")
+
+
+class _Locale(Provider):
+    """The C locale (``locale.setlocale``): how numbers, times and sorting
+    come out. Compared with the locale when the extension loaded."""
+
+    name = "locale"
+
+    def __init__(self):
+        self.start = self._safe()
+
+    @staticmethod
+    def _safe():
+        try:
+            return _locale_state()
+        except Exception:
+            return None
+
+    def delta(self):
+        now = self._safe()
+        return now if now != self.start else None
+
+    def snapshot(self):
+        import locale
+
+        out = {}
+        for name in _CATEGORIES:
+            category = getattr(locale, name, None)
+            if category is not None:
+                out[name] = locale.setlocale(category, None)
+        return out
+
+    def effect(self, before, after):
+        if after is None or before == after:
+            return None
+        return {k: v for k, v in after.items() if (before or {}).get(k) != v} or None
+
+    def apply(self, effect):
+        import locale
+
+        for name, value in effect.items():
+            locale.setlocale(getattr(locale, name), value)
+
+
+class _RecursionLimit(Provider):
+    """``sys.setrecursionlimit``: whether deep recursion runs or raises."""
+
+    name = "recursionlimit"
+
+    def __init__(self):
+        self.start = sys.getrecursionlimit()
+
+    def delta(self):
+        now = sys.getrecursionlimit()
+        return now if now != self.start else None
+
+    def snapshot(self):
+        return sys.getrecursionlimit()
+
+    def effect(self, before, after):
+        return {"limit": after} if before != after else None
+
+    def apply(self, effect):
+        sys.setrecursionlimit(effect["limit"])
+
+
+class _Modules(Provider):
+    """Modules a run put into ``sys.modules`` by hand (``sys.modules['m'] =
+    module``: no import system can find them again, and a module object is
+    stored by its name) have no exact replay; modules a run took out of it
+    are taken out again. Modules a library makes as a side effect
+    (``_cython_3_2_4``, ``pyexpat.errors``) are left out, as are imports."""
+
+    name = "sys.modules"
+
+    def snapshot(self):
+        return dict(sys.modules)
+
+    def effect(self, before, after):
+        if before is None or after is None:
+            return None
+        for name, module in after.items():
+            if before.get(name) is module or getattr(module, "__spec__", None) is not None:
+                continue
+            if not ("." in name or name.startswith("_") or name == "cython_runtime"):
+                raise Unreplayable(f"the cell puts module {name!r} into sys.modules")
+        removed = sorted(n for n in before if n not in after)
+        return {"removed": removed} if removed else None
+
+    def apply(self, effect):
+        for name in effect.get("removed", ()):
+            sys.modules.pop(name, None)
