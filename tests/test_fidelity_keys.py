@@ -79,3 +79,100 @@ def test_with_body_values_still_restore(tmp_path):
     second = session(tmp_path, [cell], ["data", "n"])
     assert second["values"] == {"data": "'abc'", "n": "3"}
     assert second["runs"] == 1
+
+
+# ----------------------------------------------------------------------------
+# The key is a function of all the state a cell can observe, not of "=="
+
+
+def _two_sessions(tmp_path, setup_first, setup_second, cell, names):
+    session(tmp_path, [setup_first, cell], names)
+    return session(tmp_path, [setup_second, cell], names)
+
+
+@pytest.mark.parametrize("first, second, cell, expect", [
+    ("import numpy as np\na = np.array([1, 2], dtype='>i4')", "import numpy as np\na = np.array([1, 2], dtype='<i4')",
+     "y = a.tobytes().hex()", "'0100000002000000'"),
+    ("import numpy as np\na = np.zeros(1, dtype=[('f', '>i2')])",
+     "import numpy as np\na = np.zeros(1, dtype=[('f', '<i2')])", "y = str(a.dtype)", "\"[('f', '<i2')]\""),
+    ("import numpy as np\na = np.arange(3)\na.flags.writeable = False", "import numpy as np\na = np.arange(3)",
+     "y = bool(a.flags.writeable)", "True"),
+], ids=["byte-order", "field-byte-order", "writeable"])
+def test_equal_arrays_that_differ_observably_key_differently(tmp_path, first, second, cell, expect):
+    out = _two_sessions(tmp_path, first, second, lazy(cell), ["y"])
+    assert out["values"]["y"] == expect
+    assert out["runs"] == 2
+
+
+def test_multiindex_levels_are_keyed_not_only_its_values(tmp_path):
+    first = ("import pandas as pd\n"
+             "full = pd.DataFrame({'v': [1, 2]}, index=pd.MultiIndex.from_tuples([('a', 1), ('b', 2)]))\n"
+             "df = full.loc[['a']]")
+    second = "import pandas as pd\ndf = pd.DataFrame({'v': [1]}, index=pd.MultiIndex.from_tuples([('a', 1)]))"
+    out = _two_sessions(tmp_path, first, second, lazy("lv = df.index.levels[0].tolist()"), ["lv"])
+    assert out["values"]["lv"] == "['a']"
+    assert out["runs"] == 2
+
+
+def test_multiindex_frames_still_hit(tmp_path):
+    setup = ("import pandas as pd\n"
+             "df = pd.DataFrame({'v': [1, 2]}, index=pd.MultiIndex.from_tuples([('a', 1), ('b', 2)]))")
+    cell = lazy("s = int(df['v'].sum())")
+    session(tmp_path, [setup, cell], ["s"])
+    out = session(tmp_path, [setup, cell], ["s"])
+    assert out["values"]["s"] == "3" and out["runs"] == 1
+
+
+def test_polars_sorted_flag_is_keyed(tmp_path):
+    pytest.importorskip("polars")
+    first = "import polars as pl\ndf = pl.DataFrame({'a': [3, 1, 2]}).with_columns(pl.col('a').set_sorted())"
+    second = "import polars as pl\ndf = pl.DataFrame({'a': [3, 1, 2]})"
+    out = _two_sessions(tmp_path, first, second, lazy("m = df['a'].max()"), ["m"])
+    assert out["values"]["m"] == "3"
+    assert out["runs"] == 2
+
+
+def test_a_restored_sorted_polars_frame_keeps_its_flag_and_later_cells_hit(tmp_path):
+    pytest.importorskip("polars")
+    make = "%%lazycache\nimport polars as pl\ndf = pl.DataFrame({'a': [3, 1, 2]}).sort('a')"
+    cells = [make, lazy("m = df['a'].max()")]
+    first = session(tmp_path, cells, ["m", "df['a'].flags['SORTED_ASC']"])
+    second = session(tmp_path, cells, ["m", "df['a'].flags['SORTED_ASC']"])
+    assert first["values"] == second["values"] == {"m": "3", "df['a'].flags['SORTED_ASC']": "True"}
+    assert second["runs"] == 1
+
+
+def test_a_loggers_level_is_keyed(tmp_path):
+    setup = "import logging\nlog = logging.getLogger('keys-test')\nlog.setLevel(logging.{})"
+    cell = lazy("y = log.isEnabledFor(logging.INFO)")
+    out = _two_sessions(tmp_path, setup.format("DEBUG"), setup.format("WARNING"), cell, ["y"])
+    assert out["values"]["y"] == "False"
+    assert out["runs"] == 2
+    again = session(tmp_path, [setup.format("WARNING"), cell], ["y"])
+    assert again["values"]["y"] == "False"
+    assert again["runs"] == 2, "the same level hits (isEnabledFor's cache is not keyed)"
+
+
+NOTEBOOK_CLASS = ("class V:\n    __slots__ = ('v',)\n    def __init__(self, v):\n        self.v = v\n"
+                  "    def __reduce__(self):\n        return (V, (0,))\nobj = V({})")
+
+
+def test_an_instance_whose_reduce_drops_its_state_is_keyed_by_its_attributes(tmp_path):
+    cell = lazy("y = obj.v")
+    out = _two_sessions(tmp_path, NOTEBOOK_CLASS.format(1), NOTEBOOK_CLASS.format(2), cell, ["y"])
+    assert out["values"]["y"] == "2"
+    assert out["runs"] == 2
+    again = session(tmp_path, [NOTEBOOK_CLASS.format(2), cell], ["y"])
+    assert again["values"]["y"] == "2" and again["runs"] == 2
+
+
+def test_an_attribute_getstate_leaves_out_is_keyed(tmp_path):
+    setup = ("import threading\nclass C:\n    def __init__(self, x, scale):\n        self.x, self.scale = x, scale\n"
+             "        self.lock = threading.Lock()\n"
+             "    def __getstate__(self):\n        return {{'x': self.x}}\nc = C(1, {})")
+    cell = lazy("y = c.x * c.scale")
+    out = _two_sessions(tmp_path, setup.format(10), setup.format(20), cell, ["y"])
+    assert out["values"]["y"] == "20"
+    assert out["runs"] == 2
+    again = session(tmp_path, [setup.format(20), cell], ["y"])
+    assert again["values"]["y"] == "20" and again["runs"] == 2, "keyed though one attribute (a lock) cannot be hashed"
