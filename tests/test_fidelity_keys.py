@@ -176,3 +176,29 @@ def test_an_attribute_getstate_leaves_out_is_keyed(tmp_path):
     assert out["runs"] == 2
     again = session(tmp_path, [setup.format(20), cell], ["y"])
     assert again["values"]["y"] == "20" and again["runs"] == 2, "keyed though one attribute (a lock) cannot be hashed"
+
+
+# ----------------------------------------------------------------------------
+# A hit does to the namespace what the run did
+
+
+def test_a_hit_sets_the_annotations_the_run_set(tmp_path):
+    cell = lazy("n: int = 5\nlabel: 'units' = 'm'")
+    names = ["n", "__annotations__"]
+    (tmp_path / "plain").mkdir()
+    plain = session(tmp_path / "plain", [cell], names, magic=False)
+    session(tmp_path, ["x: float = 1.0", cell], names)
+    second = session(tmp_path, ["x: float = 1.0", cell], names)
+    assert second["runs"] == 1
+    assert second["values"]["n"] == "5"
+    assert second["values"]["__annotations__"] == "{'x': <class 'float'>, 'n': <class 'int'>, 'label': 'units'}"
+    assert plain["values"]["__annotations__"] == "{'n': <class 'int'>, 'label': 'units'}"
+
+
+def test_a_builtin_as_the_last_value_is_the_hits_value_too(tmp_path):
+    cells = [lazy("y = 1\nlen"), "t = type(_).__name__\nsame = _ is len"]
+    first = session(tmp_path, cells, ["t", "same"])
+    second = session(tmp_path, cells, ["t", "same"])
+    assert first["values"] == second["values"] == {"t": "'builtin_function_or_method'", "same": "True"}
+    assert second["runs"] == 1
+    assert "Out[1]: <function len" in second["cells"][0]["out"]
