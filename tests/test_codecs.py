@@ -306,8 +306,12 @@ def test_progress_counts_slices_without_copies():
     assert len(parts) == 2 and parts[0] == b"head"
 
 
-def test_progress_bar_after_delay(tmp_path, capsys):
+def test_progress_bar_after_delay(tmp_path, capsys, monkeypatch):
     pytest.importorskip("tqdm")
+    from ipy_lazycache import progress
+
+    # The text bar draws only on a terminal (anything else records the cell): capsys stands in for one.
+    monkeypatch.setattr(progress, "_stderr_is_terminal", lambda: True)
     store = FileStore(tmp_path / "c")
     ns = {}
     plan = core.plan.plan("x = 1", ns)

@@ -202,3 +202,23 @@ def test_a_builtin_as_the_last_value_is_the_hits_value_too(tmp_path):
     assert first["values"] == second["values"] == {"t": "'builtin_function_or_method'", "same": "True"}
     assert second["runs"] == 1
     assert "Out[1]: <function len" in second["cells"][0]["out"]
+
+
+# ----------------------------------------------------------------------------
+# The tool's own output never lands in the cell's
+
+
+SLOW_STORE = ("class Slow:\n    def __reduce__(self):\n        import time\n        time.sleep(2.3)\n"
+              "        return (Slow, ())\nslow = Slow()\nprint('made')")
+
+
+def test_a_slow_store_writes_no_progress_bar_into_a_captured_stderr(tmp_path):
+    """stderr here is a StringIO, as under %%capture or a test harness: a
+    text bar's \\r-erased lines would stay in it."""
+    cell = lazy(SLOW_STORE)
+    first = session(tmp_path, [cell], ["type(slow).__name__"])
+    assert first["cells"][0]["ok"]
+    assert first["cells"][0]["err"] == ""
+    assert "storing" not in first["cells"][0]["out"]
+    second = session(tmp_path, [cell], ["type(slow).__name__"])
+    assert second["cells"][0]["err"] == "" and second["runs"] == 1
