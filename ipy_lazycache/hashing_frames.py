@@ -49,6 +49,8 @@ def feed_pandas(h, obj, hasher, tag, feed_numpy):
         for i, dtype in enumerate(dtypes):
             feed_column(h, obj.iloc[:, i], dtype, hasher, tag, feed_numpy)
     hasher(h, dict(obj.attrs))
+    if not obj.flags.allows_duplicate_labels:  # operations that would duplicate a label raise
+        tag(h, b"FD")
 
 
 def feed_index(h, index, hasher, tag, feed_numpy):

@@ -114,6 +114,14 @@ def test_multiindex_levels_are_keyed_not_only_its_values(tmp_path):
     assert out["runs"] == 2
 
 
+def test_a_frames_duplicate_labels_flag_is_keyed(tmp_path):
+    setup = "import pandas as pd\ndf = pd.DataFrame({{'v': [1, 2]}}).set_flags(allows_duplicate_labels={})"
+    cell = lazy("try:\n    n = len(pd.concat([df, df]))\nexcept Exception as e:\n    n = type(e).__name__")
+    out = _two_sessions(tmp_path, setup.format(False), setup.format(True), cell, ["n"])
+    assert out["values"]["n"] == "4"
+    assert out["runs"] == 2
+
+
 def test_multiindex_frames_still_hit(tmp_path):
     setup = ("import pandas as pd\n"
              "df = pd.DataFrame({'v': [1, 2]}, index=pd.MultiIndex.from_tuples([('a', 1), ('b', 2)]))")
