@@ -20,7 +20,7 @@ def test_deleting_a_name_that_is_gone_raises_as_the_run_does(tmp_path):
     cell = lazy("del big\ndone = True")
     first = session(tmp_path, ["big = [0] * 10", cell], ["done"])
     assert [c["ok"] for c in first["cells"]] == [True, True]
-    second = session(tmp_path, [cell], ["done", "'big' in dir()"])
+    second = session(tmp_path, [cell], ["done", "'big' in dir()"], fails=(0,))
     assert not second["cells"][0]["ok"], "the hit deleted a name the namespace does not hold"
     assert "NameError" in second["cells"][0]["err"] + second["cells"][0]["out"]
     assert second["values"]["done"] == "<NameError>"
