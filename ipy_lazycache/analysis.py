@@ -164,7 +164,10 @@ class _Flow:
                 self._exprs([item.context_expr], bound)
                 if item.optional_vars is not None:
                     bound = bound | self._simple(item.optional_vars, bound).binds
-            return self.stmts(node.body, bound)
+            # A context manager can swallow the body's exception
+            # (contextlib.suppress): what the body binds is maybe-bound, as in an ``if``.
+            self.stmts(node.body, set(bound))
+            return bound
         if isinstance(node, ast.Try) or type(node).__name__ == "TryStar":
             # Handlers start from what was bound before the try; afterwards a
             # name is bound if the body (plus else) and every handler bound it.

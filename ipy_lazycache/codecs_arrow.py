@@ -350,7 +350,14 @@ class ArrowCodec(Codec):
             value.write_ipc(buf, compression="uncompressed")
         except Exception as exc:
             raise NotArrow(f"polars frame cannot be written as IPC ({exc})") from None
-        return [buf.getbuffer()]
+        flags = _polars_sorted(value)
+        if not flags:
+            return [buf.getbuffer()]
+        # IPC drops the sorted flags, which change results (and the key):
+        # the same file again, the flags in its schema's metadata.
+        table, _ = _read_table(buf.getbuffer(), None)
+        meta = pickle.dumps({"kind": "polars", "sorted": flags}, protocol=5)
+        return _write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: meta}))
 
     def decode(self, data, mapped=None):
         mm = as_mapping(mapped)
@@ -372,7 +379,29 @@ class ArrowCodec(Codec):
         if kind == "table":
             rest = {k: v for k, v in schema_meta.items() if k != META_KEY}
             return table.replace_schema_metadata(rest or None)
+        if kind == "polars":
+            return _polars_with_flags(mm if mm is not None else data, meta["sorted"])
         raise ValueError(f"unknown arrow blob kind {kind!r}")
+
+
+def _polars_sorted(df) -> list:
+    """[(column index, descending)] of the columns flagged sorted."""
+    out = []
+    for i, column in enumerate(df.get_columns()):
+        flags = column.flags
+        if flags.get("SORTED_ASC") or flags.get("SORTED_DESC"):
+            out.append((i, bool(flags.get("SORTED_DESC"))))
+    return out
+
+
+def _polars_with_flags(data, flags):
+    import polars as pl
+
+    df = pl.read_ipc(io.BytesIO(data))
+    columns = df.get_columns()
+    for i, descending in flags:
+        columns[i] = columns[i].set_sorted(descending=descending)
+    return pl.DataFrame(columns)
 
 
 CODEC = ArrowCodec()

@@ -39,13 +39,15 @@ from .hashing_modules import (
     local_module_digest,
     module_version,
 )
+from .hashing_state import feed_unpickled_state
 from .module_closure import module_file
 from .names import free_names, imports_in, reads_globals_unseen
 
 #: Part of every key. Raised when entries written before would restore
-#: differently now (3: in-place updates, views and generators of this round),
-#: so no old entry can hit.
-FORMAT = "ipy_lazycache/3"
+#: differently now (3: in-place updates, views and generators of this round;
+#: 4: byte order, read-only arrays, MultiIndex levels keyed: an old entry
+#: stored for a '>' array would hit its '<' twin), so no old entry can hit.
+FORMAT = "ipy_lazycache/4"
 
 
 
@@ -391,6 +393,7 @@ def _feed_reduced(h, obj, hasher, walk):
         hasher(h, state)
         hasher(h, None if items is None else list(items))
         hasher(h, None if pairs is None else [tuple(p) for p in pairs])
+        feed_unpickled_state(h, obj, state, hasher)  # what the pickle leaves out but code sees
     except Unhashable:
         raise
     except RecursionError:

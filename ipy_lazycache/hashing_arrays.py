@@ -13,6 +13,8 @@ def _feed_numpy(h, arr, order: bool = False):
         raise TypeError("object array")
     dtype = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
     _tag(h, b"A", dtype.str.replace("=", "<").replace("|", "<").encode())
+    if _big_endian(arr.dtype):  # equal values, other bytes (tobytes, .view, buffers): keyed
+        _tag(h, b"B", repr(arr.dtype.descr).encode())
     if dtype.fields is not None or dtype.subdtype is not None:
         # '|V8' alone would not tell [('a','<i4'),('b','<i4')] from ('<f8').
         _tag(h, b"V", repr(dtype.newbyteorder("<").descr).encode())
@@ -30,12 +32,23 @@ def _feed_numpy(h, arr, order: bool = False):
     h.update(arr.reshape(-1).view(np.uint8))
 
 
+def _big_endian(dtype) -> bool:
+    """Whether ``dtype``, or a field or subarray of it, stores big-endian."""
+    if dtype.byteorder == ">":
+        return True
+    if dtype.fields is not None:
+        return any(_big_endian(f[0]) for f in dtype.fields.values())
+    return dtype.subdtype is not None and _big_endian(dtype.subdtype[0])
+
+
 def _feed_array(h, obj, hasher, np):
     """numpy arrays and scalars; subclasses by their class and attributes too."""
     t = type(obj)
     _tag(h, b"n", t.__name__.encode())
     if t.__module__ != "numpy":
         hasher(h, t)
+    if isinstance(obj, np.ndarray) and not obj.flags.writeable:  # a write raises: observable
+        _tag(h, b"ro")
     arr = np.asarray(obj)
     if arr.dtype.hasobject:
         _tag(h, b"S", b"".join(_int_bytes(n) + b"," for n in arr.shape))

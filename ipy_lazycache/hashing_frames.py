@@ -14,7 +14,7 @@ whichever library computes it. Columns are fed from their buffers:
 - nullable (masked) columns: the mask and the data with missing slots zeroed;
 - anything else: its values as Python objects, as before.
 
-The index (RangeIndex by its range, MultiIndex level by level), the column
+The index (RangeIndex by its range, MultiIndex by its levels and codes), the column
 labels (as an index, so ``1`` and ``"1"`` differ), every dtype, the Series
 name and ``attrs`` are part of the hash.
 """
@@ -49,9 +49,12 @@ def feed_pandas(h, obj, hasher, tag, feed_numpy):
         for i, dtype in enumerate(dtypes):
             feed_column(h, obj.iloc[:, i], dtype, hasher, tag, feed_numpy)
     hasher(h, dict(obj.attrs))
+    if not obj.flags.allows_duplicate_labels:  # operations that would duplicate a label raise
+        tag(h, b"FD")
 
 
 def feed_index(h, index, hasher, tag, feed_numpy):
+    import numpy as np
     import pandas as pd
 
     if type(index) is pd.RangeIndex:
@@ -59,12 +62,13 @@ def feed_index(h, index, hasher, tag, feed_numpy):
         hasher(h, index.name)
         return
     if isinstance(index, pd.MultiIndex):
-        tag(h, b"MI", _n(index.nlevels))
+        # By levels and codes, not the values they give: the levels are
+        # observable (``.levels``, unused values after a selection, their order).
+        tag(h, b"ML", _n(index.nlevels))
         hasher(h, list(index.names))
-        for i in range(index.nlevels):
-            level = index.get_level_values(i)
-            tag(h, b"t", str(level.dtype).encode())
-            feed_column(h, level, level.dtype, hasher, tag, feed_numpy)
+        for level, codes in zip(index.levels, index.codes):
+            feed_index(h, level, hasher, tag, feed_numpy)
+            feed_numpy(h, np.asarray(codes))
         return
     tag(h, b"IX", type(index).__name__.encode())
     hasher(h, index.name)
@@ -254,4 +258,12 @@ def feed_arrow_column(h, col, hasher, tag, feed_numpy):
 
 def feed_polars(h, df, hasher, tag, feed_numpy):
     tag(h, b"PL", str(df.schema).encode())
+    # A sorted flag changes results (max() of a column flagged sorted is its
+    # last value) and Arrow does not carry it: keyed where one is set.
+    flagged = [(i, f) for i, s in enumerate(df.get_columns()) for f in _SORTED if s.flags.get(f)]
+    if flagged:
+        tag(h, b"PF", ";".join(f"{i}:{f}" for i, f in flagged).encode())
     feed_arrow_table(h, df.to_arrow(), hasher, tag, feed_numpy)
+
+
+_SORTED = ("SORTED_ASC", "SORTED_DESC")

@@ -315,11 +315,19 @@ def imports_in(tree) -> set[str]:
     return out
 
 
+#: Attributes that are the notebook's namespace (or may be), on any object.
+_NAMESPACE_ATTRS = frozenset({"user_ns", "user_global_ns", "user_module", "f_globals", "f_locals"})
+
+
 def reaches_main(node) -> bool:
     """Whether ``node`` reaches the notebook's namespace through the module
     object: ``import __main__``, ``sys.modules['__main__']``,
     ``__import__('__main__')``, ``importlib.import_module('__main__')``
-    (a ``__name__ == "__main__"`` test reads nothing)."""
+    (a ``__name__ == "__main__"`` test reads nothing); or an attribute that
+    is a namespace, whatever it is read from (``get_ipython().user_module``,
+    ``sys._getframe().f_globals``)."""
+    if isinstance(node, ast.Attribute):
+        return node.attr in _NAMESPACE_ATTRS
     if isinstance(node, ast.Import):
         return any(a.name == "__main__" for a in node.names)
     if isinstance(node, ast.ImportFrom):

@@ -14,7 +14,9 @@ Where the bar goes:
   line the fast case prints. (Not ``tqdm.auto`` either: without ipywidgets its
   notebook bar raises instead of drawing.)
 - **In a terminal** it is tqdm's text bar on stderr (``leave=False``), when
-  tqdm is installed; otherwise there is no bar.
+  tqdm is installed and stderr is the terminal itself. Anywhere else there is
+  no bar: a stderr that is not a terminal is someone's record of the cell
+  (``%%capture``, a redirect, a test harness), and ``\r``-erased text stays in it.
 """
 
 from __future__ import annotations
@@ -70,7 +72,12 @@ class Progress:
 
     def _open(self):
         try:
-            self.bar = _DisplayBar(self) if _in_kernel() else _TextBar(self)
+            if _in_kernel():
+                self.bar = _DisplayBar(self)
+            elif _stderr_is_terminal():
+                self.bar = _TextBar(self)
+            else:
+                self._failed = True  # nowhere to draw that nobody records
         except Exception:  # noqa: BLE001 - no tqdm, no display: no bar, never an error
             self._failed = True
             self.bar = None
@@ -99,6 +106,15 @@ def _in_kernel() -> bool:
     from IPython import get_ipython
 
     return getattr(get_ipython(), "kernel", None) is not None
+
+
+def _stderr_is_terminal() -> bool:
+    import sys
+
+    try:
+        return bool(sys.stderr.isatty())
+    except Exception:  # noqa: BLE001 - a replaced stderr without isatty: not a terminal
+        return False
 
 
 class _DisplayBar:

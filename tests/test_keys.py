@@ -28,8 +28,9 @@ def test_surely_is_what_every_path_binds():
         "z = [(k := n) for n in range(2)]\n"
         "def f():\n    global g\n    g = 1\n"
     )
-    assert a.surely == {"os", "x", "a", "t", "fh", "w", "z", "f"}
-    assert {"b", "i", "loop", "e_only", "gone", "k", "g", "y"}.isdisjoint(a.surely)
+    # A with body may not complete (contextlib.suppress swallows its exception): w is maybe-bound.
+    assert a.surely == {"os", "x", "a", "t", "fh", "z", "f"}
+    assert {"b", "i", "loop", "e_only", "gone", "k", "g", "y", "w"}.isdisjoint(a.surely)
 
 
 def test_what_analysis_records_for_the_key():

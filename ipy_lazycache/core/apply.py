@@ -31,6 +31,8 @@ def apply(restored: Restored, ns: dict, memo: Memo | None = None):
             memo.record(name, value, m["defs"].get(name, {}).get("hash"))
     for name in m["deleted"]:
         ns.pop(name, None)
+    if restored.annotations:  # what ``n: int = 5`` put there (the run creates the dict if need be)
+        ns.setdefault("__annotations__", {}).update(restored.annotations)
 
 
 def refused_standins(restored: Restored, ns: dict) -> list[str]:

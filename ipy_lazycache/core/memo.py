@@ -107,7 +107,9 @@ def _mapped_array_shape(obj):
         base = base.base
     if not isinstance(base, mmap.mmap) or id(base) not in _OWNED:
         return None
-    return (obj.__array_interface__["data"][0], obj.shape, obj.strides, obj.dtype.str, obj.nbytes, base)
+    # The writeable flag is in the key (hashing_arrays): turning it off must not reuse the hash.
+    return (obj.__array_interface__["data"][0], obj.shape, obj.strides, obj.dtype, obj.nbytes,
+            bool(obj.flags.writeable), base)
 
 
 def _unwritten_mapping(obj, shape) -> bool:

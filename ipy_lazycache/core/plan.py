@@ -21,6 +21,9 @@ from .memo import _IMMUTABLE, Memo
 #: The blob name under which a cell's last expression value is stored.
 RESULT = "__lazycache_result__"
 
+#: The blob name of the ``__annotations__`` entries the run set (``n: int = 5``).
+ANNOTATIONS = "__lazycache_annotations__"
+
 
 class Uncacheable(Exception):
     """The cell cannot be keyed; it runs uncached and one line says why."""
@@ -77,6 +80,7 @@ class Plan:
         # what the cell reads from files, as keyed: "--files path" -> digest,
         # "%run line" -> the script's input (:func:`changed_reads` after the run)
         self.read: dict = {}
+        self.annotations: dict = {}  # the namespace's __annotations__ before the run (a copy)
 
 
 def file_hash(path) -> str:

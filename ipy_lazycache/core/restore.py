@@ -14,19 +14,21 @@ from ..manifest import CorruptEntry
 from ..stores.base import StoreUnavailable, UnsafePath
 from .decode import Decoder
 from .memo import own
-from .plan import RESULT
+from .plan import ANNOTATIONS, RESULT
 from .restored_sources import _register_source
 
 
 class Restored:
     """A loaded entry, not yet applied to the namespace."""
 
-    def __init__(self, manifest: dict, values: dict, tripwires: list, nbytes: int, result=None):
+    def __init__(self, manifest: dict, values: dict, tripwires: list, nbytes: int, result=None,
+                 annotations=None):
         self.manifest = manifest
         self.values = values  # name -> value (tripwires included)
         self.tripwires = tripwires
         self.nbytes = nbytes
         self.result = result  # the last expression's value, if it was stored
+        self.annotations = annotations or {}  # __annotations__ entries the run set
 
 
 def load_manifest(store, key: str) -> dict | None:
@@ -131,7 +133,12 @@ def _restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> R
     if RESULT in tripwires:  # the replayed display stands in for it
         tripwires.remove(RESULT)
         result = None
-    return Restored(manifest=m, values=values, tripwires=tripwires, nbytes=nbytes, result=result)
+    annotations = values.pop(ANNOTATIONS, None)  # a dict (save refuses a tripwire)
+    if ANNOTATIONS in tripwires:  # skipped here (a module missing): left as they are
+        tripwires.remove(ANNOTATIONS)
+        annotations = None
+    return Restored(manifest=m, values=values, tripwires=tripwires, nbytes=nbytes, result=result,
+                    annotations=annotations)
 
 
 def _skipped_blobs(blobs: dict) -> dict:

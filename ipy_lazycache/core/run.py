@@ -88,6 +88,8 @@ def take_before(plan: Plan, ns: dict):
     run changes in place (``rows.insert(0, x)``) keeps its old items as the
     same objects on a hit (``first = rows[0]`` elsewhere stays one of them)."""
     plan.before = {n: v for n, v in ns.items() if _user_name(n)}
+    annotations = ns.get("__annotations__")
+    plan.annotations = dict(annotations) if isinstance(annotations, dict) else {}
     plan.items = relations.direct_items({n: ns[n] for n in plan.refs if n in ns})
     plan.modules = {}
     for module in _local_modules_reached(plan, ns):
@@ -181,6 +183,16 @@ def changed_names(plan: Plan, ns: dict):
     reaches = _refs_changed(plan, ns, values, mutated, after)
     _reached_changed(plan, ns, reaches, values, mutated, after)
     return values, deleted, sorted(mutated), after
+
+
+def annotations_set(plan: Plan, ns: dict) -> dict:
+    """The ``__annotations__`` entries the run set (``n: int = 5`` at top
+    level): a hit sets them again, as it binds ``n``."""
+    now = ns.get("__annotations__")
+    if not isinstance(now, dict):
+        return {}
+    before = plan.annotations
+    return {k: v for k, v in now.items() if before.get(k, _GONE) is not v}
 
 
 def _bound(plan: Plan, ns: dict) -> dict:

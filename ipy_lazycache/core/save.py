@@ -13,9 +13,9 @@ from ..reports import human_size
 from ..tripwire import is_closed_file
 from .memo import _IMMUTABLE, Memo
 from .pickles import _encode
-from .plan import RESULT, Plan, changed_reads
+from .plan import ANNOTATIONS, RESULT, Plan, changed_reads
 from .restore import load_manifest
-from .run import NotStored, Outcome, _user_name, changed_names
+from .run import NotStored, Outcome, _user_name, annotations_set, changed_names
 
 
 def save(
@@ -66,8 +66,13 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
     values, deleted, mutated, after = changed_names(plan, ns)
     m = _new_manifest(plan, outcome, deleted, mutated)
     _refuse_unreadable(len(mf.dumps(m)))  # before any blob is written
-    if outcome.value is not None and outcome.result_name is None:
-        values[RESULT] = outcome.value  # stored like a def, never bound to a name
+    if outcome.result_name not in ns:  # ``len``, a builtin: no name of the namespace gives it back
+        m["result_name"] = None
+    if outcome.value is not None and m["result_name"] is None:
+        values[RESULT] = outcome.value  # stored like a def (by reference where it can be), never bound to a name
+    annotated = annotations_set(plan, ns)
+    if annotated:
+        values[ANNOTATIONS] = annotated  # set again on a hit; not a name either
     kept, pids = _references(plan, ns, values)
     locate = relations.Locator(kept, values, relations.imported_modules(plan.source))
     locate.was = {i: item for i, item in plan.items.items() if item[0] in mutated}
@@ -77,6 +82,7 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
         progress.total(sum(memoryview(p).nbytes for b in blobs.values() for p in b["parts"]))
     total, unstored = _write_blobs(store, plan.key, m, blobs, signer, written, progress)
     values.pop(RESULT, None)  # encoded above; not a def (no hash, no name)
+    values.pop(ANNOTATIONS, None)
     _describe_defs(m, values, after, unstored)
     size = _commit(store, plan.key, m, signer, written)
     if memo is not None:
@@ -108,7 +114,7 @@ def _references(plan, ns, values):
     kept = {n: ns[n] for n in plan.refs if n not in values and n in ns}
     pids = {}
     for name, value in values.items():
-        if name != RESULT:  # defs never depend on the result's blob
+        if name not in (RESULT, ANNOTATIONS):  # defs never depend on these blobs
             pids[id(value)] = (("def", name), value)
     for name, value in kept.items():
         pids[id(value)] = (("ref", name), value)
@@ -216,6 +222,8 @@ def _refuse_lost_changes(blobs: dict, mutated) -> None:
         lost = sorted(set(blob["defs"]) & set(mutated)) if blob["codec"] == "tripwire" else ()
         if lost:
             raise NotStored(f"it changes {', '.join(lost)} in place, which cannot be stored ({blob['why']})")
+        if blob["codec"] == "tripwire" and ANNOTATIONS in blob["defs"]:
+            raise NotStored(f"its annotations cannot be stored ({blob['why']})")
 
 
 def evict(store, key: str):
