@@ -278,7 +278,7 @@ def _feed_value(h, obj, hasher, walk):
             raise Unhashable(f"unexpected container in code: {t.__name__}")
         if not walk.visit(h, obj):
             return
-        if t is dict and obj and all(type(k) is int and k == id(v) for k, v in obj.items()):
+        if t is dict and obj and all(type(k) is int and _is_id_of(k, v) for k, v in obj.items()):
             # {id(x): x}, as in matplotlib's transform state: ids differ per
             # process, the objects are what counts.
             _tag(h, b"DI", len(obj).to_bytes(8, "little"))
@@ -297,6 +297,14 @@ def _feed_value(h, obj, hasher, walk):
         raise Unhashable(f"unexpected constant in code: {t.__name__}")
     else:
         _feed_object(h, obj, hasher, walk)
+
+
+def _is_id_of(k: int, v) -> bool:
+    """``k`` is ``id(v)``, or was in the process that pickled ``v`` (an
+    unpickled matplotlib transform keeps its parents under the old process's
+    ids): an address-like key (16-byte aligned, past the first megabyte)
+    over an object that is not a number or string."""
+    return k == id(v) or (k > 1 << 20 and not k % 16 and type(v) not in (int, float, str, bytes, bool, complex))
 
 
 def _feed_object(h, obj, hasher, walk):

@@ -177,7 +177,8 @@ def _base_pickler():
         return _BASE[0]
     import cloudpickle
 
-    table = cloudpickle.Pickler.dispatch_table
+    table = dict(cloudpickle.Pickler.dispatch_table)
+    table[types.CodeType] = _code_reducer(table[types.CodeType])
     # cloudpickle's own reducer_override reduces classes and functions only
     # (versions 1 to 3): other objects need not call it.
     only_code = cloudpickle.__version__.split(".")[0] in ("1", "2", "3")
@@ -238,11 +239,31 @@ def _dynamic_class(cls, rv):
     return rv
 
 
+def _code_reducer(reduce):
+    """cloudpickle's code reducer, keeping the file name of code from a file
+    (a local module's or a library's function stored by value: a closure
+    made by a decorator): cloudpickle names all code ``<dynamic-code>``, so
+    a restored function had no source and hashed unlike the run's."""
+
+    def reduce_code(code):
+        rv = reduce(code)
+        if code.co_filename.startswith("<"):
+            return rv
+        from .unpickling import _code_in
+
+        return _code_in, (rv[0], rv[1], code.co_filename)
+
+    return reduce_code
+
+
 def _modules(p) -> set:
-    """The top-level modules a load of what ``p`` pickled imports."""
+    """The top-level modules a load of what ``p`` pickled imports: those of
+    the pickled objects' types, where a module of that name can be imported
+    (Cython names its function type's module ``_cython_3_2_4``, which exists
+    only in ``sys.modules`` and never needs importing)."""
     for t in p.types:
         mod = getattr(t, "__module__", None)
-        if mod and isinstance(mod, str):
+        if mod and isinstance(mod, str) and getattr(sys.modules.get(mod), "__spec__", None) is not None:
             p.modules.add(mod.split(".")[0])
     return {m for m in p.modules if m not in ("builtins", "__main__", "copyreg", "cloudpickle", "ipy_lazycache")}
 

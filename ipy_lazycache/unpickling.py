@@ -76,6 +76,13 @@ def _module_attr(module: str, attr: str, *fallback):
         raise
 
 
+def _code_in(make, args, filename: str):
+    """A code object stored by value, under its own file name again."""
+    code = make(*args)
+    return code.replace(co_filename=filename, co_consts=tuple(
+        _code_in(lambda c: c, (c,), filename) if isinstance(c, types.CodeType) else c for c in code.co_consts))
+
+
 def _view(base, offset: int, shape, strides, dtype, base_strides=None, stand_in=None, writeable=True, path=()):
     """A numpy view into ``base``'s memory (or that of the array at ``path``
     inside it), as the run made it (read-only where the run's was: ``writeable``).

@@ -1,0 +1,76 @@
+"""Every store is verified by a round trip (issue 21 #1), and the tool's own
+introspection never reaches the user's cell (issue 21 #2): real shells, a new
+process per session, a body-run counter."""
+
+import pytest
+
+from tests._fresh import RUN, session
+
+slow = pytest.mark.slow
+
+
+def twice(tmp_path, cells, names):
+    """The plain run's values, then two sessions with the extension (a restart between)."""
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    expected = session(plain, cells, names, magic=False)["values"]
+    work = tmp_path / "work"
+    work.mkdir()
+    return expected, session(work, cells, names), session(work, cells, names)
+
+
+@slow
+def test_a_value_that_would_come_back_different_is_not_stored_and_the_cell_runs_again(tmp_path):
+    """A dict whose ``__dict__`` is itself (statsmodels' Dataset, Bunch) came back with a separate
+    ``__dict__``: the store says so in its line, and after a restart the cell runs (a hit is a run)."""
+    cells = ["class Bunch(dict):\n    def __init__(self, **kw):\n        dict.__init__(self, kw)\n"
+             "        self.__dict__ = self",
+             "%%lazycache\n" + RUN + "data = Bunch(endog=[1, 2], exog=[3, 4])"]
+    names = ["data.__dict__ is data", "data.endog", "sorted(data)"]
+    expected, first, again = twice(tmp_path, cells, names)
+    assert "not stored" in first["cells"][1]["out"] and "data comes back" in first["cells"][1]["out"], first
+    assert first["values"] == again["values"] == expected
+    assert again["runs"] == 2
+
+
+@slow
+def test_a_generator_made_by_a_cached_cell_is_a_generator_after_a_restart(tmp_path):
+    """Cython's fake module ``_cython_3_2_4`` was listed as a module the blob needs: a stand-in came back."""
+    cells = ["%%lazycache\n" + RUN + "import numpy as np\ng = np.random.default_rng(5)"]
+    names = ["type(g).__name__", "g.random()"]
+    expected, first, again = twice(tmp_path, cells, names)
+    assert first["values"] == again["values"] == expected
+    assert again["runs"] == 1
+
+
+@slow
+def test_a_library_closure_stored_by_value_keeps_its_key_so_later_cells_hit(tmp_path):
+    """A local module's decorator returns a closure pickled by value: its code came back named
+    ``<dynamic-code>``, without source, and every cell reading it missed after a restart."""
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "mydeco.py").write_text(
+        "import functools\n\ndef twice(fn):\n    @functools.wraps(fn)\n    def wrapper(*a):\n"
+        "        return 2 * fn(*a)\n    return wrapper\n")
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "mydeco.py").write_text((tmp_path / "work" / "mydeco.py").read_text())
+    cells = ["import sys; sys.path.insert(0, '.')",
+             "%%lazycache\n" + RUN + "from mydeco import twice\n@twice\ndef f(x):\n    return x + 1",
+             "%%lazycache\n" + RUN + "y = f(3)"]
+    plain = session(tmp_path / "plain", cells, ["y"], magic=False)["values"]
+    first = session(tmp_path / "work", cells, ["y"])
+    again = session(tmp_path / "work", cells, ["y"])
+    assert first["values"] == again["values"] == plain == {"y": "8"}
+    assert again["runs"] == 2, again
+
+
+@slow
+def test_looking_up_names_of_a_notebook_function_prints_no_numpy_warning(tmp_path):
+    """D1: the first run showed numpy's ``np.str`` FutureWarning (the tool looked up every name the
+    function's code uses on numpy, through numpy's deprecation ``__getattr__``)."""
+    cells = ["import numpy as np\ndef f(x):\n    return str(np.sum(x))",
+             "%%lazycache\n" + RUN + "z = f([1, 2])"]
+    (tmp_path / "w").mkdir()
+    first = session(tmp_path / "w", cells, ["z"])
+    assert first["values"] == {"z": "'3'"}
+    assert first["cells"][1]["err"] == "", first
+    assert "Warning" not in first["cells"][1]["out"], first
