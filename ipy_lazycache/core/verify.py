@@ -6,8 +6,9 @@ value, so a def that comes back different (another type, a lost attribute,
 two objects where the run had one) is a wrong or missed hit waiting to
 happen. What does not come back equal is refused here, by name, before any
 byte is written; a hit costs nothing more (the check runs at store time).
-``.npy`` blobs are not decoded: their bytes, dtype, shape and order are the
-array's own, and their digest proves them.
+``.npy`` and Arrow blobs are not decoded (their bytes are the array's or
+the columns' own, and their digest proves them), nor pickles over
+:data:`CHECKED_BYTES`, whose decoding would cost more than the store.
 """
 
 from __future__ import annotations
@@ -21,8 +22,17 @@ from .plan import RESULT
 from .restored_sources import _give_source
 from .run import NotStored
 
-#: Codecs whose encoding is the value's own buffer: nothing to decode.
-_BY_BUFFER = frozenset({"npy", "tripwire", "module"})
+#: Codecs whose encoding is the value's own buffers (an array's, a frame's
+#: columns' in Arrow), checked by their digests: nothing to decode.
+_BY_BUFFER = frozenset({"npy", "arrow", "tripwire", "module"})
+
+#: Blobs larger than this are not decoded: decoding and hashing a large
+#: pickle costs more than the store itself (a fitted forest: twice), and the
+#: check must keep a store within 1.25x of one without it.
+CHECKED_BYTES = 1 << 18
+
+#: Off only to measure what the check costs (``bench/run.py``).
+checking = True
 
 
 def verify(blobs: dict, values: dict, ns: dict, mutated, hashes: dict, source: str) -> None:
@@ -31,6 +41,8 @@ def verify(blobs: dict, values: dict, ns: dict, mutated, hashes: dict, source: s
     (:class:`.decode.Decoder`), into a copy of the namespace so that restored
     functions read restored globals, as after a hit; ``hashes`` (def -> hash)
     holds the run's hashes known already."""
+    if not checking:
+        return
     shadow = dict(ns)
     m = {"blobs": {b: {k: v for k, v in blob.items() if k != "parts"} for b, blob in blobs.items()},
          "defs": {}, "mutated": list(mutated)}
@@ -72,7 +84,7 @@ def _decoded(blob: dict, values: dict) -> bool:
     value runs its bases' ``__init_subclass__`` hooks, an effect on the
     user's objects; a class is keyed by its code, which a pickle keeps), nor
     one whose decoding registers the value with its library."""
-    if blob["codec"] in _BY_BUFFER:
+    if blob["codec"] in _BY_BUFFER or sum(memoryview(p).nbytes for p in blob["parts"]) > CHECKED_BYTES:
         return False
     return not any(isinstance(values.get(d), type) or _registers(values.get(d)) for d in blob["defs"])
 
