@@ -45,6 +45,10 @@ def strip_magic_line(lines: list[str]) -> list[str]:
     """IPython cleanup transform: blank a leading ``%%lazycache`` line, so
     the body runs as a plain cell with its line numbers unchanged."""
     if lines and _is_lazycache_cell(lines[0]):
+        if len(lines) > 1 and lines[1].startswith("%%"):
+            # another cell magic (%%time, %%capture, %%writefile) runs the
+            # cell: it must be the first line for IPython to call it
+            return lines[1:]
         return ["\n", *lines[1:]]
     return lines
 
@@ -104,13 +108,20 @@ def _hit_tree(hit):
 
 def _is_magic_call(tree) -> bool:
     """The cell is ``get_ipython().run_cell_magic('lazycache', ...)``."""
+    return _cell_magic_of(tree) == "lazycache"
+
+
+def _cell_magic_of(tree) -> str | None:
+    """The name of the cell magic the cell is a call of, or None."""
     if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
-        return False
+        return None
     call = tree.body[0].value
-    return (
+    if (
         isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "run_cell_magic"
-        and bool(call.args) and isinstance(call.args[0], ast.Constant) and call.args[0].value == "lazycache"
-    )
+        and bool(call.args) and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str)
+    ):
+        return call.args[0].value
+    return None
 
 
 def _source_of(info, tree) -> str:
@@ -293,8 +304,15 @@ class LazyCache(Magics):
             return tree
         if pending.help:
             return ast.Module(body=[], type_ignores=[])
-        if _is_magic_call(tree):
+        inner = _cell_magic_of(tree)
+        if inner == "lazycache":
             return tree  # the first line was not blanked: the cell magic runs it
+        if inner is not None:
+            # %%lazycache above %%time / %%capture / %%writefile: that magic
+            # runs the cell, exactly as without %%lazycache (auto mode: silently)
+            if not pending.auto:
+                print(f"{PREFIX} %%{inner} runs this cell; running it uncached.")
+            return tree
         if pending.auto and auto.only_setup(tree):
             return tree  # imports and configuration always run
         args = pending.args

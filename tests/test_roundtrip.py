@@ -74,3 +74,21 @@ def test_looking_up_names_of_a_notebook_function_prints_no_numpy_warning(tmp_pat
     assert first["values"] == {"z": "'3'"}
     assert first["cells"][1]["err"] == "", first
     assert "Warning" not in first["cells"][1]["out"], first
+
+
+@slow
+def test_lazycache_above_another_cell_magic_runs_the_cell_as_that_magic_does(tmp_path):
+    """Issue 21 #5: ``%%lazycache`` above ``%%time``, ``%%capture``, ``%%writefile`` failed with
+    ``UsageError: Line magic function %%time not found``; now the inner magic runs the cell, with one line."""
+    cells = ["%%lazycache\n%%time\nx = 1 + 1",
+             "%%lazycache\n%%capture cap\nprint('hidden')\ny = 3",
+             "%%lazycache\n%%writefile out.txt\nhello"]
+    names = ["x", "y", "cap.stdout", "open('out.txt').read()"]
+    expected, first, again = twice(tmp_path, cells, names)
+    assert expected == {"x": "2", "y": "3", "cap.stdout": "'hidden\\n'", "open('out.txt').read()": "'hello\\n'"}
+    for run in (first, again):
+        assert run["values"] == expected, run
+        assert all(c["ok"] for c in run["cells"]), run
+        assert "Wall time" in run["cells"][0]["out"]
+        for cell, magic in zip(run["cells"], ["time", "capture", "writefile"]):
+            assert cell["out"].count("lazycache:") == 1 and f"%%{magic} runs this cell" in cell["out"], cell
