@@ -106,6 +106,21 @@ def _hit_tree(hit):
     return _tree_of([ast.Expr(_call_take())])
 
 
+def _show_as_recorded(formatter, value, shown: dict) -> None:
+    """The next display of ``value`` (the hit's, by IPython's displayhook)
+    shows what the run showed: a restored object may format otherwise (a
+    label laid out by the inline backend after the run's display)."""
+    original = formatter.format
+
+    def format(obj, *args, **kwargs):
+        vars(formatter).pop("format", None)  # once, whatever it is asked
+        if obj is value:
+            return dict(shown.get("data") or {}), dict(shown.get("metadata") or {})
+        return original(obj, *args, **kwargs)
+
+    formatter.format = format
+
+
 def _is_magic_call(tree) -> bool:
     """The cell is ``get_ipython().run_cell_magic('lazycache', ...)``."""
     return _cell_magic_of(tree) == "lazycache"
@@ -337,6 +352,9 @@ class LazyCache(Magics):
         if isinstance(step, Running):
             self._running[self._depth] = step
         elif isinstance(step, Hit):
+            if step.shown:
+                value = self.shell.user_ns.get(step.name) if step.name else step.value
+                _show_as_recorded(self.shell.display_formatter, value, step.shown)
             return _hit_tree(step)
         return tree
 
@@ -353,6 +371,7 @@ class LazyCache(Magics):
         raw = getattr(getattr(result, "info", None), "raw_cell", None)
         if raw is not None and not raw.strip():
             return  # IPython skips pre_run_cell for empty cells, but not this
+        vars(self.shell.display_formatter).pop("format", None)  # a hit's display not asked for (``;``)
         self.sequence.show_after()
         running = self._running.pop(self._depth, None)
         self._depth = max(self._depth - 1, 0)

@@ -92,3 +92,23 @@ def test_lazycache_above_another_cell_magic_runs_the_cell_as_that_magic_does(tmp
         assert "Wall time" in run["cells"][0]["out"]
         for cell, magic in zip(run["cells"], ["time", "capture", "writefile"]):
             assert cell["out"].count("lazycache:") == 1 and f"%%{magic} runs this cell" in cell["out"], cell
+
+
+@slow
+def test_a_hit_shows_the_value_as_the_run_showed_it(tmp_path):
+    """D2: a value whose state changes after the run's display (the inline backend lays a label out after
+    the cell: ``Text(24.3, 0.5, 'label')`` on a hit where the run showed ``Text(0, 0.5, 'label')``) was
+    formatted again from the restored object; the hit shows the run's recorded display."""
+    cells = ["class Seen:\n    times = 0\n    def __repr__(self):\n        self.times += 1\n"
+             "        return f'shown {self.times}'",
+             "%%lazycache\n" + RUN + "s = Seen()\ns"]
+    plain_dir = tmp_path / "plain"
+    plain_dir.mkdir()
+    assert session(plain_dir, cells, [], magic=False)["cells"][1]["out"] == "Out[2]: shown 1\n"
+    (tmp_path / "w").mkdir()
+    first = session(tmp_path / "w", cells, ["s.times"])
+    again = session(tmp_path / "w", cells, ["s.times"])
+    assert again["runs"] == 1
+    for run in (first, again):
+        assert "Out[2]: shown 1\n" in run["cells"][1]["out"], run
+        assert run["values"] == {"s.times": "1"}
