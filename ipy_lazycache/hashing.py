@@ -29,6 +29,7 @@ from .hashing_code import (
     _feed_partial,
     injected_builtin,
 )
+from .hashing_guard import State, unslot
 from .hashing_modules import (
     _DUNDER_SKIP,
     ModuleAttr,
@@ -377,11 +378,18 @@ def _feed_reduced(h, obj, hasher, walk):
     state; library objects by their reduce output. Pickle bytes would carry
     bytecode and per-process ids, and never hit after a restart."""
     try:
+        slotted = "__slotnames__" in type(obj).__dict__
+        found = State(obj) if hasattr(type(obj), "__getattr__") else None
         try:
             reduced = obj.__reduce_ex__(4)
         except Exception:  # noqa: BLE001 - any failure to reduce
             _feed_pickled(h, obj)  # cloudpickle can do more, or raises Unhashable
             return
+        finally:
+            if not slotted and "__slotnames__" in type(obj).__dict__:
+                unslot(type(obj))  # copyreg cached it while reducing: the user's class stays as found
+            if found is not None:
+                found.put_back()
         if isinstance(reduced, str):  # a module-level singleton
             _tag(h, b"G", f"{getattr(obj, '__module__', None) or type(obj).__module__}:{reduced}".encode())
             return

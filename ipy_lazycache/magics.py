@@ -19,7 +19,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, validat
 
 from . import ambient, auto, magic_help, manage, platform, reports, signing
 from .core.sequence import Hit, Refused, Running, Sequence, local_tier, secs
-from .ipython_shell import IPythonShell
+from .ipython_shell import IPythonShell, cell_magic_of, show_as_recorded
 from .options import HelpRequested, parse_line
 from .reports import human_size, plural
 from .stores.base import BadSetting
@@ -104,39 +104,6 @@ def _hit_tree(hit):
         return _tree_of([])
     _HIT[:] = [("value", hit.value)]
     return _tree_of([ast.Expr(_call_take())])
-
-
-def _show_as_recorded(formatter, value, shown: dict) -> None:
-    """The next display of ``value`` (the hit's, by IPython's displayhook)
-    shows what the run showed: a restored object may format otherwise (a
-    label laid out by the inline backend after the run's display)."""
-    original = formatter.format
-
-    def format(obj, *args, **kwargs):
-        vars(formatter).pop("format", None)  # once, whatever it is asked
-        if obj is value:
-            return dict(shown.get("data") or {}), dict(shown.get("metadata") or {})
-        return original(obj, *args, **kwargs)
-
-    formatter.format = format
-
-
-def _is_magic_call(tree) -> bool:
-    """The cell is ``get_ipython().run_cell_magic('lazycache', ...)``."""
-    return _cell_magic_of(tree) == "lazycache"
-
-
-def _cell_magic_of(tree) -> str | None:
-    """The name of the cell magic the cell is a call of, or None."""
-    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
-        return None
-    call = tree.body[0].value
-    if (
-        isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "run_cell_magic"
-        and bool(call.args) and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str)
-    ):
-        return call.args[0].value
-    return None
 
 
 def _source_of(info, tree) -> str:
@@ -319,7 +286,7 @@ class LazyCache(Magics):
             return tree
         if pending.help:
             return ast.Module(body=[], type_ignores=[])
-        inner = _cell_magic_of(tree)
+        inner = cell_magic_of(tree)
         if inner == "lazycache":
             return tree  # the first line was not blanked: the cell magic runs it
         if inner is not None:
@@ -354,7 +321,7 @@ class LazyCache(Magics):
         elif isinstance(step, Hit):
             if step.shown:
                 value = self.shell.user_ns.get(step.name) if step.name else step.value
-                _show_as_recorded(self.shell.display_formatter, value, step.shown)
+                show_as_recorded(self.shell.display_formatter, value, step.shown)
             return _hit_tree(step)
         return tree
 

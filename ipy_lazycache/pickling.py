@@ -11,6 +11,7 @@ import operator
 import sys
 import types
 
+from .pickling_code import _leave_classes, code_reducer
 from .unpickling import _is_notebook_lru, _lru, _module_attr, paused_gc
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes)
@@ -178,7 +179,7 @@ def _base_pickler():
     import cloudpickle
 
     table = dict(cloudpickle.Pickler.dispatch_table)
-    table[types.CodeType] = _code_reducer(table[types.CodeType])
+    table[types.CodeType] = code_reducer(table[types.CodeType])
     # cloudpickle's own reducer_override reduces classes and functions only
     # (versions 1 to 3): other objects need not call it.
     only_code = cloudpickle.__version__.split(".")[0] in ("1", "2", "3")
@@ -188,6 +189,7 @@ def _base_pickler():
             super().__init__(file, protocol=protocol)
             self.modules = set()
             self.types = set()  # their modules are needed: collected once per type, by :func:`_modules`
+            self.unslotted = []
 
         @property
         def dispatch_table(self):
@@ -198,7 +200,10 @@ def _base_pickler():
 
         def reducer_override(self, obj):
             t = type(obj)
-            self.types.add(t)
+            if t not in self.types:
+                self.types.add(t)
+                if "__slotnames__" not in t.__dict__:
+                    self.unslotted.append(t)  # copyreg may cache it there now: taken off after
             if t is type or t is types.FunctionType or isinstance(obj, type):
                 mod = getattr(obj, "__module__", None)
                 # Only a module this process has: a name no module has (a namedtuple's
@@ -237,23 +242,6 @@ def _dynamic_class(cls, rv):
         ordered = dict(sorted(attrs.items(), key=lambda kv: order.get(kv[0], len(order))))
         rv = (rv[0], rv[1], (ordered, *state[1:]), *rv[3:])
     return rv
-
-
-def _code_reducer(reduce):
-    """cloudpickle's code reducer, keeping the file name of code from a file
-    (a local module's or a library's function stored by value: a closure
-    made by a decorator): cloudpickle names all code ``<dynamic-code>``, so
-    a restored function had no source and hashed unlike the run's."""
-
-    def reduce_code(code):
-        rv = reduce(code)
-        if code.co_filename.startswith("<"):
-            return rv
-        from .unpickling import _code_in
-
-        return _code_in, (rv[0], rv[1], code.co_filename)
-
-    return reduce_code
 
 
 def _modules(p) -> set:
@@ -295,7 +283,10 @@ def dumps(value, pids: dict, root_ids=(), locate=None, shared=None, me=frozenset
     buf = io.BytesIO()
     p = _Pickler(buf, pids, root_ids, locate, shared, frozenset(me))
     with paused_gc():
-        p.dump(value)
+        try:
+            p.dump(value)
+        finally:
+            _leave_classes(p)
     return buf.getvalue(), p.used, _modules(p)
 
 
@@ -347,7 +338,10 @@ def _dumps_plain(value, pids, root_ids, locate):
     p = _plain_pickler(pids, root_ids, locate, watch, as_attr)(buf)
     try:
         with paused_gc():
-            p.dump(value)
+            try:
+                p.dump(value)
+            finally:
+                _leave_classes(p)
             if not _memo_is_plain(p, watch, as_attr):
                 return None
     except Exception:  # noqa: BLE001 - _NotPlain, or what a persistent id would have avoided: the full pickle says

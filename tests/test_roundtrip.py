@@ -112,3 +112,57 @@ def test_a_hit_shows_the_value_as_the_run_showed_it(tmp_path):
     for run in (first, again):
         assert "Out[2]: shown 1\n" in run["cells"][1]["out"], run
         assert run["values"] == {"s.times": "1"}
+
+
+@slow
+def test_a_restored_wrapper_and_flag_combination_are_the_runs_so_later_cells_hit(tmp_path):
+    """restored-wrapper: a ``functools.wraps`` wrapper made in one cell from a decorator defined in another came
+    back without source and with its own ``__annotations__`` (the run's is the wrapped function's): it keyed
+    differently, so the cell calling it ran again. A ``Flag`` combination grew the class's value map, so the
+    class was stored as changed and restored as a copy: ``Perm.W in p`` raised after a restart."""
+    cells = ["import functools, enum\ndef deco(k):\n    def wrap(func):\n        @functools.wraps(func)\n"
+             "        def inner(*args):\n            return func(*args) + k * 3\n"
+             "        return inner\n    return wrap\n"
+             "def raw(x):\n    return x * 3\nclass Perm(enum.Flag):\n    R = 1\n    W = 2\n    X = 4",
+             "%%lazycache\n" + RUN + "fn = deco(3)(raw)",
+             "%%lazycache\n" + RUN + "res = fn(3)",
+             "%%lazycache\n" + RUN + "p = Perm.R | Perm.W",
+             "%%lazycache\n" + RUN + "q = Perm.W in p"]
+    names = ["res", "fn.__annotations__ is raw.__annotations__", "q", "Perm.W in p", "type(p) is Perm"]
+    expected, first, again = twice(tmp_path, cells, names)
+    assert first["values"] == again["values"] == expected
+    assert first["runs"] == 4 and again["runs"] == 4, again
+
+
+@slow
+def test_pickling_leaves_no_slotnames_on_notebook_classes(tmp_path):
+    """Pickling an instance made copyreg cache ``__slotnames__`` on the notebook's class (seen in ``vars(C)``)."""
+    cells = ["class C:\n    def __init__(self):\n        self.v = 1", "%%lazycache\n" + RUN + "c = C()"]
+    expected, first, again = twice(tmp_path, cells, ["sorted(vars(C))", "c.v"])
+    assert first["values"] == again["values"] == expected
+    assert again["runs"] == 1
+
+
+@slow
+def test_a_library_function_keys_the_same_in_every_process(tmp_path):
+    """scikit-learn's ``cross_val_score`` is a ``validate_params`` wrapper whose closure holds sets of strings
+    (iterated in a per-process order): a cell reading it keyed differently in every process and never hit."""
+    pytest.importorskip("sklearn")
+    cells = ["from sklearn.model_selection import cross_val_score, learning_curve",
+             "%%lazycache\n" + RUN + "fns = [cross_val_score.__name__, learning_curve.__name__]\nf = cross_val_score"]
+    expected, first, again = twice(tmp_path, cells, ["fns", "f is cross_val_score"])
+    assert first["values"] == again["values"] == expected
+    assert again["runs"] == 1, again
+
+
+@slow
+def test_hashing_leaves_an_xarray_dataset_as_found(tmp_path):
+    """Hashing a Dataset (pickle's reduce looks attributes up through xarray's ``__getattr__``) set its
+    ``_attrs`` from None to {}."""
+    pytest.importorskip("xarray")
+    cells = ["import numpy as np, xarray as xr\nds = xr.Dataset({'a': ('x', np.arange(3))})",
+             "%%lazycache\n" + RUN + "n = int(ds['a'].sum())"]
+    expected, first, again = twice(tmp_path, cells, ["ds._attrs", "n"])
+    assert expected == {"ds._attrs": "None", "n": "3"}
+    assert first["values"] == again["values"] == expected
+    assert again["runs"] == 1

@@ -118,7 +118,8 @@ def _local_modules_reached(plan: Plan, ns: dict) -> list:
         if id(obj) in seen:
             continue
         seen.add(id(obj))
-        obj = getattr(obj, "__func__", obj)
+        if isinstance(obj, (types.MethodType, staticmethod, classmethod)):
+            obj = obj.__func__  # never getattr on other objects: a __getattr__ may change them
         if isinstance(obj, type) and obj.__module__ == "__main__":
             todo.extend(getattr(v, "__func__", v) for v in vars(obj).values())
         elif isinstance(obj, types.FunctionType):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import linecache
 
-from .. import codecs
+from .. import codecs, unpickling
 from ..hashing import Unhashable, value_hash
 from .decode import Decoder
 from .plan import RESULT
@@ -51,6 +51,7 @@ def verify(blobs: dict, values: dict, ns: dict, mutated, hashes: dict, source: s
     for bname, blob in blobs.items():
         if bname not in datas:  # checked by its digest, or not decoded: the run's own object
             decoder.values.update((d, values[d]) for d in blob["defs"] if d in values)
+    cells = len(unpickling.registered)
     try:
         back, _ = decoder.decode_all()
     except Exception as exc:  # noqa: BLE001 - an entry that does not load is refused, not stored
@@ -68,6 +69,8 @@ def verify(blobs: dict, values: dict, ns: dict, mutated, hashes: dict, source: s
     try:
         refused = [(n, why) for n in checked if (why := _differs(values[n], back.get(n, _MISSING), n, hashes))]
     finally:
+        files += unpickling.registered[cells:]  # cell sources the decode registered: this check's own
+        del unpickling.registered[cells:]
         for file in files:
             linecache.cache.pop(file, None)
     if refused:
