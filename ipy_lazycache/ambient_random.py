@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import functools
 import sys
+import types
 
 from .ambient_cell import Provider, _digest
+
+_METHODS = (types.MethodType, types.BuiltinMethodType)
 
 
 class _Seeds:
@@ -128,7 +131,8 @@ class _Random(Provider):
         inst = getattr(module, "_inst", None)
         if any(chain[0] is module for chain in cell.chains()):
             return True
-        return any(obj is module or getattr(obj, "__self__", None) is inst for obj in cell.ref_objects())
+        # bound methods only: getattr on any other object may run its __getattr__ (which may change it)
+        return any(obj is module or isinstance(obj, _METHODS) and obj.__self__ is inst for obj in cell.ref_objects())
 
     def key(self, cell, state):
         return _digest(state) if state is not None and self.name in _Seeds.seeded else None
@@ -177,7 +181,7 @@ class _NumpyRandom(Provider):
                 return True
         if rand is None:
             return False
-        return any(obj is module or getattr(obj, "__self__", None) is rand for obj in cell.ref_objects())
+        return any(obj is module or isinstance(obj, _METHODS) and obj.__self__ is rand for obj in cell.ref_objects())
 
     def key(self, cell, state):
         return _digest(state) if state is not None and self.name in _Seeds.seeded else None

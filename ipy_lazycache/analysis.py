@@ -102,9 +102,11 @@ def _is_ipython_open(obj) -> bool:
     stands for the builtin, not data; hashed, it would key cells that call
     ``open()`` on the IPython version (9.18 natively, 9.12 in Pyodide)."""
     import io
+    import types
 
-    code = getattr(obj, "__code__", None)
-    return getattr(code, "co_name", None) == "_modified_open" and getattr(obj, "__wrapped__", None) is io.open
+    if not isinstance(obj, types.FunctionType):  # never getattr on user objects: __getattr__ may change them
+        return False
+    return obj.__code__.co_name == "_modified_open" and getattr(obj, "__wrapped__", None) is io.open
 
 
 # ----------------------------------------------------------------------------

@@ -62,6 +62,7 @@ class Capture:
         self.events: list[dict] = []
         self.publishing = False
         self.paused = 0  # >0 while IPython's displayhook shows the cell's value
+        self.shown = None  # the cell's value as the displayhook showed it: {"data", "metadata"}
 
     def pause(self, hook):
         """Wrap a displayhook so nothing it shows is recorded: a hit shows the
@@ -71,12 +72,32 @@ class Capture:
             if value is not None and not any(e.get("output_type") == RESULT_MARK for e in self.events):
                 self.events.append({"output_type": RESULT_MARK})  # where the value showed, for a hit's order
             self.paused += 1
+            formatter = self.shell.display_formatter
+            had = vars(formatter).get("format")
+            formatter.format = self._noting(formatter.format, value)
             try:
                 return hook(value)
             finally:
                 self.paused -= 1
+                if had is None:
+                    vars(formatter).pop("format", None)
+                else:
+                    formatter.format = had
 
         return paused
+
+    def _noting(self, format, value):
+        """``format``, noting what it made of ``value``: the run's display is
+        what a hit shows again (the object may format otherwise by the time
+        it is stored: a label laid out by the inline backend after the cell)."""
+
+        def noted(obj, *args, **kwargs):
+            out = format(obj, *args, **kwargs)
+            if obj is value and self.shown is None:
+                self.shown = {"data": jsonable(out[0]), "metadata": jsonable(out[1])}
+            return out
+
+        return noted
 
     def __enter__(self):
         self._out, self._err = sys.stdout, sys.stderr

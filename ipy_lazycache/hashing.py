@@ -30,6 +30,7 @@ from .hashing_code import (
     injected_builtin,
     library_global,
 )
+from .hashing_guard import State, unslot
 from .hashing_modules import (
     _DUNDER_SKIP,
     ModuleAttr,
@@ -282,7 +283,7 @@ def _feed_value(h, obj, hasher, walk):
             raise Unhashable(f"unexpected container in code: {t.__name__}")
         if not walk.visit(h, obj):
             return
-        if t is dict and obj and all(type(k) is int and k == id(v) for k, v in obj.items()):
+        if t is dict and obj and all(type(k) is int and _is_id_of(k, v) for k, v in obj.items()):
             # {id(x): x}, as in matplotlib's transform state: ids differ per
             # process, the objects are what counts.
             _tag(h, b"DI", len(obj).to_bytes(8, "little"))
@@ -301,6 +302,14 @@ def _feed_value(h, obj, hasher, walk):
         raise Unhashable(f"unexpected constant in code: {t.__name__}")
     else:
         _feed_object(h, obj, hasher, walk)
+
+
+def _is_id_of(k: int, v) -> bool:
+    """``k`` is ``id(v)``, or was in the process that pickled ``v`` (an
+    unpickled matplotlib transform keeps its parents under the old process's
+    ids): an address-like key (16-byte aligned, past the first megabyte)
+    over an object that is not a number or string."""
+    return k == id(v) or (k > 1 << 20 and not k % 16 and type(v) not in (int, float, str, bytes, bool, complex))
 
 
 def _feed_object(h, obj, hasher, walk):
@@ -376,11 +385,18 @@ def _feed_reduced(h, obj, hasher, walk):
     state; library objects by their reduce output. Pickle bytes would carry
     bytecode and per-process ids, and never hit after a restart."""
     try:
+        slotted = "__slotnames__" in type(obj).__dict__
+        found = State(obj) if hasattr(type(obj), "__getattr__") else None
         try:
             reduced = obj.__reduce_ex__(4)
         except Exception:  # noqa: BLE001 - any failure to reduce
             _feed_pickled(h, obj)  # cloudpickle can do more, or raises Unhashable
             return
+        finally:
+            if not slotted and "__slotnames__" in type(obj).__dict__:
+                unslot(type(obj))  # copyreg cached it while reducing: the user's class stays as found
+            if found is not None:
+                found.put_back()
         if isinstance(reduced, str):  # a module-level singleton
             _tag(h, b"G", f"{getattr(obj, '__module__', None) or type(obj).__module__}:{reduced}".encode())
             return

@@ -4,6 +4,7 @@ library functions, bytecode, and names the notebook put into builtins."""
 
 from __future__ import annotations
 
+import enum
 import functools
 import sys
 import types
@@ -39,6 +40,17 @@ _BUILTINS = vars(__import__("builtins"))
 _PLATFORM_BUILTINS = frozenset({types.BuiltinFunctionType, type})
 
 
+def _installed_attribute(fn, module) -> bool:
+    """``fn`` is what an installed (not the notebook's, not a local) module
+    holds under its qualified name (a wrapper names the wrapped function's)."""
+    if not isinstance(module, str) or "<locals>" in fn.__qualname__ or sources.is_notebook_module_name(module):
+        return False
+    owner = sys.modules.get(module)
+    for part in fn.__qualname__.split("."):
+        owner = getattr(owner, part, None) if owner is not None else None
+    return owner is fn
+
+
 def _feed_library_function(h, fn, hasher):
     """A function of an installed package, by where its code lives and the
     package's version (``functools.wraps`` copies the wrapped function's
@@ -49,6 +61,11 @@ def _feed_library_function(h, fn, hasher):
     module = fn.__globals__.get("__name__") or getattr(fn, "__module__", None) or ""
     _tag(h, b"f", f"{module}:{fn.__qualname__}".encode())
     _tag(h, b"v", module_version(module).encode())
+    if _installed_attribute(fn, module) or _installed_attribute(fn, getattr(fn, "__module__", None)):
+        # The package's own function (scikit-learn's cross_val_score, under
+        # a validate_params wrapper whose closure holds sets of strings in a
+        # per-process order): what it is, its name and version, is all.
+        return
     made_around = list(vars(fn).items())
     for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
         try:
@@ -178,6 +195,11 @@ def _class_annotations(cls):
         return d.get("__annotate__") or d.get("__annotate_func__")
 
 
+#: An enum's lookup caches, which grow as values are looked up (``Perm.R |
+#: Perm.W`` adds a pseudo-member): the class is its members, keyed already.
+_ENUM_CACHES = frozenset({"_value2member_map_", "_unhashable_values_"})
+
+
 def _feed_class(h, cls, hasher):
     if not _is_notebook(cls):
         _feed_named(h, cls)
@@ -188,8 +210,9 @@ def _feed_class(h, cls, hasher):
         hasher(h, type(cls))
     for base in cls.__bases__:
         hasher(h, base)
+    enum_cache = _ENUM_CACHES if isinstance(cls, enum.EnumMeta) else ()
     for name in sorted(cls.__dict__):
-        if name in _CLASS_SKIP:
+        if name in _CLASS_SKIP or name in enum_cache:
             continue
         value = cls.__dict__[name]
         if isinstance(value, (types.MemberDescriptorType, types.GetSetDescriptorType)):

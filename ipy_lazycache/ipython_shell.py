@@ -4,6 +4,7 @@ what the body shows, and note each entry a cell uses in the export list."""
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
 
@@ -86,3 +87,31 @@ def _stat_of(path):
     except OSError:
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def show_as_recorded(formatter, value, shown: dict) -> None:
+    """The next display of ``value`` (the hit's, by IPython's displayhook)
+    shows what the run showed: a restored object may format otherwise (a
+    label laid out by the inline backend after the run's display)."""
+    original = formatter.format
+
+    def format(obj, *args, **kwargs):
+        vars(formatter).pop("format", None)  # once, whatever it is asked
+        if obj is value:
+            return dict(shown.get("data") or {}), dict(shown.get("metadata") or {})
+        return original(obj, *args, **kwargs)
+
+    formatter.format = format
+
+
+def cell_magic_of(tree) -> str | None:
+    """The name of the cell magic the cell is a call of, or None."""
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
+        return None
+    call = tree.body[0].value
+    if (
+        isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "run_cell_magic"
+        and bool(call.args) and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str)
+    ):
+        return call.args[0].value
+    return None

@@ -19,7 +19,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, validat
 
 from . import ambient, auto, magic_help, manage, platform, reports, signing
 from .core.sequence import Hit, Refused, Running, Sequence, local_tier, secs
-from .ipython_shell import IPythonShell
+from .ipython_shell import IPythonShell, cell_magic_of, show_as_recorded
 from .options import HelpRequested, parse_line
 from .reports import human_size, plural
 from .stores.base import BadSetting
@@ -45,6 +45,10 @@ def strip_magic_line(lines: list[str]) -> list[str]:
     """IPython cleanup transform: blank a leading ``%%lazycache`` line, so
     the body runs as a plain cell with its line numbers unchanged."""
     if lines and _is_lazycache_cell(lines[0]):
+        if len(lines) > 1 and lines[1].startswith("%%"):
+            # another cell magic (%%time, %%capture, %%writefile) runs the
+            # cell: it must be the first line for IPython to call it
+            return lines[1:]
         return ["\n", *lines[1:]]
     return lines
 
@@ -100,17 +104,6 @@ def _hit_tree(hit):
         return _tree_of([])
     _HIT[:] = [("value", hit.value)]
     return _tree_of([ast.Expr(_call_take())])
-
-
-def _is_magic_call(tree) -> bool:
-    """The cell is ``get_ipython().run_cell_magic('lazycache', ...)``."""
-    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
-        return False
-    call = tree.body[0].value
-    return (
-        isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "run_cell_magic"
-        and bool(call.args) and isinstance(call.args[0], ast.Constant) and call.args[0].value == "lazycache"
-    )
 
 
 def _source_of(info, tree) -> str:
@@ -293,8 +286,15 @@ class LazyCache(Magics):
             return tree
         if pending.help:
             return ast.Module(body=[], type_ignores=[])
-        if _is_magic_call(tree):
+        inner = cell_magic_of(tree)
+        if inner == "lazycache":
             return tree  # the first line was not blanked: the cell magic runs it
+        if inner is not None:
+            # %%lazycache above %%time / %%capture / %%writefile: that magic
+            # runs the cell, exactly as without %%lazycache (auto mode: silently)
+            if not pending.auto:
+                print(f"{PREFIX} %%{inner} runs this cell; running it uncached.")
+            return tree
         if pending.auto and auto.only_setup(tree):
             return tree  # imports and configuration always run
         args = pending.args
@@ -319,6 +319,9 @@ class LazyCache(Magics):
         if isinstance(step, Running):
             self._running[self._depth] = step
         elif isinstance(step, Hit):
+            if step.shown:
+                value = self.shell.user_ns.get(step.name) if step.name else step.value
+                show_as_recorded(self.shell.display_formatter, value, step.shown)
             return _hit_tree(step)
         return tree
 
@@ -335,6 +338,7 @@ class LazyCache(Magics):
         raw = getattr(getattr(result, "info", None), "raw_cell", None)
         if raw is not None and not raw.strip():
             return  # IPython skips pre_run_cell for empty cells, but not this
+        vars(self.shell.display_formatter).pop("format", None)  # a hit's display not asked for (``;``)
         self.sequence.show_after()
         running = self._running.pop(self._depth, None)
         self._depth = max(self._depth - 1, 0)

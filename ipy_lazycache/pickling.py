@@ -11,6 +11,7 @@ import operator
 import sys
 import types
 
+from .pickling_code import _leave_classes, code_reducer
 from .unpickling import _is_notebook_lru, _lru, _module_attr, paused_gc
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes)
@@ -177,7 +178,8 @@ def _base_pickler():
         return _BASE[0]
     import cloudpickle
 
-    table = cloudpickle.Pickler.dispatch_table
+    table = dict(cloudpickle.Pickler.dispatch_table)
+    table[types.CodeType] = code_reducer(table[types.CodeType])
     # cloudpickle's own reducer_override reduces classes and functions only
     # (versions 1 to 3): other objects need not call it.
     only_code = cloudpickle.__version__.split(".")[0] in ("1", "2", "3")
@@ -187,6 +189,7 @@ def _base_pickler():
             super().__init__(file, protocol=protocol)
             self.modules = set()
             self.types = set()  # their modules are needed: collected once per type, by :func:`_modules`
+            self.unslotted = []
 
         @property
         def dispatch_table(self):
@@ -197,7 +200,10 @@ def _base_pickler():
 
         def reducer_override(self, obj):
             t = type(obj)
-            self.types.add(t)
+            if t not in self.types:
+                self.types.add(t)
+                if "__slotnames__" not in t.__dict__:
+                    self.unslotted.append(t)  # copyreg may cache it there now: taken off after
             if t is type or t is types.FunctionType or isinstance(obj, type):
                 mod = getattr(obj, "__module__", None)
                 # Only a module this process has: a name no module has (a namedtuple's
@@ -239,10 +245,13 @@ def _dynamic_class(cls, rv):
 
 
 def _modules(p) -> set:
-    """The top-level modules a load of what ``p`` pickled imports."""
+    """The top-level modules a load of what ``p`` pickled imports: those of
+    the pickled objects' types, where a module of that name can be imported
+    (Cython names its function type's module ``_cython_3_2_4``, which exists
+    only in ``sys.modules`` and never needs importing)."""
     for t in p.types:
         mod = getattr(t, "__module__", None)
-        if mod and isinstance(mod, str):
+        if mod and isinstance(mod, str) and getattr(sys.modules.get(mod), "__spec__", None) is not None:
             p.modules.add(mod.split(".")[0])
     return {m for m in p.modules if m not in ("builtins", "__main__", "copyreg", "cloudpickle", "ipy_lazycache")}
 
@@ -274,7 +283,10 @@ def dumps(value, pids: dict, root_ids=(), locate=None, shared=None, me=frozenset
     buf = io.BytesIO()
     p = _Pickler(buf, pids, root_ids, locate, shared, frozenset(me))
     with paused_gc():
-        p.dump(value)
+        try:
+            p.dump(value)
+        finally:
+            _leave_classes(p)
     return buf.getvalue(), p.used, _modules(p)
 
 
@@ -326,7 +338,10 @@ def _dumps_plain(value, pids, root_ids, locate):
     p = _plain_pickler(pids, root_ids, locate, watch, as_attr)(buf)
     try:
         with paused_gc():
-            p.dump(value)
+            try:
+                p.dump(value)
+            finally:
+                _leave_classes(p)
             if not _memo_is_plain(p, watch, as_attr):
                 return None
     except Exception:  # noqa: BLE001 - _NotPlain, or what a persistent id would have avoided: the full pickle says

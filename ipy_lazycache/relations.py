@@ -258,6 +258,10 @@ def _children(obj):
         return ((("i", i), v) for i, v in enumerate(obj))
     if t is dict:
         return ((("k", k), v) for k, v in obj.items() if type(k) in _ATOMIC)
+    if t is types.FunctionType:
+        # functools.wraps gives a wrapper the wrapped function's own
+        # annotations dict: shared with this ref, not a copy, after a hit
+        return ((("a", "__annotations__"), obj.__annotations__),)
     if t.__module__ == "__main__" and isinstance(getattr(obj, "__dict__", None), dict) and not isinstance(obj, type):
         return ((("a", k), v) for k, v in vars(obj).items())
     return ()

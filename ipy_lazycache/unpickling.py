@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import io
+import itertools
 import pickle
 import sys
 import types
@@ -74,6 +75,31 @@ def _module_attr(module: str, attr: str, *fallback):
         if fallback:
             return fallback[0]
         raise
+
+
+def _code_in(make, args, filename: str):
+    """A code object stored by value, under its own file name again."""
+    code = make(*args)
+    return code.replace(co_filename=filename, co_consts=tuple(
+        _code_in(lambda c: c, (c,), filename) if isinstance(c, types.CodeType) else c for c in code.co_consts))
+
+
+#: Cell sources registered by loads (``<lazycache-cell-N>``), newest last:
+#: a check that decodes only to compare (core.verify) removes its own.
+registered: list = []
+_cell_names = itertools.count(1)
+
+
+def _code_of_cell(make, args, source: str):
+    """A cell's code object stored by value, with the cell's text registered
+    under a file name of its own (the run's cell name may be another cell's
+    in this kernel; and no two restored functions share a file name)."""
+    import linecache
+
+    name = f"<lazycache-cell-{next(_cell_names)}>"
+    linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+    registered.append(name)
+    return _code_in(make, args, name)
 
 
 def _view(base, offset: int, shape, strides, dtype, base_strides=None, stand_in=None, writeable=True, path=()):

@@ -34,6 +34,10 @@ def store_run(store, source, ns, outputs=(), result=None, **plan_options):
     ns.setdefault("__name__", "__main__")
     plan = core.plan.plan(source, ns, **plan_options)
     core.run.take_before(plan, ns)
+    import linecache
+
+    # As IPython does: the cell's source is findable while the kernel lives.
+    linecache.cache["<cell>"] = (len(source), None, source.splitlines(True), "<cell>")
     exec(compile(source, "<cell>", "exec"), ns)
     m, _ = core.save.save(store, plan, ns, core.run.Outcome(list(outputs), result))
     return m

@@ -12,4 +12,4 @@ adds parsing, output capture and printing on top.
 
 # The steps as attributes (``core.plan.plan``, ``core.save.save``), so a caller
 # imports the package once and names the step it uses.
-from . import apply, decode, memo, pickles, plan, rebind, restore, restored_sources, run, save  # noqa: F401, E402
+from . import apply, decode, memo, pickles, plan, rebind, restore, restored_sources, run, save, verify  # noqa: F401, E402

@@ -28,18 +28,27 @@ def _register_source(values, source: str):
     so wrong keys). Each restored notebook function therefore gets a file
     name of its own, registered with the cell's source.
     """
+    _set_old_items(values)
+    return _give_source(values, source)
+
+
+def _give_source(values, source: str) -> list:
+    """Register ``source`` under a new file name for each notebook function
+    among ``values`` that has none; returns the names registered."""
     import linecache
 
-    _set_old_items(values)
     functions = [fn for fn in _notebook_functions(values) if not _source_found(fn.__code__)]
     if not functions:
-        return
+        return []
     lines = _aligned(source, functions)
+    names = []
     for fn in functions:
         code = fn.__code__
         name = f"<lazycache-restored-{next(_source_names)}>"
         fn.__code__ = _renamed(code, name)
         linecache.cache[name] = (len(source), None, lines, name)
+        names.append(name)
+    return names
 
 
 def _set_old_items(values):

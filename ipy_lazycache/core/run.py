@@ -120,7 +120,8 @@ def _local_modules_reached(plan: Plan, ns: dict) -> list:
         if id(obj) in seen:
             continue
         seen.add(id(obj))
-        obj = getattr(obj, "__func__", obj)
+        if isinstance(obj, (types.MethodType, staticmethod, classmethod)):
+            obj = obj.__func__  # never getattr on other objects: a __getattr__ may change them
         if isinstance(obj, type) and obj.__module__ == "__main__":
             todo.extend(getattr(v, "__func__", v) for v in vars(obj).values())
         elif isinstance(obj, types.FunctionType):
@@ -133,7 +134,10 @@ def _local_modules_reached(plan: Plan, ns: dict) -> list:
                 read = [g[n] for n in code.co_names if n in g]
                 for module in [v for v in read if isinstance(v, types.ModuleType)]:  # regmod.register(1)
                     names.add(module.__name__)
-                    read += [getattr(module, n, None) for n in code.co_names]
+                    # The module's own dict, never getattr: a module __getattr__
+                    # warns (numpy's np.str) or imports into the user's cell.
+                    attrs = vars(module)
+                    read += [attrs.get(n) for n in code.co_names]
                 todo.extend(v for v in read if isinstance(v, (types.FunctionType, type)))
                 codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
     modules = (sys.modules.get(n) for n in sorted(names - {"", "__main__"}))

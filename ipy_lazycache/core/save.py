@@ -16,6 +16,7 @@ from .pickles import _encode
 from .plan import ANNOTATIONS, RESULT, Plan, changed_reads
 from .restore import load_manifest
 from .run import NotStored, Outcome, _user_name, annotations_set, changed_names
+from .verify import verify
 
 
 def save(
@@ -78,6 +79,7 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
     locate.was = {i: item for i, item in plan.items.items() if item[0] in mutated}
     blobs = _encode(values, pids, locate)
     _refuse_lost_changes(blobs, mutated)
+    verify(blobs, values, ns, mutated, {n: after[n] for n in values if after.get(n)}, plan.source)
     if progress is not None:
         progress.total(sum(memoryview(p).nbytes for b in blobs.values() for p in b["parts"]))
     total, unstored = _write_blobs(store, plan.key, m, blobs, signer, written, progress)

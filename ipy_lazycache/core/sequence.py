@@ -168,8 +168,11 @@ class Hit:
     """A restored entry, applied: how the cell's value is shown. ``name``: the
     last line's name, to evaluate again; else ``value`` if ``has_value``."""
 
-    def __init__(self, name=None, value=None, has_value=False):
+    def __init__(self, name=None, value=None, has_value=False, shown=None):
         self.name, self.value, self.has_value = name, value, has_value
+        #: the run's display of the value (``{"data", "metadata"}``): shown
+        #: as recorded, not formatted again from the restored object
+        self.shown = shown
 
 
 class Sequence:
@@ -304,9 +307,9 @@ class Sequence:
         self.shell.used(store, plan.key)
         name = m.get("result_name")
         if name and name in ns and not isinstance(ns[name], Tripwire):
-            return Hit(name=name)
-        if restored.result is not None:
-            return Hit(value=restored.result, has_value=True)  # Out[n] and _ hold the value itself, as after a run
+            return Hit(name=name, shown=m.get("result"))
+        if restored.result is not None:  # Out[n] and _ hold the value itself, as after a run
+            return Hit(value=restored.result, has_value=True, shown=m.get("result"))
         if m.get("result"):
             self.shell.show_result(m["result"])  # its display, with nothing of ours put in Out or _
         return Hit()
@@ -396,8 +399,8 @@ class Sequence:
     def _outcome(self, running, value, duration):
         plan, states = running.plan, self.ambient.snapshot()
         effects, refused = self.ambient.changes(running.states, states, running.ns)
-        result = None
-        if value is not None:
+        result = getattr(running.capture, "shown", None)  # as the run showed it, where the shell noted that
+        if value is not None and result is None:
             data, metadata = self.shell.format(value)
             result = {"data": data, "metadata": metadata}
         return Outcome(

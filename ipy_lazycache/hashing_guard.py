@@ -1,0 +1,62 @@
+"""Hashing leaves the user's objects as it found them (DESIGN §11): what a
+reduce may change while pickle's protocol looks attributes up is put back."""
+
+from __future__ import annotations
+
+import types
+
+
+class State:
+    """An object's slots and ``__dict__`` entries, put back after a reduce:
+    a class's ``__getattr__`` may fill them in while pickle looks attributes
+    up (xarray's Dataset sets ``_attrs`` from None to {}), and hashing leaves
+    the user's objects as it found them."""
+
+    _UNSET = object()
+
+    def __init__(self, obj):
+        self.obj = obj
+        self.slots = {}
+        for klass in type(obj).__mro__:
+            for name in getattr(klass, "__slots__", ()) if isinstance(getattr(klass, "__slots__", ()), tuple) else ():
+                desc = klass.__dict__.get(name)
+                if isinstance(desc, types.MemberDescriptorType):
+                    try:
+                        self.slots[desc] = desc.__get__(obj, klass)
+                    except AttributeError:
+                        self.slots[desc] = self._UNSET
+        d = _own_dict(obj)
+        self.dict = dict(d) if type(d) is dict else None
+
+    def put_back(self):
+        for desc, value in self.slots.items():
+            try:
+                now = desc.__get__(self.obj, None)
+            except AttributeError:
+                now = self._UNSET
+            if now is not value:
+                desc.__delete__(self.obj) if value is self._UNSET else desc.__set__(self.obj, value)
+        d = _own_dict(self.obj)
+        if self.dict is not None and type(d) is dict and _changed(d, self.dict):
+            d.clear()
+            d.update(self.dict)
+
+
+def unslot(cls) -> None:
+    try:
+        delattr(cls, "__slotnames__")
+    except (AttributeError, TypeError):
+        pass
+
+
+def _changed(now: dict, was: dict) -> bool:
+    """By identity: values may be arrays, whose ``==`` is no answer."""
+    return len(now) != len(was) or any(now.get(k, _changed) is not v for k, v in was.items())
+
+
+def _own_dict(obj):
+    """``obj.__dict__`` without falling back to the class's ``__getattr__``."""
+    try:
+        return object.__getattribute__(obj, "__dict__")
+    except AttributeError:
+        return None

@@ -1,0 +1,168 @@
+"""Every store is verified by a round trip (issue 21 #1), and the tool's own
+introspection never reaches the user's cell (issue 21 #2): real shells, a new
+process per session, a body-run counter."""
+
+import pytest
+
+from tests._fresh import RUN, session
+
+slow = pytest.mark.slow
+
+
+def twice(tmp_path, cells, names):
+    """The plain run's values, then two sessions with the extension (a restart between)."""
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    expected = session(plain, cells, names, magic=False)["values"]
+    work = tmp_path / "work"
+    work.mkdir()
+    return expected, session(work, cells, names), session(work, cells, names)
+
+
+@slow
+def test_a_value_that_would_come_back_different_is_not_stored_and_the_cell_runs_again(tmp_path):
+    """A dict whose ``__dict__`` is itself (statsmodels' Dataset, Bunch) came back with a separate
+    ``__dict__``: the store says so in its line, and after a restart the cell runs (a hit is a run)."""
+    cells = ["class Bunch(dict):\n    def __init__(self, **kw):\n        dict.__init__(self, kw)\n"
+             "        self.__dict__ = self",
+             "%%lazycache\n" + RUN + "data = Bunch(endog=[1, 2], exog=[3, 4])"]
+    names = ["data.__dict__ is data", "data.endog", "sorted(data)"]
+    expected, first, again = twice(tmp_path, cells, names)
+    assert "not stored" in first["cells"][1]["out"] and "data comes back" in first["cells"][1]["out"], first
+    assert first["values"] == again["values"] == expected
+    assert again["runs"] == 2
+
+
+@slow
+def test_a_generator_made_by_a_cached_cell_is_a_generator_after_a_restart(tmp_path):
+    """Cython's fake module ``_cython_3_2_4`` was listed as a module the blob needs: a stand-in came back."""
+    cells = ["%%lazycache\n" + RUN + "import numpy as np\ng = np.random.default_rng(5)"]
+    names = ["type(g).__name__", "g.random()"]
+    expected, first, again = twice(tmp_path, cells, names)
+    assert first["values"] == again["values"] == expected
+    assert again["runs"] == 1
+
+
+@slow
+def test_a_library_closure_stored_by_value_keeps_its_key_so_later_cells_hit(tmp_path):
+    """A local module's decorator returns a closure pickled by value: its code came back named
+    ``<dynamic-code>``, without source, and every cell reading it missed after a restart."""
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "mydeco.py").write_text(
+        "import functools\n\ndef twice(fn):\n    @functools.wraps(fn)\n    def wrapper(*a):\n"
+        "        return 2 * fn(*a)\n    return wrapper\n")
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "mydeco.py").write_text((tmp_path / "work" / "mydeco.py").read_text())
+    cells = ["import sys; sys.path.insert(0, '.')",
+             "%%lazycache\n" + RUN + "from mydeco import twice\n@twice\ndef f(x):\n    return x + 1",
+             "%%lazycache\n" + RUN + "y = f(3)"]
+    plain = session(tmp_path / "plain", cells, ["y"], magic=False)["values"]
+    first = session(tmp_path / "work", cells, ["y"])
+    again = session(tmp_path / "work", cells, ["y"])
+    assert first["values"] == again["values"] == plain == {"y": "8"}
+    assert again["runs"] == 2, again
+
+
+@slow
+def test_looking_up_names_of_a_notebook_function_prints_no_numpy_warning(tmp_path):
+    """D1: the first run showed numpy's ``np.str`` FutureWarning (the tool looked up every name the
+    function's code uses on numpy, through numpy's deprecation ``__getattr__``)."""
+    cells = ["import numpy as np\ndef f(x):\n    return str(np.sum(x))",
+             "%%lazycache\n" + RUN + "z = f([1, 2])"]
+    (tmp_path / "w").mkdir()
+    first = session(tmp_path / "w", cells, ["z"])
+    assert first["values"] == {"z": "'3'"}
+    assert first["cells"][1]["err"] == "", first
+    assert "Warning" not in first["cells"][1]["out"], first
+
+
+@slow
+def test_lazycache_above_another_cell_magic_runs_the_cell_as_that_magic_does(tmp_path):
+    """Issue 21 #5: ``%%lazycache`` above ``%%time``, ``%%capture``, ``%%writefile`` failed with
+    ``UsageError: Line magic function %%time not found``; now the inner magic runs the cell, with one line."""
+    cells = ["%%lazycache\n%%time\nx = 1 + 1",
+             "%%lazycache\n%%capture cap\nprint('hidden')\ny = 3",
+             "%%lazycache\n%%writefile out.txt\nhello"]
+    names = ["x", "y", "cap.stdout", "open('out.txt').read()"]
+    expected, first, again = twice(tmp_path, cells, names)
+    assert expected == {"x": "2", "y": "3", "cap.stdout": "'hidden\\n'", "open('out.txt').read()": "'hello\\n'"}
+    for run in (first, again):
+        assert run["values"] == expected, run
+        assert all(c["ok"] for c in run["cells"]), run
+        assert "Wall time" in run["cells"][0]["out"]
+        for cell, magic in zip(run["cells"], ["time", "capture", "writefile"]):
+            assert cell["out"].count("lazycache:") == 1 and f"%%{magic} runs this cell" in cell["out"], cell
+
+
+@slow
+def test_a_hit_shows_the_value_as_the_run_showed_it(tmp_path):
+    """D2: a value whose state changes after the run's display (the inline backend lays a label out after
+    the cell: ``Text(24.3, 0.5, 'label')`` on a hit where the run showed ``Text(0, 0.5, 'label')``) was
+    formatted again from the restored object; the hit shows the run's recorded display."""
+    cells = ["class Seen:\n    times = 0\n    def __repr__(self):\n        self.times += 1\n"
+             "        return f'shown {self.times}'",
+             "%%lazycache\n" + RUN + "s = Seen()\ns"]
+    plain_dir = tmp_path / "plain"
+    plain_dir.mkdir()
+    assert session(plain_dir, cells, [], magic=False)["cells"][1]["out"] == "Out[2]: shown 1\n"
+    (tmp_path / "w").mkdir()
+    first = session(tmp_path / "w", cells, ["s.times"])
+    again = session(tmp_path / "w", cells, ["s.times"])
+    assert again["runs"] == 1
+    for run in (first, again):
+        assert "Out[2]: shown 1\n" in run["cells"][1]["out"], run
+        assert run["values"] == {"s.times": "1"}
+
+
+@slow
+def test_a_restored_wrapper_and_flag_combination_are_the_runs_so_later_cells_hit(tmp_path):
+    """restored-wrapper: a ``functools.wraps`` wrapper made in one cell from a decorator defined in another came
+    back without source and with its own ``__annotations__`` (the run's is the wrapped function's): it keyed
+    differently, so the cell calling it ran again. A ``Flag`` combination grew the class's value map, so the
+    class was stored as changed and restored as a copy: ``Perm.W in p`` raised after a restart."""
+    cells = ["import functools, enum\ndef deco(k):\n    def wrap(func):\n        @functools.wraps(func)\n"
+             "        def inner(*args):\n            return func(*args) + k * 3\n"
+             "        return inner\n    return wrap\n"
+             "def raw(x):\n    return x * 3\nclass Perm(enum.Flag):\n    R = 1\n    W = 2\n    X = 4",
+             "%%lazycache\n" + RUN + "fn = deco(3)(raw)",
+             "%%lazycache\n" + RUN + "res = fn(3)",
+             "%%lazycache\n" + RUN + "p = Perm.R | Perm.W",
+             "%%lazycache\n" + RUN + "q = Perm.W in p"]
+    names = ["res", "fn.__annotations__ is raw.__annotations__", "q", "Perm.W in p", "type(p) is Perm"]
+    expected, first, again = twice(tmp_path, cells, names)
+    assert first["values"] == again["values"] == expected
+    assert first["runs"] == 4 and again["runs"] == 4, again
+
+
+@slow
+def test_pickling_leaves_no_slotnames_on_notebook_classes(tmp_path):
+    """Pickling an instance made copyreg cache ``__slotnames__`` on the notebook's class (seen in ``vars(C)``)."""
+    cells = ["class C:\n    def __init__(self):\n        self.v = 1", "%%lazycache\n" + RUN + "c = C()"]
+    expected, first, again = twice(tmp_path, cells, ["sorted(vars(C))", "c.v"])
+    assert first["values"] == again["values"] == expected
+    assert again["runs"] == 1
+
+
+@slow
+def test_a_library_function_keys_the_same_in_every_process(tmp_path):
+    """scikit-learn's ``cross_val_score`` is a ``validate_params`` wrapper whose closure holds sets of strings
+    (iterated in a per-process order): a cell reading it keyed differently in every process and never hit."""
+    pytest.importorskip("sklearn")
+    cells = ["from sklearn.model_selection import cross_val_score, learning_curve",
+             "%%lazycache\n" + RUN + "fns = [cross_val_score.__name__, learning_curve.__name__]\nf = cross_val_score"]
+    expected, first, again = twice(tmp_path, cells, ["fns", "f is cross_val_score"])
+    assert first["values"] == again["values"] == expected
+    assert again["runs"] == 1, again
+
+
+@slow
+def test_hashing_leaves_an_xarray_dataset_as_found(tmp_path):
+    """Hashing a Dataset (pickle's reduce looks attributes up through xarray's ``__getattr__``) set its
+    ``_attrs`` from None to {}."""
+    pytest.importorskip("xarray")
+    cells = ["import numpy as np, xarray as xr\nds = xr.Dataset({'a': ('x', np.arange(3))})",
+             "%%lazycache\n" + RUN + "n = int(ds['a'].sum())"]
+    expected, first, again = twice(tmp_path, cells, ["ds._attrs", "n"])
+    assert expected == {"ds._attrs": "None", "n": "3"}
+    assert first["values"] == again["values"] == expected
+    assert again["runs"] == 1
