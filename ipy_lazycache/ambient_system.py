@@ -7,6 +7,7 @@ import sys
 import time
 
 from .ambient_cell import Provider, Unreplayable, _digest
+from .recursion import set_user_limit, user_limit
 
 #: Names in ``time`` and ``datetime`` whose result depends on the time zone.
 _ZONED = frozenset({"localtime", "mktime", "ctime", "asctime", "strftime", "tzname", "timezone", "altzone",
@@ -125,20 +126,20 @@ class _RecursionLimit(Provider):
     name = "recursionlimit"
 
     def __init__(self):
-        self.start = sys.getrecursionlimit()
+        self.start = user_limit()
 
     def delta(self):
-        now = sys.getrecursionlimit()
+        now = user_limit()
         return now if now != self.start else None
 
     def snapshot(self):
-        return sys.getrecursionlimit()
+        return user_limit()  # never the tool's own lower bound while it works
 
     def effect(self, before, after):
         return {"limit": after} if before != after else None
 
     def apply(self, effect):
-        sys.setrecursionlimit(effect["limit"])
+        set_user_limit(effect["limit"])
 
 
 class _Modules(Provider):

@@ -20,6 +20,24 @@ import sys
 TOOL_DEPTH = 4000
 
 
+#: The user's limits while the tool works under a lower one (innermost last).
+_outer: list[int] = []
+
+
+def user_limit() -> int:
+    """The recursion limit the notebook set, also while the tool runs under its own."""
+    return _outer[-1] if _outer else sys.getrecursionlimit()
+
+
+def set_user_limit(limit: int) -> None:
+    """Set the notebook's limit (a hit replaying ``sys.setrecursionlimit``):
+    now, or when the tool's own bound ends."""
+    if _outer:
+        _outer[-1] = limit
+    else:
+        sys.setrecursionlimit(limit)
+
+
 @contextlib.contextmanager
 def bounded(depth: int = TOOL_DEPTH):
     """Lower the recursion limit to ``depth`` frames above here (as a
@@ -31,8 +49,9 @@ def bounded(depth: int = TOOL_DEPTH):
     if here + depth >= limit:
         yield
         return
+    _outer.append(limit)
     sys.setrecursionlimit(here + depth)
     try:
         yield
     finally:
-        sys.setrecursionlimit(limit)
+        sys.setrecursionlimit(_outer.pop())

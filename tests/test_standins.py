@@ -39,8 +39,8 @@ def test_an_effect_that_cannot_be_applied_again_makes_the_hit_a_run(tmp_path):
     assert first["cells"][0]["ok"]
     (tmp_path / "out").rmdir()
     (tmp_path / "plain").mkdir()
-    plain = session(tmp_path / "plain", [cell], magic=False)  # no out/ there either
-    again = session(tmp_path, [cell, "import os\nwhere = os.path.basename(os.getcwd())"], ["where"])
+    plain = session(tmp_path / "plain", [cell], magic=False, fails=(0,))  # no out/ there either
+    again = session(tmp_path, [cell, "import os\nwhere = os.path.basename(os.getcwd())"], ["where"], fails=(0,))
     assert again["cells"][0]["ok"] is plain["cells"][0]["ok"] is False, again
     assert "FileNotFoundError" in again["cells"][0]["err"] + again["cells"][0]["out"]
     assert again["values"]["where"] == repr(tmp_path.name)

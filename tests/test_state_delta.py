@@ -73,7 +73,10 @@ def _late(folder, cells):
     """A session whose extension is loaded by one of its cells (not before)."""
     from tests import _fresh
 
-    script = _fresh._SCRIPT.replace('if spec["magic"]:', 'if False:')
+    # no load before the cells; "loaded" is then whether a cell loaded it
+    script = _fresh._SCRIPT.replace('if spec["magic"]:', 'if False:').replace(
+        '"loaded": loaded}', '"loaded": "lazycache" in sh.magics_manager.magics["cell"]}')
+    assert script.count("if False:") == 1 and '"loaded": "lazycache"' in script
     old, _fresh._SCRIPT = _fresh._SCRIPT, script
     try:
         return session(folder, cells, ["e"])

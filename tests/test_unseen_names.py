@@ -13,7 +13,7 @@ from tests._fresh import RUN, session
 def test_deleting_a_name_that_is_not_there_is_not_a_hit(tmp_path):
     cell = "%%lazycache\n" + RUN + "del big\ndone = True"
     session(tmp_path, ["big = [0] * 10", cell])
-    got = session(tmp_path, [cell], ["done"])
+    got = session(tmp_path, [cell], ["done"], fails=(0,))
     assert not got["cells"][0]["ok"] and "NameError" in got["cells"][0]["err"] + got["cells"][0]["out"]
     assert got["values"]["done"] == "<NameError>"
 
