@@ -109,14 +109,19 @@ class Oracles:
     def __init__(self, shell):
         self.shell, self.found, self.reached, self.changes = shell, {}, {s: 0 for s, _ in ORACLE_STEPS}, []
         self.cell = 0
-        for name, mod in list(sys.modules.items()):
-            if not name.startswith("ipy_lazycache") or not isinstance(mod, types.ModuleType):
-                continue
+        mods = [(n, m) for n, m in list(sys.modules.items())
+                if n.startswith("ipy_lazycache") and isinstance(m, types.ModuleType)]
+        wrapped = {}  # id(function) -> its wrapper
+        for name, mod in mods:
             for step, fname in ORACLE_STEPS:
                 fn = vars(mod).get(fname)
                 if isinstance(fn, types.FunctionType) and fn.__module__ == name:
-                    setattr(mod, fname, self._wrap(step, fn))
+                    wrapped[id(fn)] = self._wrap(step, fn)
                     self.found[step] = f"{name}.{fname}"
+        for _, mod in mods:  # every binding of the step, under any name (``from .plan import plan as make_plan``)
+            for k, v in list(vars(mod).items()):
+                if id(v) in wrapped and isinstance(v, types.FunctionType):
+                    setattr(mod, k, wrapped[id(v)])
 
     def _snapshot(self) -> dict:
         d = dd.Describer(self.shell.user_ns)

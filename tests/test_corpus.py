@@ -9,7 +9,7 @@ was stored. The full corpus is ``bench/corpus.py``; these are its quickest
 notebooks from three fields (matplotlib, pandas, scipy.optimize) whose plain
 outputs do not depend on the process's string hash seed.
 Checks that today's code fails for a recorded cache defect are
-xfail(strict=True), naming the defect class in /work/coord/s18/DEFECTS.md.
+xfail(strict=True), naming the defect class in docs/defects-round3.md.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ pytestmark = pytest.mark.slow
 
 QUICK = ("mpl_density_contour", "pandas_hierarchical_index", "quantecon_lp_intro")
 MODES = ("magic", "auto")
-# (notebook, mode): the defect class (DEFECTS.md) that fails it today.
+# (notebook, mode): the defect class (docs/defects-round3.md) that fails it today.
 KNOWN: dict[tuple[str, str], str] = {
-    ("quantecon_lp_intro", "magic"): "DEFECTS.md D1: numpy's FutureWarning from the tool's name lookup in the cell",
-    ("quantecon_lp_intro", "auto"): "DEFECTS.md D1: numpy's FutureWarning from the tool's name lookup in the cell",
-    ("pandas_hierarchical_index", "magic"): "DEFECTS.md D4: a SyntaxError under %%lazycache names line N+1",
+    ("pandas_hierarchical_index", "magic"): (
+        "docs/defects-round3.md D4: a SyntaxError names the line as the user sees it (the magic line counts); "
+        "the runner does not shift it yet"),
 }
 
 

@@ -23,7 +23,7 @@ SEED = int(os.environ.get("IPY_LAZYCACHE_DIFF_SEED", "0"))
 N = int(os.environ.get("IPY_LAZYCACHE_DIFF_N", "2"))  # random notebooks beyond the covering ones
 N_AUTO = int(os.environ.get("IPY_LAZYCACHE_DIFF_N_AUTO", "1"))
 COVER = difftest.covering(SEED)
-#: (mode, case) -> the DEFECTS.md section of a real defect this case shows (xfail, strict: a fix must flip it)
+#: (mode, case) -> its docs/defects-round3.md section: a real defect (xfail, strict: a fix must flip it)
 KNOWN = {
     ("magic", "cover1"): "slotnames-written",
     ("auto", "cover1"): "slotnames-written, restored-wrapper",
@@ -37,7 +37,7 @@ def _cases():
     for mode, n in (("magic", N), ("auto", N_AUTO)):
         for case in [f"cover{i}" for i in range(len(COVER))] + [f"random{i}" for i in range(n)]:
             reason = KNOWN.get((mode, case))
-            marks = [pytest.mark.xfail(strict=True, reason=f"DEFECTS.md: {reason}")] if reason else []
+            marks = [pytest.mark.xfail(strict=True, reason=f"docs/defects-round3.md: {reason}")] if reason else []
             out.append(pytest.param(mode, case, marks=marks, id=f"{mode}-{case}"))
     return out
 
@@ -129,7 +129,7 @@ def test_a_description_that_fails_is_a_difference_even_on_both_sides():
 def _stale_eq_notebook() -> Notebook:
     cls = "class Pt:\n    def __init__(self, v):\n        self.v = v\n    def __eq__(self, other):\n" \
           "        return self.v == other.v"
-    # the cached cell reads the class and stores a bool: a restored class (DEFECTS.md: restored-class-dict-order)
+    # the cached cell reads the class and stores a bool: a restored class (restored-class-dict-order)
     # or a stored instance (slotnames-written) would make this control notebook fail for the defects' sake
     m = Motif("hand", "class-with-eq",
               cells=[Cell(cls, cls), Cell("same = Pt(1) == Pt(1)", "same = Pt(1) == Pt(2)", cached=True)])
