@@ -25,8 +25,6 @@ N_AUTO = int(os.environ.get("IPY_LAZYCACHE_DIFF_N_AUTO", "1"))
 COVER = difftest.covering(SEED)
 #: (mode, case) -> its docs/defects-round3.md section: a real defect (xfail, strict: a fix must flip it)
 KNOWN = {
-    ("magic", "cover1"): "slotnames-written",
-    ("auto", "cover1"): "slotnames-written, restored-wrapper",
     ("magic", "cover3"): "slotnames-written, restored-figure-hash",
     ("auto", "cover3"): "slotnames-written, restored-figure-hash",
 }
