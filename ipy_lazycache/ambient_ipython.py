@@ -199,8 +199,8 @@ class _Interactivity(Provider):
 
     def snapshot(self):
         shell = self._shell or _shell()
-        values = getattr(shell, "_trait_values", None) or {}
-        return values.get("ast_node_interactivity")
+        # the trait itself, default included: its stored value appears only once IPython first reads it
+        return getattr(shell, "ast_node_interactivity", None)
 
     def delta(self):
         now = self.snapshot()
