@@ -9,7 +9,8 @@ import os
 import sys
 
 from .capture import Capture, flush_inline_figures, jsonable, replay, show_result
-from .core.sequence import PREFIX, Shell, local_tier
+from .core.sequence import PREFIX, local_tier
+from .core.shell import Shell
 from .progress import Progress
 
 

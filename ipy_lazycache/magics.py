@@ -205,6 +205,7 @@ class LazyCache(Magics):
         super().__init__(shell=shell, **kwargs)
         self.sequence = Sequence(IPythonShell(self))  # the cache's steps; this class only calls them from events
         self.memo, self.stats = self.sequence.memo, self.sequence.stats
+        self.outcomes = self.sequence.outcomes  # what happened to each cell (outcomes.Outcomes): why, badges
         self._warned: set[str] = set()
         self._pending = None  # options of the %%lazycache cell about to run
         self._running = {}  # depth -> a miss whose body is running (cells run cells: %%capture, run_cell)
@@ -265,6 +266,7 @@ class LazyCache(Magics):
             return
         line = raw.split("\n", 1)[0][len(MAGIC):]
         if "--off" in line.split():
+            self.sequence.uncached("--off: it opted out", self._cell_id())
             return  # opted out: the body runs as a plain cell
         try:
             args = parse_line(line, self.lazycache.parser)
@@ -274,6 +276,7 @@ class LazyCache(Magics):
             return
         except UsageError as exc:
             print(f"UsageError: {exc}; running the cell without the cache.")
+            self.sequence.uncached(f"bad options ({exc})", self._cell_id())
             return
         self._pending = _Pending(args)
 
@@ -294,6 +297,7 @@ class LazyCache(Magics):
             # runs the cell, exactly as without %%lazycache (auto mode: silently)
             if not pending.auto:
                 print(f"{PREFIX} %%{inner} runs this cell; running it uncached.")
+            self.sequence.uncached(f"%%{inner} runs it", self._cell_id(), is_auto=pending.auto)
             return tree
         if pending.auto and auto.only_setup(tree):
             return tree  # imports and configuration always run
@@ -307,13 +311,15 @@ class LazyCache(Magics):
             if args.dir or str(exc) not in self._warned:
                 self._warned.add(str(exc))
                 print(f"UsageError: {exc}; running {'the cell' if args.dir else 'cells'} without the cache.")
+            self.sequence.uncached(str(exc), self._cell_id(), is_auto=pending.auto)
             return tree
         try:
             step = self.sequence.begin(
                 tree, self.shell.user_ns, store, signer, deps=args.deps, files=args.files, source=source,
                 quiet=args.quiet or self.verbose == 0, force=args.force, is_auto=pending.auto,
-                exact_source=self._parsed_as_is(source))
+                exact_source=self._parsed_as_is(source), cell_id=self._cell_id())
         except Refused as exc:  # strict signing: the cell neither restores nor runs
+            self.sequence.uncached("strict signing refused its entry; it did not run", self._cell_id())
             _HIT[:] = [("raise", UsageError(str(exc)))]
             return _tree_of([ast.Expr(_call_take())])
         if isinstance(step, Running):
@@ -324,6 +330,14 @@ class LazyCache(Magics):
                 show_as_recorded(self.shell.display_formatter, value, step.shown)
             return _hit_tree(step)
         return tree
+
+    def _cell_id(self):
+        """The front end's id of the running cell (ipykernel passes the
+        execute request's ``cellId``), None where it gives none or for a cell
+        run by a cell."""
+        if self._depth > 1:
+            return None
+        return getattr(getattr(self, "_cell_info", None), "cell_id", None) or None
 
     def _parsed_as_is(self, source) -> bool:
         """The tree came straight from parsing ``source``: it is the cell's

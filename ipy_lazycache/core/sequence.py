@@ -23,6 +23,7 @@ from .. import ambient, auto, manage, signing, stdin_watch
 from ..capture import split_at_result
 from ..hashing import code_hash
 from ..manifest import CorruptEntry
+from ..outcomes import RESTORED, STORED, UNCACHED, Outcome as CellOutcome, Outcomes
 from ..recursion import bounded
 from ..reports import human_size
 from ..stores.base import StoreUnavailable
@@ -33,6 +34,7 @@ from .plan import OverBudget, Uncacheable, installed_differ, plan as make_plan
 from .restore import restore
 from .run import NotStored, Outcome, changed_modules, module_snapshot, take_before
 from .save import evict, save
+from .shell import Shell
 
 PREFIX = "lazycache:"
 
@@ -94,61 +96,6 @@ class Refused(Exception):
     """Strict signing refused the entry: the cell neither restores nor runs."""
 
 
-class Recording:
-    """What a :class:`Shell` records while the body runs; this one records nothing."""
-
-    def __init__(self):
-        self.events: list = []
-
-    def __exit__(self, *exc):
-        pass
-
-
-class Shell:
-    """What the sequence asks of the shell. The defaults suit a plain dict
-    namespace with no front end: nothing is shown or recorded, values are
-    formatted by ``repr``."""
-
-    def show(self, outputs: list):
-        """Show recorded outputs again, in their order."""
-
-    def show_result(self, result: dict):
-        """Show a stored display of the cell's value (a value not stored)."""
-
-    def format(self, value) -> tuple[dict, dict]:
-        return {"text/plain": repr(value)}, {}
-
-    def run_magic(self, name: str, line: str):
-        """Run a configuring line magic again (a hit does what the run did)."""
-        raise LookupError(f"no shell to run %{name}")
-
-    def record(self):
-        """Start recording what the body shows: an object with ``events``
-        (outputs, nbformat-like) and ``__exit__`` to stop."""
-        return Recording()
-
-    def settle(self):
-        """Before storing: show what the run still holds (pending figures)."""
-
-    def progress(self, label: str):
-        """A context manager with a progress bar for a long store."""
-        return contextlib.nullcontext()
-
-    def used(self, store, key: str):
-        """The cell used entry ``key`` (the export list records it)."""
-
-    def say(self, text: str):
-        print(text)
-
-    def input_server(self):
-        """The object whose ``_input_request`` serves ``input()`` (a kernel), if any."""
-        return None
-
-    def describe_folder(self, store) -> str:
-        """A cache folder for a message: where it is (and which setting chose it)."""
-        return str(getattr(store, "root", store))
-
-
 class Running:
     """A miss whose body is running: what :meth:`Sequence.end` needs to store
     it. ``auto`` is the cell's code hash in auto mode (None otherwise);
@@ -158,6 +105,8 @@ class Running:
         self.plan, self.store, self.signer, self.capture = plan, store, signer, capture
         self.states, self.quiet, self.result_name, self.started = states, quiet, result_name, started
         self.auto, self.ns = auto, ns
+        self.cell_id = None  # the front end's id of the cell, where it gives one
+        self.force = False  # run with --force: stored though an entry may exist
         self.magics: list = []  # configuring line magics the body runs (a hit runs them again)
         self.modules: dict = {}  # attributes of modules before the run (run.module_snapshot)
         self.environ: set | None = None  # variables notebook code read during the run (ambient.EnvironReads)
@@ -186,6 +135,8 @@ class Sequence:
         self.stats = {"hits": 0, "misses": 0, "bytes_restored": 0, "time_saved": 0.0, "auto_hits": 0,
                       "auto_saved": 0.0}
         self.codes = auto.Codes()
+        self.outcomes = Outcomes()  # what happened to each cell (``%lazycache why``, a front end's badge)
+        self._cell = None  # (cell id, code digest, auto) of the cell begin() is keying
         self.after: list = []  # a hit's outputs that the run showed after its value
         self._marked: dict = {}  # (tier, key) -> when this session last recorded a use
         self._failed_folders: set = set()  # (folder, error type) already said once
@@ -194,26 +145,42 @@ class Sequence:
         if force or not quiet:
             self.shell.say(text)
 
+    def uncached(self, reason: str, cell_id=None, code=None, is_auto=False, seconds=0.0):
+        """Record a cell that ran (or runs) without the cache, and why."""
+        return self.outcomes.record(CellOutcome(UNCACHED, cell_id=cell_id, code=code, reason=reason,
+                                                seconds=seconds, auto=is_auto))
+
+    def _uncached_run(self, running, reason, duration=0.0):
+        plan = running.plan
+        return self.uncached(reason, running.cell_id, plan.code if plan is not None else running.auto,
+                             running.auto is not None, duration)
+
     # -- the step before the body ---------------------------------------------------
     @bounded()
     def begin(self, tree, ns: dict, store, signer=None, *, deps=(), files=(), source=None, quiet=False,
-              force=False, is_auto=False, exact_source=False):
+              force=False, is_auto=False, exact_source=False, cell_id=None):
         """Key the cell and look it up. Returns a :class:`Hit` (applied to
         ``ns``), a :class:`Running` (the body must run now, then :meth:`end`)
-        or None (run it uncached). Raises :class:`Refused` (strict signing)."""
+        or None (run it uncached). Raises :class:`Refused` (strict signing).
+        ``cell_id``: the front end's id of the cell, for :attr:`outcomes`."""
         code = budget = None
         if is_auto:
             code = code_hash(tree)
             budget = self.codes.budget(store, code)  # a cell never seen slow: hashed only if that is cheap
+        self._cell = (cell_id, code, is_auto)
         try:
             plan = make_plan(tree, ns, self.memo, deps=deps, files=files, source=source, ambient=self.ambient,
                              budget=budget, code=code, exact_source=exact_source)
         except OverBudget:  # timed only: if it is slow, its next run is keyed and stored
-            return Running(None, store, None, None, None, True, None, time.perf_counter(), auto=code, ns=ns)
+            running = Running(None, store, None, None, None, True, None, time.perf_counter(), auto=code, ns=ns)
+            running.cell_id = cell_id
+            return running
         except Uncacheable as exc:
             if not is_auto:
                 self._say(f"{PREFIX} not cached: {exc}; running the cell normally.", force=True)
+            self.uncached(str(exc), cell_id, code, is_auto)
             return None
+        self._cell = (cell_id, plan.code, is_auto)
         if not force:
             started = time.perf_counter()
             restored = self.lookup(store, plan, ns, signer)
@@ -226,7 +193,9 @@ class Sequence:
                 return hit
         if not is_auto:
             self.stats["misses"] += 1  # auto mode counts only the runs it stores
-        return self.start(tree, plan, ns, store, signer, quiet, is_auto)
+        running = self.start(tree, plan, ns, store, signer, quiet, is_auto)
+        running.cell_id, running.force = cell_id, force
+        return running
 
     def lookup(self, store, plan, ns, signer=None):
         """The entry for ``plan``, restored but not yet applied, or None: a
@@ -251,12 +220,12 @@ class Sequence:
         except Exception as exc:
             self._say(f"{PREFIX} could not read the cache ({type(exc).__name__}: {exc}); running the cell.", force=True)
             return None
-        if restored is None or not self._still_valid(restored.manifest):
+        if restored is None or not self.still_valid(restored.manifest):
             return None
         self._mark_used(local_tier(store), plan.key)  # local: a hit writes nothing remote
         return restored
 
-    def _still_valid(self, m) -> bool:
+    def still_valid(self, m) -> bool:
         requires = m.get("requires") or {}
         versions = {k[len(VERSION):]: v for k, v in requires.items() if k.startswith(VERSION)}
         if not self.ambient.satisfied({k: v for k, v in requires.items() if not k.startswith(VERSION)}):
@@ -299,6 +268,9 @@ class Sequence:
         names = names_line(restored.values) or "its outputs"
         self._say(f"{PREFIX} restored {names} from {m['key'][:10]} ({human_size(restored.nbytes)}) in "
                   f"{secs(elapsed)}, saving {secs(saved)}.", quiet=quiet)
+        cell_id, _code, is_auto = self._cell or (None, None, False)
+        self.outcomes.record(CellOutcome(RESTORED, cell_id=cell_id, code=plan.code, key=plan.key,
+                                         names=restored.values, seconds=elapsed, saved=saved, auto=is_auto))
         # Notes on what the hit could not give back: quiet means quiet; a closed file is not worth a line.
         for name in restored.tripwires:
             if not m["defs"].get(name, {}).get("closed"):
@@ -361,35 +333,40 @@ class Sequence:
         duration = time.perf_counter() - running.started
         if running.capture is not None:
             running.capture.__exit__(None, None, None)
-        if failed:
-            return  # a failed run is not a result; the traceback was shown as usual
-        if typed:  # slow because someone typed; a hit would skip the prompt and restore what they typed
-            self._say(f"{PREFIX} not stored: it read standard input (input(), getpass()), which a hit would skip.",
-                      force=running.auto is None, quiet=True)
+        if failed:  # a failed run is not a result; the traceback was shown as usual
+            self._uncached_run(running, "it raised an error", duration)
             return
-        if running.auto is not None and not auto.keeps(duration, min_time):
-            return  # auto mode: a cheap cell always runs
+        if typed:  # slow because someone typed; a hit would skip the prompt and restore what they typed
+            reason = "it read standard input (input(), getpass()), which a hit would skip"
+            self._say(f"{PREFIX} not stored: {reason}.", force=running.auto is None, quiet=True)
+            self._uncached_run(running, reason, duration)
+            return
+        if running.auto is not None and not auto.keeps(duration, min_time):  # auto mode: a cheap cell always runs
+            self._uncached_run(running, f"too quick: it ran {secs(duration)}, and auto mode caches cells of "
+                               f"{secs(min_time)} or more", duration)
+            return
         if running.plan is None:  # auto mode, inputs too large to hash before a run that might be cheap
             self.codes.mark(local_tier(running.store), running.auto)
+            self._uncached_run(running, "its first run was only timed (its inputs are large to hash); "
+                               "it is cached from its next run", duration)
             return
         try:
             self.store(running, value, duration, max_size)
         except Exception as exc:  # never a traceback of ours after the user's cell
             self._say(f"{PREFIX} not stored ({type(exc).__name__}: {exc}); the results are in the namespace.",
                       force=True)
+            self._uncached_run(running, f"it could not be stored ({type(exc).__name__}: {exc})", duration)
 
     @bounded()
     def store(self, running, value, duration, max_size=""):
         self.shell.settle()
         changed = changed_modules(running.modules, running.plan)
-        if changed:  # a hit could not set them again: this cell always runs
-            self._say(f"{PREFIX} not stored: it changes {names_line(changed, 3)}, which a hit cannot redo.",
-                      force=running.auto is None, quiet=True)
-            return
-        outcome, refused = self._outcome(running, value, duration)
-        if refused:  # a change to process state no hit could make exactly
-            self._say(f"{PREFIX} not stored: {refused[0]}, which a hit cannot redo.",
-                      force=running.auto is None, quiet=True)
+        outcome, refused = (None, [f"it changes {names_line(changed, 3)}"]) if changed else \
+            self._outcome(running, value, duration)
+        if refused:  # a change to modules or process state no hit could make exactly
+            reason = f"{refused[0]}, which a hit cannot redo"
+            self._say(f"{PREFIX} not stored: {reason}.", force=running.auto is None, quiet=True)
+            self._uncached_run(running, f"an effect it cannot replay: {reason}", duration)
             return
         t0 = time.perf_counter()
         saved = self._save(running, outcome)
@@ -412,22 +389,26 @@ class Sequence:
         ), refused
 
     def _save(self, running, outcome):
-        """``(manifest, bytes)`` of the stored entry, or None (said why)."""
+        """``(manifest, bytes)`` of the stored entry, or None (said why, and recorded)."""
         try:
             with (contextlib.nullcontext() if running.quiet else self.shell.progress(f"{PREFIX} storing")) as bar:
                 return save(running.store, running.plan, running.ns, outcome, self.memo, signer=running.signer,
                                   progress=bar)
         except NotStored as exc:
             self._say(f"{PREFIX} not stored: {exc}.", force=running.auto is None, quiet=True)
+            reason = str(exc)
         except OSError as exc:  # a folder that cannot be written: said once per folder and error
             where = self.shell.describe_folder(local_tier(running.store))
             if (where, type(exc)) not in self._failed_folders:
                 self._failed_folders.add((where, type(exc)))
                 self._say(f"{PREFIX} cannot store into {where} ({type(exc).__name__}: {exc.strerror or exc}); "
                           "cells run as usual, and are not stored there until it can be written.", force=True)
+            reason = f"the cache folder {where} cannot be written ({exc.strerror or exc})"
         except Exception as exc:  # a full disk or read-only folder loses the cache, not the results
             self._say(f"{PREFIX} not stored ({type(exc).__name__}: {exc}); the results are in the namespace.",
                       force=True)
+            reason = f"it could not be stored ({type(exc).__name__}: {exc})"
+        self._uncached_run(running, reason, outcome.duration)
         return None
 
     def _stored(self, running, m, nbytes, took, duration, max_size):
@@ -436,17 +417,22 @@ class Sequence:
         if running.auto is not None and unstored:
             with contextlib.suppress(Exception):  # auto mode stores a cell only if a hit gives back all it defined
                 evict(running.store, plan.key)
+            name = unstored[0]
+            self._uncached_run(running, f"a def it cannot store: {name} ({m['defs'][name]['unstored']})", duration)
             return
         self.codes.mark(local_tier(running.store), plan.code)
         if running.auto is not None:
             self.stats["misses"] += 1
-        stored = (n for n, e in m["defs"].items() if not e.get("unstored"))
+        stored = [n for n, e in m["defs"].items() if not e.get("unstored")]
         names = names_line(stored) or "nothing to restore but the outputs"
         self._say(f"{PREFIX} stored {names} as {plan.key[:10]} ({human_size(nbytes)}) in {secs(took)}; "
                   f"the cell ran {secs(duration)}.", quiet=running.quiet)
         for name in unstored:
             self._say(f"{PREFIX} {name} could not be stored ({m['defs'][name]['unstored']}); a hit will not "
                       "restore it.", quiet=running.quiet)
+        self.outcomes.record(CellOutcome(STORED, cell_id=running.cell_id, code=plan.code, key=plan.key, names=stored,
+                                         seconds=duration, reason="run with --force" if running.force else "",
+                                         auto=running.auto is not None))
         self.shell.used(running.store, plan.key)
         if max_size:
             try:

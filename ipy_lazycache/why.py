@@ -1,0 +1,113 @@
+"""Why a cell hit, missed or ran uncached, asked from the kernel: before it
+runs (:func:`predict`, for a front end's badge) and after
+(``%lazycache why``).
+
+:func:`predict` keys the cell as its run would (same options, same
+transformed text, same analysis and key) and looks the key up, without
+running it, restoring anything or writing the store.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+
+from . import auto
+from .core.plan import OverBudget, Uncacheable, plan as make_plan
+from .core.restore import load_manifest
+from .manifest import CorruptEntry
+
+WOULD_HIT, WOULD_MISS, UNKNOWN = "would hit", "would miss", "unknown"
+
+
+def loaded():
+    """The loaded extension (a :class:`.magics.LazyCache`), or None."""
+    import ipy_lazycache
+
+    return ipy_lazycache._magics
+
+
+def predict(extension, code: str) -> dict:
+    """``{"state": "would hit" | "would miss" | "unknown", "reason": str}``
+    for the cell ``code`` if it ran now in ``extension``'s shell. Never
+    raises and prints nothing (a front end asks this in the background)."""
+    extension = extension or loaded()
+    if extension is None:
+        return _said(UNKNOWN, "ipy_lazycache is not loaded")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return _predict(extension, code)
+    except Exception as exc:
+        return _said(UNKNOWN, f"it could not be keyed ({type(exc).__name__}: {exc})")
+
+
+def _said(state: str, reason: str) -> dict:
+    return {"state": state, "reason": reason}
+
+
+def _options(extension, code: str):
+    """The cell's options as its run reads them, or a reason it is not cached."""
+    from .magics import MAGIC, _is_lazycache_cell
+    from .options import parse_line
+
+    raw = (code or "").lstrip()
+    if not _is_lazycache_cell(raw):
+        if extension.auto and auto.eligible(raw):
+            return parse_line("", extension.lazycache.parser), True
+        return "it is not a cached cell", None
+    line = raw.split("\n", 1)[0][len(MAGIC):]
+    if "--off" in line.split():
+        return "--off: it opts out", None
+    try:
+        return parse_line(line, extension.lazycache.parser), False
+    except Exception as exc:  # a bad option or --help: the cell runs uncached
+        return f"its options are not usable ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})", None
+
+
+def _predict(extension, code: str) -> dict:
+    from .ipython_shell import cell_magic_of
+
+    args, is_auto = _options(extension, code)
+    if is_auto is None:
+        return _said(UNKNOWN, args)
+    if args.force:
+        return _said(WOULD_MISS, "--force runs it and stores it again")
+    shell = extension.shell
+    source = shell.transform_cell(code)
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return _said(UNKNOWN, "it does not parse")
+    if cell_magic_of(tree) is not None:
+        return _said(UNKNOWN, f"%%{cell_magic_of(tree)} runs it uncached")
+    if is_auto and auto.only_setup(tree):
+        return _said(UNKNOWN, "imports and configuration always run")
+    store = extension._open(args.dir or extension.dir or None, args.store, args.store_readonly,
+                            option=bool(args.dir))
+    sequence = extension.sequence
+    budget = None
+    if is_auto:
+        from .hashing import code_hash
+
+        budget = sequence.codes.budget(store, code_hash(tree))
+    try:
+        plan = make_plan(tree, shell.user_ns, sequence.memo, deps=args.deps, files=args.files, source=source,
+                         ambient=sequence.ambient, budget=budget, exact_source=True)
+    except OverBudget:
+        return _said(UNKNOWN, "auto mode times its first run before hashing its large inputs")
+    except Uncacheable as exc:
+        return _said(UNKNOWN, f"it cannot be cached: {exc}")
+    return _looked_up(sequence, store, plan)
+
+
+def _looked_up(sequence, store, plan) -> dict:
+    try:
+        manifest = load_manifest(store, plan.key)
+    except CorruptEntry:
+        return _said(WOULD_MISS, "its entry is damaged")
+    if manifest is None:
+        return _said(WOULD_MISS, "no entry has its current code and inputs")
+    if not sequence.still_valid(manifest):
+        return _said(WOULD_MISS, "its entry was made under another process state or package version")
+    return _said(WOULD_HIT, f"entry {plan.key[:10]} has its current code and inputs")
