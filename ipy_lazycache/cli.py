@@ -215,7 +215,8 @@ def _why_args(p):
     p.add_argument("--dir", default=None, help="cache folder (default: the notebook's __lazycache__ folder)")
 
 
-@command("why", "why a notebook's cells hit or missed: their entries and what changed between them")(_why_args)
+@command("why", "NOTEBOOK [CELL_ID]: each cached cell's entry and what changed between entries "
+                "(in %%lazycache: why [CELL_ID], this session's cells)")(_why_args)
 def _why(args):
     from .why_notebook import report
 

@@ -391,9 +391,10 @@ class LazyCache(Magics):
     # -- management ----------------------------------------------------------------
     @line_magic("lazycache")
     def lazycache_line(self, line):
-        """``%lazycache stats|info|ls|du|prune|clear|verify [--dir D] ...``:
-        this session's statistics, and the ``ipy-lazycache`` commands on the
-        cache folder (see ``ipy-lazycache --help``)."""
+        """``%lazycache stats|why|info|ls|du|prune|clear|verify [--dir D] ...``:
+        this session's statistics, why a cell hit, missed or ran uncached
+        (``why [CELL_ID]``), and the ``ipy-lazycache`` commands on the cache
+        folder (see ``ipy-lazycache --help``)."""
         import shlex
 
         from IPython.display import display

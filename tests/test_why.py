@@ -102,8 +102,10 @@ def test_predict_hit_and_miss_without_running_or_storing(run, shell, runs, tmp_p
     assert why.predict(ext(), cell)["state"] == "would hit"
     assert "b" not in shell.user_ns and set(shell.user_ns) == set(before) and runs() == 1
     run("a = 2")
-    p = why.predict(ext(), cell)
-    assert p["state"] == "would miss" and runs() == 1
+    assert why.predict(ext(), cell) == {"state": "would miss", "reason": "variable a changed: 1 → 2"}
+    assert runs() == 1
+    assert why.predict(ext(), cell + "\nc = 1") == {"state": "would miss",
+                                                    "reason": "the code changed (and 1 more)"}
 
 
 @pytest.mark.parametrize("code, words", [
@@ -321,5 +323,8 @@ def test_cli_why_reads_a_notebooks_cache_folder(run, shell, tmp_path):
     edited = cli("nb.ipynb", "3").stdout
     assert "The notebook's code differs from the entry's:\n    -half = total / 2\n    +half = total / 2  # edited" \
         in edited and "No earlier entry of this cell" in edited
+    said = run("%lazycache why nb.ipynb c-sum").out  # the magic runs the same command (ages may tick)
+    assert said.splitlines()[0].split(", stored")[0] == one.stdout.splitlines()[0].split(", stored")[0]
+    assert said.splitlines()[2:] == one.stdout.splitlines()[2:]
     bad = cli("nb.ipynb", "c-none")
     assert bad.returncode == 2 and "has no code cell 'c-none'" in bad.stderr
