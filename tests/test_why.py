@@ -5,9 +5,14 @@ Each run of a body appends a line to ``runs.txt`` (``runs()`` counts them),
 so a hit is proven by the body not running.
 """
 
+import os
+from pathlib import Path
+
 import pytest
 
 from ipy_lazycache import why
+
+ROOT = Path(__file__).resolve().parent.parent
 
 BODY = 'open("runs.txt", "a").write("run\\n")\n'
 
@@ -328,3 +333,44 @@ def test_cli_why_reads_a_notebooks_cache_folder(run, shell, tmp_path):
     assert said.splitlines()[2:] == one.stdout.splitlines()[2:]
     bad = cli("nb.ipynb", "c-none")
     assert bad.returncode == 2 and "has no code cell 'c-none'" in bad.stderr
+
+
+# -- a real kernel: the front end's cell id -------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_kernel_takes_the_cell_id_from_the_execute_request(tmp_path, monkeypatch):
+    """JupyterLab and Notebook 7 send ``metadata.cellId``; ipykernel hands it to IPython as ``info.cell_id``."""
+    from jupyter_client.manager import start_new_kernel
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+
+    def run(code, cell_id=None):
+        msg = kc.session.msg("execute_request", {"code": code, "silent": False, "store_history": True,
+                                                 "user_expressions": {}, "allow_stdin": False},
+                             metadata={"cellId": cell_id} if cell_id else {})
+        kc.shell_channel.send(msg)
+        out = []
+        while True:
+            m = kc.get_iopub_msg(timeout=60)
+            if m["parent_header"].get("msg_id") != msg["header"]["msg_id"]:
+                continue
+            if m["msg_type"] == "stream":
+                out.append(m["content"]["text"])
+            elif m["msg_type"] in ("display_data", "execute_result"):
+                out.append(m["content"]["data"]["text/plain"] + "\n")
+            elif m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
+                return "".join(out)
+
+    try:
+        run("%load_ext ipy_lazycache\na = 1")
+        assert "lazycache: stored b" in run("%%lazycache\nb = a + 1", "cell-xyz")
+        run("x = 0")  # another cell ran since
+        assert run("%lazycache why cell-xyz").startswith("lazycache: cell cell-xyz missed, ran ")
+        p = run("from ipy_lazycache import why\nprint(why.predict(None, '%%lazycache\\nb = a + 1', 'cell-xyz'))")
+        assert p.startswith("{'state': 'would hit', 'reason': 'entry "), p
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
