@@ -374,3 +374,12 @@ def test_a_kernel_takes_the_cell_id_from_the_execute_request(tmp_path, monkeypat
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_a_damaged_parts_record_explains_what_it_can():
+    from ipy_lazycache import explain
+
+    old = {"key": "a" * 32, "source": "x = 1", "parts": {"code": 5, "refs": [1], "about": {"a": 3}, "environ": "x"}}
+    new = {"code": "c", "refs": {"a": "1"}, "about": {"a": {"type": "int", "value": "2"}}}
+    assert explain.differences(old, new, "x = 2") == ["the code changed:", "    -x = 1", "    +x = 2",
+                                                      "it now reads variable a"]
