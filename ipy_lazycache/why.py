@@ -164,8 +164,8 @@ def outcome_lines(outcome) -> list[str]:
                 f"{secs(outcome.seconds)}, saving {secs(outcome.saved)}."]
     lines = [f"{PREFIX} {cell} missed{auto_note}, ran {secs(outcome.seconds)} and was stored as "
              f"{outcome.key[:10]} ({names})."]
-    if outcome.reason:
-        lines.append(f"It ran though an entry of its key exists: {outcome.reason}.")
+    if outcome.reason:  # its own key had an entry: no other entry says more
+        return lines + [f"It ran though an entry of its key exists: {outcome.reason}."]
     if outcome.store is None:
         return lines
     return lines + miss_lines(local_tier(outcome.store), outcome.key, outcome.cell_id)

@@ -252,8 +252,8 @@ def test_why_names_the_package_version_an_entry_was_made_with(run, shell, tmp_pa
     restart(run, shell)
     assert "lazycache: stored" in run(cell, cell_id="v").out
     out = run("%lazycache why").out
-    assert "It ran though an entry of its key exists: its entry was made with xxhash 0.0.1; another version is " \
-           "installed here.\n" in out
+    assert out.endswith("(name).\nIt ran though an entry of its key exists: its entry was made with xxhash 0.0.1; "
+                        "another version is installed here.\n")
 
 
 def test_why_after_a_hit_and_an_uncached_run(run, shell, runs):
@@ -383,3 +383,13 @@ def test_a_damaged_parts_record_explains_what_it_can():
     new = {"code": "c", "refs": {"a": "1"}, "about": {"a": {"type": "int", "value": "2"}}}
     assert explain.differences(old, new, "x = 2") == ["the code changed:", "    -x = 1", "    +x = 2",
                                                       "it now reads variable a"]
+
+
+def test_why_after_force_says_so(run, shell):
+    run(lazy("x = 1"), cell_id="f")
+    run(lazy("x = 1", "--force"), cell_id="f")
+    out = run("%lazycache why").out
+    assert out.endswith("(x).\nIt ran though an entry of its key exists: run with --force.\n")
+    assert ext().outcomes.get("f").reason == "run with --force"
+    assert why.predict(ext(), lazy("x = 1", "--force")) == {"state": "would miss",
+                                                           "reason": "--force runs it and stores it again"}
