@@ -252,8 +252,8 @@ def test_why_names_the_package_version_an_entry_was_made_with(run, shell, tmp_pa
     restart(run, shell)
     assert "lazycache: stored" in run(cell, cell_id="v").out
     out = run("%lazycache why").out
-    assert out.endswith("(name).\nIt ran though an entry of its key exists: its entry was made with xxhash 0.0.1; "
-                        "another version is installed here.\n")
+    assert out.endswith("(name, xxhash).\nIt ran though an entry of its key exists: its entry was made with "
+                        "xxhash 0.0.1; another version is installed here.\n")
 
 
 def test_why_after_a_hit_and_an_uncached_run(run, shell, runs):
