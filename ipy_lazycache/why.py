@@ -187,6 +187,21 @@ def miss_lines(store, key: str, cell_id=None) -> list[str]:
     return ex.compared(manifests, m, cell_id, store.describe())
 
 
+def forget(extension=None, cell_id=None) -> str:
+    """Remove the entry the cell (or the last cell) last restored or stored
+    from its cache folder (a shared store behind it keeps its copy): its
+    next run runs it. One line saying what was done."""
+    from .core.sequence import local_tier
+    from .manage import remove_entry
+
+    extension = extension or loaded()
+    outcome = None if extension is None else extension.outcomes.get(cell_id) if cell_id else extension.outcomes.last
+    if outcome is None or not outcome.key or outcome.store is None:
+        return f"{PREFIX} no entry to forget for {f'cell {cell_id}' if cell_id else 'the last cell'}."
+    remove_entry(local_tier(outcome.store), outcome.key)
+    return f"{PREFIX} removed entry {outcome.key[:10]}; the cell runs at its next run."
+
+
 def command(extension, words):
     """``%lazycache why [CELL_ID]``; ``why NOTEBOOK [CELL_ID]`` is the command line's."""
     if words[:1] and words[0] in ("-h", "--help"):

@@ -393,3 +393,13 @@ def test_why_after_force_says_so(run, shell):
     assert ext().outcomes.get("f").reason == "run with --force"
     assert why.predict(ext(), lazy("x = 1", "--force")) == {"state": "would miss",
                                                            "reason": "--force runs it and stores it again"}
+
+
+def test_forget_removes_the_cells_entry(run, shell, runs):
+    cell = lazy("x = 1")
+    run(cell, cell_id="g")
+    assert why.forget(ext(), "g").startswith("lazycache: removed entry ")
+    assert why.predict(ext(), cell, "g")["state"] == "would miss"
+    run(cell, cell_id="g")
+    assert runs() == 2 and ext().outcomes.get("g").state == "stored"
+    assert why.forget(ext(), "nope") == "lazycache: no entry to forget for cell nope."
