@@ -403,3 +403,14 @@ def test_forget_removes_the_cells_entry(run, shell, runs):
     run(cell, cell_id="g")
     assert runs() == 2 and ext().outcomes.get("g").state == "stored"
     assert why.forget(ext(), "nope") == "lazycache: no entry to forget for cell nope."
+
+
+def test_descriptions_stay_small_in_the_manifest(run, shell, tmp_path):
+    import json
+
+    for i in range(12):  # functions whose sources alone would take 24 KiB
+        run(f"def f{i}(v):\n    '''{'x' * 2000}'''\n    return v + {i}")
+    run(lazy("total = " + " + ".join(f"f{i}(1)" for i in range(12))), cell_id="big")
+    (path,) = (tmp_path / "__lazycache__").glob("*/manifest.json")
+    about = json.loads(path.read_text())["parts"]["about"]
+    assert len(json.dumps(about)) <= 16 << 10 and about["f3"] == {"type": "function", "code": about["f3"]["code"]}
