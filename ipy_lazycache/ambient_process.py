@@ -22,6 +22,11 @@ class _Environ(Provider):
 
     def __init__(self):
         self.start = dict(os.environ)
+        # Written *since this load*, like ``start``: names noted before a
+        # reload (or a site kernel's set-up) would compare later writes by
+        # the kernel itself (pytest's PYTEST_CURRENT_TEST) with a baseline
+        # the notebook never saw.
+        EnvironWrites.names.clear()
         EnvironWrites.install()
 
     def delta(self):

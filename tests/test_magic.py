@@ -364,6 +364,21 @@ def test_restored_functions_can_be_hashed_in_a_new_session(run, shell, runs):
     assert runs() == 2 and shell.user_ns["y"] == 8
 
 
+def test_a_variable_written_before_a_reload_is_not_the_new_sessions_change(run, shell, runs, monkeypatch):
+    """The environment delta counts the notebook's writes since the extension
+    loaded: a name written before a reload and then changed by the kernel's
+    own code (here pytest's, as the kernel sets its own variables) is not a
+    change of the new session, so the cell hits after the next reload."""
+    run("import os\nos.environ['LAZYCACHE_T'] = 'a'")
+    run("%reload_ext ipy_lazycache")
+    monkeypatch.setenv("LAZYCACHE_T", "b")  # installed code, not the notebook's
+    cell = lazy("x = 1")
+    run(cell)
+    run("%reload_ext ipy_lazycache")
+    run(cell)
+    assert runs() == 1 and shell.user_ns["x"] == 1
+
+
 def test_function_defaults_and_bound_builtins_are_part_of_the_key(run, shell, runs):
     run("a = 1\ndef f(x=a):\n    return x\nlst = [1]\npush = lst.append")
     cell = lazy("y = f()\nz = push.__self__[-1]")
