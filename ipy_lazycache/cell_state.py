@@ -1,0 +1,202 @@
+"""The kernel side of the cell badge: a comm (target ``ipy_lazycache``)
+through which the kernel tells a front end what happened to each cached
+cell, and answers its questions (would this cell miss? why? forget it).
+
+Comm messages are not outputs: nothing here shows in a cell or lands in a
+saved notebook. In a shell with no kernel (plain IPython, a script) nothing
+is registered or sent; a kernel whose front end has no badge extension
+sends one small ``comm_open`` at load, which that front end closes.
+
+Messages, all ``{"type": ...}`` dicts:
+
+* kernel -> front end: ``hello`` (the comm's open data); ``outcome``
+  (``cell_id``, ``msg_id`` of the execute request, ``state``, ``summary``,
+  ``seconds``, ``saved``, ``reason``) after each cached cell; replies to
+  requests, carrying the request's ``request`` number back.
+* front end -> kernel: ``predict`` (``cells``: ``[{cell_id, code}]``;
+  reply ``cells``: ``[{cell_id, state, reason}]``, state ``would hit``,
+  ``would miss`` or ``unknown``), ``why`` (``cell_id``; reply ``text``),
+  ``forget`` (``cell_id``: its entry is removed; reply ``text``).
+  "Run anyway" needs no message: the front end runs the cell with ``--force``.
+"""
+
+from __future__ import annotations
+
+from .version import __version__
+
+TARGET = "ipy_lazycache"
+#: Cells one predict request may ask about (a front end sends a notebook's cached cells).
+MOST_CELLS = 500
+
+
+def _kernel(shell):
+    """The kernel object behind ``shell`` (ipykernel's or Pyodide's), or None."""
+    kernel = getattr(shell, "kernel", None)
+    return kernel if kernel is not None and hasattr(kernel, "get_parent") else None
+
+
+def parent_of(shell) -> dict:
+    """The request the kernel is answering now (an execute request while a
+    cell runs), or ``{}``."""
+    kernel = _kernel(shell)
+    try:
+        parent = kernel.get_parent() if kernel is not None else None
+    except Exception:
+        parent = None
+    return parent if isinstance(parent, dict) else {}
+
+
+def summary(outcome) -> str:
+    """What the badge says: ``restored (saved 2.1 s)``, ``stored``,
+    ``ran uncached: <reason>``."""
+    from .core.sequence import secs
+
+    state = outcome.state
+    if state == "restored":
+        return f"restored (saved {secs(outcome.saved)})" if outcome.saved else "restored"
+    if state == "ran uncached" and outcome.reason:
+        return f"ran uncached: {outcome.reason}"
+    return state
+
+
+class Badges:
+    """The comm endpoint of one loaded extension (:class:`.magics.LazyCache`)."""
+
+    def __init__(self, extension):
+        self.extension = extension
+        self.comms: dict = {}  # comm_id -> open comm (one per front end that answered)
+        self._manager = None
+
+    # -- wiring ------------------------------------------------------------------
+    def start(self) -> bool:
+        """Register the target, listen to outcomes and greet the front ends.
+        False (and nothing done) without a kernel or the outcome record."""
+        outcomes = getattr(self.extension, "outcomes", None)
+        if _kernel(self.extension.shell) is None or outcomes is None:
+            return False
+        import comm
+
+        self._manager = comm.get_comm_manager()
+        # A front end reloaded while the kernel ran opens its own comm to this target.
+        self._manager.register_target(TARGET, self._opened_by_front_end)
+        outcomes.listeners.append(self.tell)
+        self._keep(comm.create_comm(target_name=TARGET, data={"type": "hello", "version": __version__}))
+        return True
+
+    def stop(self):
+        outcomes = getattr(self.extension, "outcomes", None)
+        if outcomes is not None and self.tell in outcomes.listeners:
+            outcomes.listeners.remove(self.tell)
+        if self._manager is not None:
+            self._manager.unregister_target(TARGET, self._opened_by_front_end)
+        for comm in list(self.comms.values()):
+            try:
+                comm.close()
+            except Exception:
+                pass
+        self.comms.clear()
+
+    def _keep(self, comm):
+        self.comms[comm.comm_id] = comm
+        comm.on_msg(lambda msg: self.received(comm, msg))
+        comm.on_close(lambda _msg: self.comms.pop(comm.comm_id, None))
+
+    def _opened_by_front_end(self, comm, _msg):
+        self._keep(comm)
+        comm.send({"type": "hello", "version": __version__})
+
+    # -- kernel -> front end -----------------------------------------------------------
+    def tell(self, outcome):
+        """An outcome listener: send the cell's state to every front end."""
+        if not self.comms:
+            return
+        parent = parent_of(self.extension.shell)
+        cell_id = outcome.cell_id or (parent.get("metadata") or {}).get("cellId")
+        message = {
+            "type": "outcome", "cell_id": cell_id, "msg_id": (parent.get("header") or {}).get("msg_id"),
+            "state": outcome.state, "summary": summary(outcome), "reason": outcome.reason or "",
+            "seconds": outcome.seconds, "saved": outcome.saved,
+        }
+        self._send(message)
+
+    def _send(self, message, comm=None):
+        for target in [comm] if comm is not None else list(self.comms.values()):
+            try:
+                target.send(message)
+            except Exception:
+                self.comms.pop(getattr(target, "comm_id", None), None)  # that front end is gone
+
+    # -- front end -> kernel -----------------------------------------------------------
+    def received(self, comm, msg):
+        """Answer one request; never raises (a comm handler's error would be
+        logged by the kernel, far from the user)."""
+        try:
+            data = (msg.get("content") or {}).get("data") or {}
+            kind = data.get("type")
+            answer = {"predict": self.predict, "why": self.why, "forget": self.forget}.get(kind)
+            if answer is None:
+                return
+            reply = answer(data)
+        except Exception as exc:
+            kind, reply = (locals().get("kind") or "error"), {"error": f"{type(exc).__name__}: {exc}"}
+        self._send({"type": kind, "request": data.get("request"), **reply}, comm)
+
+    def predict(self, data) -> dict:
+        from . import why
+
+        cells = []
+        for cell in list(data.get("cells") or [])[:MOST_CELLS]:
+            said = why.predict(self.extension, str(cell.get("code") or ""))
+            cells.append({"cell_id": cell.get("cell_id"), "state": said["state"], "reason": said["reason"]})
+        return {"cells": cells}
+
+    def why(self, data) -> dict:
+        cell_id = data.get("cell_id")
+        return {"cell_id": cell_id, "text": why_text(self.extension, cell_id)}
+
+    def forget(self, data) -> dict:
+        """Remove the entry the cell last restored or stored (from the
+        folder its run used: the cell's own ``--dir`` or the session's)."""
+        from . import manage
+
+        cell_id = data.get("cell_id")
+        outcome = self.extension.outcomes.get(cell_id) if cell_id else None
+        if outcome is None or not outcome.key:
+            return {"cell_id": cell_id, "text": "This cell has no entry this session: nothing to forget."}
+        store = self.extension._open(_cell_dir(self.extension, data.get("code")) or self.extension.dir or None)
+        manage.remove_entry(store, outcome.key)
+        return {"cell_id": cell_id, "text": f"Entry {outcome.key[:10]} removed: the cell runs in full next time."}
+
+
+def _cell_dir(extension, code) -> str | None:
+    """The ``--dir`` on the cell's ``%%lazycache`` line, if any."""
+    from .magics import MAGIC, _is_lazycache_cell
+    from .options import parse_line
+
+    raw = (code or "").lstrip()
+    if not _is_lazycache_cell(raw):
+        return None
+    try:
+        return parse_line(raw.split("\n", 1)[0][len(MAGIC):], extension.lazycache.parser).dir
+    except Exception:
+        return None
+
+
+def why_text(extension, cell_id) -> str:
+    """What ``%lazycache why CELL_ID`` prints."""
+    from . import why
+
+    explain = getattr(why, "explain", None)  # the kernel side of issue 24, once it is there
+    if explain is not None and cell_id:
+        return explain(extension, cell_id).text()
+    outcome = extension.outcomes.get(cell_id) if cell_id else None
+    return summary(outcome) if outcome is not None else "This cell has not run with the cache this session."
+
+
+def start(extension) -> Badges | None:
+    """Called as the extension loads: the comm, if there is a kernel to carry it."""
+    badges = Badges(extension)
+    try:
+        return badges if badges.start() else None
+    except Exception:
+        return None  # an old comm package or a kernel without comms: no badges, nothing else changes
