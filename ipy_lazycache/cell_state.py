@@ -10,9 +10,11 @@ sends one small ``comm_open`` at load, which that front end closes.
 Messages, all ``{"type": ...}`` dicts:
 
 * kernel -> front end: ``hello`` (the comm's open data); ``outcome``
-  (``cell_id``, ``msg_id`` of the execute request, ``state``, ``summary``,
-  ``seconds``, ``saved``, ``reason``) after each cached cell; replies to
-  requests, carrying the request's ``request`` number back.
+  (``cell_id``, ``msg_id`` of the execute request, ``cell_state``,
+  ``summary``, ``seconds``, ``saved``, ``reason``) after each cached cell;
+  replies to requests, carrying the request's ``request`` number back. No
+  message has a top-level ``state``: nbclient takes that for a widget's
+  state and fails the run (the lite build executes notebooks with it).
 * front end -> kernel: ``predict`` (``cells``: ``[{cell_id, code}]``;
   reply ``cells``: ``[{cell_id, state, reason}]``, state ``would hit``,
   ``would miss`` or ``unknown``), ``why`` (``cell_id``; reply ``text``),
@@ -114,7 +116,7 @@ class Badges:
         cell_id = outcome.cell_id or (parent.get("metadata") or {}).get("cellId")
         message = {
             "type": "outcome", "cell_id": cell_id, "msg_id": (parent.get("header") or {}).get("msg_id"),
-            "state": outcome.state, "summary": summary(outcome), "reason": outcome.reason or "",
+            "cell_state": outcome.state, "summary": summary(outcome), "reason": outcome.reason or "",
             "seconds": outcome.seconds, "saved": outcome.saved,
         }
         self._send(message)

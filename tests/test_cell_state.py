@@ -80,7 +80,7 @@ def test_outcomes_and_requests_through_a_kernel_restart(kernel, tmp_path):
     execute(kc, "n = 5")
     msg_id, seen = execute(kc, CELL, cell_id="cell-a")
     said, text = outcome_and_text(seen)
-    assert said["type"] == "outcome" and said["state"] == "stored" and said["summary"] == "stored", said
+    assert said["type"] == "outcome" and said["cell_state"] == "stored" and said["summary"] == "stored", said
     assert said["cell_id"] == "cell-a" and said["msg_id"] == msg_id, said
     assert "total 10" in text and "lazycache: stored" in text, text
 
@@ -96,7 +96,7 @@ def test_outcomes_and_requests_through_a_kernel_restart(kernel, tmp_path):
     execute(kc, "n = 5")
     _, seen = execute(kc, CELL, cell_id="cell-a")
     said, text = outcome_and_text(seen)
-    assert said["state"] == "restored" and said["summary"].startswith("restored"), said
+    assert said["cell_state"] == "restored" and said["summary"].startswith("restored"), said
     assert "total 10" in text and (tmp_path / "runs.txt").read_text() == "run\n"  # the body did not run again
     why = ask(kc, comm, type="why", request=8, cell_id="cell-a")
     assert why["cell_id"] == "cell-a" and "restored" in why["text"].lower(), why
@@ -105,7 +105,7 @@ def test_outcomes_and_requests_through_a_kernel_restart(kernel, tmp_path):
     (cell,) = ask(kc, comm, type="predict", request=9, cells=[{"cell_id": "cell-a", "code": CELL}])["cells"]
     assert cell["state"] == "would miss", cell
     said, text = outcome_and_text(execute(kc, CELL, cell_id="cell-a")[1])
-    assert said["state"] == "stored" and "total 15" in text
+    assert said["cell_state"] == "stored" and "total 15" in text
 
     forgot = ask(kc, comm, type="forget", request=10, cell_id="cell-a", code=CELL)
     assert "removed" in forgot["text"], forgot
@@ -125,3 +125,21 @@ def test_no_kernel_no_comm(shell, capfd):
     lines = out.splitlines()
     assert lines[0] == "total 3" and lines[1].startswith("lazycache: stored total as ") and len(lines) == 2, out
     assert err == ""
+
+
+def test_nbclient_runs_a_notebook_that_loads_the_extension(tmp_path, monkeypatch):
+    """nbclient (``jupyter lite build --LazyCacheAddon.execute``, nbconvert) is
+    a front end with no badge: it ignores the comm, and the notebook's
+    outputs are exactly the cells' own."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.delenv("IPY_LAZYCACHE_DIR", raising=False)
+    cells = ("%load_ext ipy_lazycache", "n = 4", CELL)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(nb, timeout=60, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = nb.cells[2].outputs
+    assert [o.output_type for o in outputs] == ["stream"], outputs
+    assert outputs[0].text.startswith("total 6\nlazycache: stored total as "), outputs
+    assert nb.cells[0].outputs == [] and "widgets" not in nb.metadata, nb.metadata

@@ -7,7 +7,7 @@ import { Widget } from '@lumino/widgets';
 /** What the kernel sent after a cached cell ran. */
 export interface IOutcome {
   cell_id: string | null;
-  state: string; // "restored" | "stored" | "ran uncached"
+  cell_state: string; // "restored" | "stored" | "ran uncached"
   summary: string; // "restored (saved 2.1 s)", "stored", "ran uncached: <reason>"
   reason: string;
   seconds: number;
@@ -47,7 +47,7 @@ export function badgeText(state: ICellState | undefined, source: string): IShown
   }
   if (state?.outcome) {
     const outcome = state.outcome;
-    return { text: outcome.summary, kind: outcome.state.replace(' ', '-'), title: outcome.summary };
+    return { text: outcome.summary, kind: outcome.cell_state.replace(' ', '-'), title: outcome.summary };
   }
   if (prediction?.state === 'would hit') {
     return { text: 'would hit', kind: 'would-hit', title: prediction.reason };
