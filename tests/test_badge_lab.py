@@ -22,7 +22,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CACHED = ("%%lazycache\nimport time\nopen('runs.txt', 'a').write('run\\n')\ntime.sleep(1.2)\n"
           "total = sum(range(n))\nprint('total', total)")
-CELLS = ["%load_ext ipy_lazycache", "n = 5", CACHED]
+SQUARES = "%%lazycache\nimport time\ntime.sleep(0.8)\nsquares = [i * i for i in range(3000)]\nprint(len(squares))"
+#: Cell 2 reads n; cell 3 reads nothing that changes; cell 5 reads a generator, which cannot be hashed.
+CELLS = ["%load_ext ipy_lazycache", "n = 5", CACHED, SQUARES, "numbers = (i for i in range(3))",
+         "%%lazycache\nfirst = next(numbers)\nfirst"]
 #: Set to a path (docs/badges.png) to keep a screenshot of the badges.
 SCREENSHOT = os.environ.get("IPY_LAZYCACHE_SCREENSHOT")
 
@@ -32,7 +35,7 @@ def page(lite_browser):
     reason = labextension_installed()
     if reason:
         unavailable(reason)
-    context = lite_browser.new_context(viewport={"width": 1000, "height": 620})
+    context = lite_browser.new_context(viewport={"width": 900, "height": 800})
     page = context.new_page()
     page.console = []
     page.on("console", lambda m: page.console.append(f"{m.type}: {m.text}"))
@@ -64,10 +67,19 @@ def stored_restored_would_miss(page, folder):
     page.evaluate(js.RUN_ALL)
     seen.append(wait_badge(page, 2, "restored (saved "))
     assert "total 10" in page.evaluate(js.OUTPUT_TEXT, 2) and runs(folder) == 1  # the body did not run
+    wait_badge(page, 3, "restored (saved ")
+    assert wait_badge(page, 5, "ran uncached: ").startswith("ran uncached: variable 'numbers' cannot be hashed")
 
     page.evaluate(js.SET_SOURCE, [1, "n = 6"])  # an input of the cached cell changes ...
     page.evaluate(js.RUN_CELL, 1)
     seen.append(wait_badge(page, 2, "would miss"))  # ... so its entry no longer fits, before it runs
+    assert page.evaluate(js.BADGE, 3).startswith("restored")  # what the others read did not change
+    if SCREENSHOT and page.evaluate("() => !!document.querySelector('.jp-LabShell')"):
+        Path(SCREENSHOT).parent.mkdir(parents=True, exist_ok=True)
+        page.evaluate("async () => { const app = window.jupyterapp; if (!app.shell.leftCollapsed) "
+                      "await app.commands.execute('application:toggle-left-area'); }")
+        page.wait_for_timeout(500)
+        page.screenshot(path=SCREENSHOT)
     page.evaluate(js.RUN_CELL, 2)
     seen.append(wait_badge(page, 2, "stored"))
     assert "total 15" in page.evaluate(js.OUTPUT_TEXT, 2) and runs(folder) == 2
@@ -82,12 +94,10 @@ def test_badges_in_a_real_server(tmp_path, page, app):
         open_notebook(page, base, "badges.ipynb", app)
         seen = stored_restored_would_miss(page, folder)
         print(f"\n{app}: badges seen {seen}")
-        if SCREENSHOT and app == "jupyterlab":
-            Path(SCREENSHOT).parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=SCREENSHOT)
 
         # Clicking the badge: what `%lazycache why` says, and "Run anyway" runs the body with --force.
-        page.click(".jp-LazyCacheBadge")
+        page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets[2].node"
+                      ".querySelector('.jp-LazyCacheBadge').click()")
         dialog = page.wait_for_selector(".jp-Dialog .jp-LazyCacheWhy")
         assert dialog.inner_text().strip(), "the why text is empty"
         page.click(".jp-Dialog button:has-text('Run anyway')")
