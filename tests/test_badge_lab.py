@@ -74,16 +74,60 @@ def stored_restored_would_miss(page, folder):
     page.evaluate(js.RUN_CELL, 1)
     seen.append(wait_badge(page, 2, "would miss"))  # ... so its entry no longer fits, before it runs
     assert page.evaluate(js.BADGE, 3).startswith("restored")  # what the others read did not change
+    screenshot(page)
+    page.evaluate(js.RUN_CELL, 2)
+    seen.append(wait_badge(page, 2, "stored"))
+    assert "total 15" in page.evaluate(js.OUTPUT_TEXT, 2) and runs(folder) == 2
+    return seen
+
+
+def screenshot(page):
+    """The README's picture (IPY_LAZYCACHE_SCREENSHOT=docs/badges.png), from JupyterLab."""
     if SCREENSHOT and page.evaluate("() => !!document.querySelector('.jp-LabShell')"):
         Path(SCREENSHOT).parent.mkdir(parents=True, exist_ok=True)
         page.evaluate("async () => { const app = window.jupyterapp; if (!app.shell.leftCollapsed) "
                       "await app.commands.execute('application:toggle-left-area'); }")
         page.wait_for_timeout(500)
         page.screenshot(path=SCREENSHOT)
+
+
+def click_badge(page, i: int, button: str) -> str:
+    """Click cell i's badge, then a button of its dialog; returns the dialog's why text."""
+    page.evaluate("(i) => window.jupyterapp.shell.currentWidget.content.widgets[i].node"
+                  ".querySelector('.jp-LazyCacheBadge').click()", i)
+    text = page.wait_for_selector(".jp-Dialog .jp-LazyCacheWhy").inner_text()
+    page.click(f".jp-Dialog button:has-text({button!r})")
+    page.wait_for_function("() => !document.querySelector('.jp-Dialog')")
+    return text
+
+
+def run_anyway(page, folder):
+    """Run anyway: the body runs again (--force), the saved source unchanged."""
+    said = click_badge(page, 2, "Run anyway")
+    print(f"\nwhy, in the dialog:\n{said}")
+    assert said.strip(), "the dialog shows no why text"
+    deadline = time.monotonic() + 60
+    while runs(folder) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert runs(folder) == 3, "Run anyway did not run the body"
+    page.wait_for_function(f"(i) => ({js.OUTPUT_TEXT})(i).includes('lazycache: stored')", arg=2)
+    assert "total 15" in page.evaluate(js.OUTPUT_TEXT, 2) and wait_badge(page, 2, "stored")
+
+
+def reload_edit_forget(page, folder, open_again):
+    """A page opened on a running kernel gets badges too; editing the cell's
+    own code says would miss before it runs; Forget removes its entry."""
+    open_again()
     page.evaluate(js.RUN_CELL, 2)
-    seen.append(wait_badge(page, 2, "stored"))
-    assert "total 15" in page.evaluate(js.OUTPUT_TEXT, 2) and runs(folder) == 2
-    return seen
+    wait_badge(page, 2, "restored (saved ")
+    assert runs(folder) == 3
+    changed = CACHED.replace("sum(range(n))", "sum(range(n + 1))")
+    page.evaluate(js.SET_SOURCE, [2, changed])
+    wait_badge(page, 2, "would miss")
+    page.evaluate(js.SET_SOURCE, [2, CACHED])
+    wait_badge(page, 2, "restored (saved ")
+    click_badge(page, 2, "Forget this entry")
+    wait_badge(page, 2, "would miss")  # its entry is gone: the next run runs the body
 
 
 @pytest.mark.parametrize("app", ["jupyterlab", "notebook"])
@@ -95,23 +139,11 @@ def test_badges_in_a_real_server(tmp_path, page, app):
         seen = stored_restored_would_miss(page, folder)
         print(f"\n{app}: badges seen {seen}")
 
-        # Clicking the badge: what `%lazycache why` says, and "Run anyway" runs the body with --force.
-        page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets[2].node"
-                      ".querySelector('.jp-LazyCacheBadge').click()")
-        dialog = page.wait_for_selector(".jp-Dialog .jp-LazyCacheWhy")
-        assert dialog.inner_text().strip(), "the why text is empty"
-        page.click(".jp-Dialog button:has-text('Run anyway')")
-        deadline = time.monotonic() + 60
-        while runs(folder) < 3 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert runs(folder) == 3, "Run anyway did not run the body"
-        page.wait_for_function(f"(i) => ({js.OUTPUT_TEXT})(i).includes('lazycache: stored')", arg=2)
-        assert "total 15" in page.evaluate(js.OUTPUT_TEXT, 2) and wait_badge(page, 2, "stored")
-
+        run_anyway(page, folder)
         page.evaluate(js.SAVE)
-    saved = json.loads((folder / "badges.ipynb").read_text())
-    cell = saved["cells"][2]
-    # The notebook file holds the cell as written and its outputs: no badge, no comm, no --force.
-    assert cell["source"] in (CACHED, CACHED.splitlines(keepends=True)) or "".join(cell["source"]) == CACHED
-    assert "LazyCacheBadge" not in json.dumps(saved) and "ipy_lazycache\"" not in json.dumps(cell["outputs"])
+        saved = json.loads((folder / "badges.ipynb").read_text())
+        # The file holds the cell as written and its outputs: no badge, no comm, no --force.
+        assert "".join(saved["cells"][2]["source"]) == CACHED
+        assert "LazyCacheBadge" not in json.dumps(saved) and "cell_state" not in json.dumps(saved)
+        reload_edit_forget(page, folder, lambda: open_notebook(page, base, "badges.ipynb", app))
     assert not [e for e in page.console if e.startswith("error") and "lazycache" in e.lower()], page.console
