@@ -148,7 +148,7 @@ class Badges:
 
         cells = []
         for cell in list(data.get("cells") or [])[:MOST_CELLS]:
-            said = why.predict(self.extension, str(cell.get("code") or ""))
+            said = why.predict(self.extension, str(cell.get("code") or ""), cell_id=cell.get("cell_id"))
             cells.append({"cell_id": cell.get("cell_id"), "state": said["state"], "reason": said["reason"]})
         return {"cells": cells}
 
@@ -172,11 +172,10 @@ class Badges:
 
 def _cell_dir(extension, code) -> str | None:
     """The ``--dir`` on the cell's ``%%lazycache`` line, if any."""
-    from .magics import MAGIC, _is_lazycache_cell
-    from .options import parse_line
+    from .options import MAGIC, is_lazycache_cell, parse_line
 
     raw = (code or "").lstrip()
-    if not _is_lazycache_cell(raw):
+    if not is_lazycache_cell(raw):
         return None
     try:
         return parse_line(raw.split("\n", 1)[0][len(MAGIC):], extension.lazycache.parser).dir

@@ -206,6 +206,23 @@ def _keygen(args):
         f"trust with:  {signing.TRUSTED_ENV}={key.fingerprint}"), 0
 
 
+def _why_args(p):
+    p.description = ("Each cached cell of NOTEBOOK and its entry in the cache folder (default: the notebook's "
+                     "__lazycache__ folder); with CELL_ID (a cell id, or a number from 1), what changed between "
+                     "its entries and whether the notebook's code is still the entry's.")
+    p.add_argument("notebook", help="the .ipynb file")
+    p.add_argument("cell", nargs="?", default=None, metavar="CELL_ID", help="a cell id, or a number from 1")
+    p.add_argument("--dir", default=None, help="cache folder (default: the notebook's __lazycache__ folder)")
+
+
+@command("why", "NOTEBOOK [CELL_ID]: each cached cell's entry and what changed between entries "
+                "(in %%lazycache: why [CELL_ID], this session's cells)")(_why_args)
+def _why(args):
+    from .why_notebook import report
+
+    return report(args.notebook, args.dir or getattr(args, "default_dir", None), args.cell), 0
+
+
 def _lite_pyodide_args(p):
     p.add_argument("lite_dir", help="JupyterLite lite dir to make self-contained (local Pyodide, no CDN)")
     p.add_argument("--wheel", action="append", default=[], help="local wheel for the piplite index (repeatable)")

@@ -9,6 +9,17 @@ import argparse
 LINE_EXTRA = [("stats", "this session's hits and misses"),
               ("auto", "cache every slow cell, no cell magic needed: auto on|off [--min-time S]")]
 
+WHY_HELP = """usage: %lazycache why [CELL_ID]
+       %lazycache why NOTEBOOK.ipynb [CELL_ID] [--dir D]
+
+Why the last cached cell (or the cell CELL_ID, where the front end gives cell
+ids) was restored, missed or ran uncached this session. For a miss, what
+differs from the nearest earlier entry of the same cell: the code lines, a
+variable's content (an array's shape or which elements, a data frame's
+columns), a function's code, a module, a file, an environment variable, a
+seed or an option. With a notebook: each cell's entry in the cache folder
+(as `ipy-lazycache why NOTEBOOK [CELL_ID]`)."""
+
 
 def cell_help(options: argparse.ArgumentParser) -> str:
     """The usage as it is typed and every option of ``options`` (the cell

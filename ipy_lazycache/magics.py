@@ -17,10 +17,10 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, validate
 
-from . import ambient, auto, magic_help, manage, platform, reports, signing
+from . import ambient, auto, magic_help, manage, platform, reports, signing, why
 from .core.sequence import Hit, Refused, Running, Sequence, local_tier, secs
 from .ipython_shell import IPythonShell, cell_magic_of, show_as_recorded
-from .options import HelpRequested, parse_line
+from .options import MAGIC, HelpRequested, is_lazycache_cell as _is_lazycache_cell, parse_line
 from .reports import human_size, plural
 from .stores.base import BadSetting
 
@@ -32,13 +32,6 @@ def _refuse(message: str):
     which a notebook does not show."""
     print(f"UsageError: {message}", file=sys.stderr)
     raise TraitError(message)
-
-
-MAGIC = "%%lazycache"
-
-
-def _is_lazycache_cell(text: str) -> bool:
-    return text.startswith(MAGIC) and (len(text) == len(MAGIC) or text[len(MAGIC)].isspace())
 
 
 def strip_magic_line(lines: list[str]) -> list[str]:
@@ -337,7 +330,14 @@ class LazyCache(Magics):
         run by a cell."""
         if self._depth > 1:
             return None
-        return getattr(getattr(self, "_cell_info", None), "cell_id", None) or None
+        cell_id = getattr(getattr(self, "_cell_info", None), "cell_id", None)
+        if not cell_id:  # JupyterLite's kernel runs cells without one: the request being served has it
+            try:
+                parent = self.shell.kernel.get_parent()
+                cell_id = (parent.get("metadata") or {}).get("cellId")
+            except Exception:
+                return None
+        return cell_id if isinstance(cell_id, str) and cell_id else None
 
     def _parsed_as_is(self, source) -> bool:
         """The tree came straight from parsing ``source``: it is the cell's
@@ -391,9 +391,10 @@ class LazyCache(Magics):
     # -- management ----------------------------------------------------------------
     @line_magic("lazycache")
     def lazycache_line(self, line):
-        """``%lazycache stats|info|ls|du|prune|clear|verify [--dir D] ...``:
-        this session's statistics, and the ``ipy-lazycache`` commands on the
-        cache folder (see ``ipy-lazycache --help``)."""
+        """``%lazycache stats|why|info|ls|du|prune|clear|verify [--dir D] ...``:
+        this session's statistics, why a cell hit, missed or ran uncached
+        (``why [CELL_ID]``), and the ``ipy-lazycache`` commands on the cache
+        folder (see ``ipy-lazycache --help``)."""
         import shlex
 
         from IPython.display import display
@@ -407,6 +408,13 @@ class LazyCache(Magics):
                 raise manage.BadInput(f"%lazycache: {exc}") from None
             if words[:1] == ["auto"]:
                 return auto.command(self, words[1:])
+            if words[:1] == ["why"] and not (len(words) > 1 and words[1].endswith(".ipynb")):
+                report = why.command(self, words[1:])
+                if report is None:  # --help
+                    print(magic_help.WHY_HELP)
+                    return
+                display(report.bundle(), raw=True)
+                return
             try:
                 args = cli.parse(words or ["stats"], prog="%lazycache", extra=magic_help.LINE_EXTRA)
             except SystemExit as exc:  # --help: argparse printed it; nothing to run

@@ -244,7 +244,7 @@ def _check(m, key: str) -> None:
     _need(isinstance(m.get("source", ""), str), "'source' must be a string")
     _need(m.get("duration") is None or (_is_num(m["duration"]) and m["duration"] >= 0), "'duration' must be seconds")
     _need(m.get("created") is None or _is_num(m["created"]), "'created' must be a time")
-    for name in ("producer", "signature", "effects"):
+    for name in ("producer", "signature", "effects", "parts"):
         _need(isinstance(m.get(name, {}), dict), f"{name!r} must be an object")
     requires = m.get("requires", {})
     _need(isinstance(requires, dict) and all(isinstance(v, str) for v in requires.values()),

@@ -13,6 +13,12 @@ from IPython.core.error import UsageError
 from . import magic_help
 
 PREFIX = "lazycache:"
+MAGIC = "%%lazycache"
+
+
+def is_lazycache_cell(text: str) -> bool:
+    """The cell starts with ``%%lazycache`` (the line's text, leading space removed)."""
+    return text.startswith(MAGIC) and (len(text) == len(MAGIC) or text[len(MAGIC)].isspace())
 
 
 class HelpRequested(Exception):

@@ -21,15 +21,17 @@ class Outcome:
     entry restored or stored (None for an uncached run); ``reason``: why an
     uncached run was not cached (or why a stored cell missed, e.g. --force);
     ``names``: what was restored or stored; ``seconds``: how long the run
-    took (on a hit: how long the hit took); ``saved``: seconds a hit saved."""
+    took (on a hit: how long the hit took); ``saved``: seconds a hit saved;
+    ``store``: where the entry is (not sent to a front end)."""
 
     def __init__(self, state: str, *, cell_id=None, code=None, key=None, reason="", names=(), seconds=0.0,
-                 saved=0.0, auto=False, at=None):
+                 saved=0.0, auto=False, at=None, store=None):
         if state not in STATES:
             raise ValueError(f"unknown outcome state {state!r}")
         self.state, self.cell_id, self.code, self.key, self.reason = state, cell_id, code, key, reason
         self.names, self.seconds, self.saved, self.auto = sorted(names), seconds, saved, auto
         self.at = time.time() if at is None else at
+        self.store = store
 
     def to_dict(self) -> dict:
         """JSON-ready, for a comm message."""

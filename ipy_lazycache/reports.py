@@ -64,6 +64,19 @@ class Report:
         return self.text()
 
 
+class Lines(Report):
+    """Prose, a line each (``%lazycache why``): preformatted in HTML, so a
+    code diff keeps its indentation."""
+
+    def __init__(self, lines):
+        super().__init__("\n".join(lines))
+
+    def html(self) -> str:
+        import html
+
+        return f"<pre>{html.escape(self.text())}</pre>"
+
+
 def removed_report(verb: str, removed, store) -> Report:
     """What a prune or clear removed (a :class:`.manage.Removed`), in one line."""
     temps = f" and {plural(removed.temps, 'stale temp file')}" if removed.temps else ""

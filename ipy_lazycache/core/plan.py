@@ -81,6 +81,8 @@ class Plan:
         # "%run line" -> the script's input (:func:`changed_reads` after the run)
         self.read: dict = {}
         self.annotations: dict = {}  # the namespace's __annotations__ before the run (a copy)
+        self.options: dict = {}  # the key's options (files, observed process state, sharing): its parts, kept
+        self.observed = None  # the ambient Cell the key observed (its environment variables), if any
 
 
 def file_hash(path) -> str:
@@ -123,11 +125,12 @@ def plan(tree, ns: dict, memo: Memo | None = None, deps=(), files=(), source: st
     graph = Graph()
     refs = _ref_hashes(inputs, memo, graph)
     sharing = graph.digest()
-    observed = {}
+    observed, cell = {}, None
     if ambient is not None:
         from ..ambient import Cell
 
-        observed = ambient.key(Cell(tree, ns, names, source if exact_source else None))
+        cell = Cell(tree, ns, names, source if exact_source else None)
+        observed = ambient.key(cell)
     options = {}
     read = {f"--files {p}": file_hash(p) for p in sorted(files)}
     if files:
@@ -140,7 +143,7 @@ def plan(tree, ns: dict, memo: Memo | None = None, deps=(), files=(), source: st
     code = code or tree_code or code_hash(tree)
     key = cell_key(code, refs, options)
     made = Plan(key=key, source=source, analysis=analysis, refs=refs, ambient=observed, code=code, versions=versions)
-    made.read = read
+    made.read, made.options, made.observed = read, options, cell
     return made
 
 

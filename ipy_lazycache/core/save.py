@@ -6,7 +6,7 @@ is discarded, and :func:`evict` removes an entry manifest first.
 
 from __future__ import annotations
 
-from .. import manifest as mf, relations
+from .. import key_parts, manifest as mf, relations
 from ..hashing import Unhashable, value_hash
 from ..hashing_base import digest_chunks
 from ..reports import human_size
@@ -66,6 +66,7 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
         raise NotStored(f"{', '.join(changed)} changed while the cell ran")
     values, deleted, mutated, after = changed_names(plan, ns)
     m = _new_manifest(plan, outcome, deleted, mutated)
+    m["parts"] = key_parts.parts(plan, ns, {*values, *deleted, *mutated}, getattr(outcome, "cell_id", None))
     _refuse_unreadable(len(mf.dumps(m)))  # before any blob is written
     if outcome.result_name not in ns:  # ``len``, a builtin: no name of the namespace gives it back
         m["result_name"] = None

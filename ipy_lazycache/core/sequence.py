@@ -106,7 +106,7 @@ class Running:
         self.states, self.quiet, self.result_name, self.started = states, quiet, result_name, started
         self.auto, self.ns = auto, ns
         self.cell_id = None  # the front end's id of the cell, where it gives one
-        self.force = False  # run with --force: stored though an entry may exist
+        self.reason = None  # why it ran though an entry of its key exists (--force, a package version)
         self.magics: list = []  # configuring line magics the body runs (a hit runs them again)
         self.modules: dict = {}  # attributes of modules before the run (run.module_snapshot)
         self.environ: set | None = None  # variables notebook code read during the run (ambient.EnvironReads)
@@ -137,6 +137,7 @@ class Sequence:
         self.codes = auto.Codes()
         self.outcomes = Outcomes()  # what happened to each cell (``%lazycache why``, a front end's badge)
         self._cell = None  # (cell id, code digest, auto) of the cell begin() is keying
+        self.unmet = None  # why the entry lookup found did not count (another package version)
         self.after: list = []  # a hit's outputs that the run showed after its value
         self._marked: dict = {}  # (tier, key) -> when this session last recorded a use
         self._failed_folders: set = set()  # (folder, error type) already said once
@@ -181,6 +182,7 @@ class Sequence:
             self.uncached(str(exc), cell_id, code, is_auto)
             return None
         self._cell = (cell_id, plan.code, is_auto)
+        self.unmet = None  # why a found entry of this key did not count (lookup)
         if not force:
             started = time.perf_counter()
             restored = self.lookup(store, plan, ns, signer)
@@ -194,7 +196,7 @@ class Sequence:
         if not is_auto:
             self.stats["misses"] += 1  # auto mode counts only the runs it stores
         running = self.start(tree, plan, ns, store, signer, quiet, is_auto)
-        running.cell_id, running.force = cell_id, force
+        running.cell_id, running.reason = cell_id, "run with --force" if force else self.unmet
         return running
 
     def lookup(self, store, plan, ns, signer=None):
@@ -220,10 +222,29 @@ class Sequence:
         except Exception as exc:
             self._say(f"{PREFIX} could not read the cache ({type(exc).__name__}: {exc}); running the cell.", force=True)
             return None
-        if restored is None or not self.still_valid(restored.manifest):
+        if restored is None:
+            return None
+        if not self.still_valid(restored.manifest):
+            self.unmet = self.unmet_requirement(restored.manifest)
             return None
         self._mark_used(local_tier(store), plan.key)  # local: a hit writes nothing remote
         return restored
+
+    def unmet_requirement(self, m) -> str:
+        """Why an entry of the same key is not valid here, in words (only
+        asked when :meth:`still_valid` said no)."""
+        from ..explain import PROVIDERS
+
+        for name, want in (m.get("requires") or {}).items():
+            if name.startswith(VERSION):
+                if installed_differ({name[len(VERSION):]: want}):
+                    pkg, version = name[len(VERSION):], want.rpartition(":")[2]
+                    return f"its entry was made with {pkg} {version}; another version is installed here"
+            elif not self.ambient.satisfied({name: want}):
+                what = f"environment variable {name.partition(':')[2]}" if name.startswith("environ:") else \
+                    PROVIDERS.get(name, name)
+                return f"{what} differs from when its entry was made (the run read it)"
+        return "its entry was made under other process state"
 
     def still_valid(self, m) -> bool:
         requires = m.get("requires") or {}
@@ -269,7 +290,7 @@ class Sequence:
         self._say(f"{PREFIX} restored {names} from {m['key'][:10]} ({human_size(restored.nbytes)}) in "
                   f"{secs(elapsed)}, saving {secs(saved)}.", quiet=quiet)
         cell_id, _code, is_auto = self._cell or (None, None, False)
-        self.outcomes.record(CellOutcome(RESTORED, cell_id=cell_id, code=plan.code, key=plan.key,
+        self.outcomes.record(CellOutcome(RESTORED, cell_id=cell_id, code=plan.code, key=plan.key, store=store,
                                          names=restored.values, seconds=elapsed, saved=saved, auto=is_auto))
         # Notes on what the hit could not give back: quiet means quiet; a closed file is not worth a line.
         for name in restored.tripwires:
@@ -363,6 +384,8 @@ class Sequence:
         changed = changed_modules(running.modules, running.plan)
         outcome, refused = (None, [f"it changes {names_line(changed, 3)}"]) if changed else \
             self._outcome(running, value, duration)
+        if outcome is not None:
+            outcome.cell_id = running.cell_id  # recorded with the key's parts (why)
         if refused:  # a change to modules or process state no hit could make exactly
             reason = f"{refused[0]}, which a hit cannot redo"
             self._say(f"{PREFIX} not stored: {reason}.", force=running.auto is None, quiet=True)
@@ -431,8 +454,8 @@ class Sequence:
             self._say(f"{PREFIX} {name} could not be stored ({m['defs'][name]['unstored']}); a hit will not "
                       "restore it.", quiet=running.quiet)
         self.outcomes.record(CellOutcome(STORED, cell_id=running.cell_id, code=plan.code, key=plan.key, names=stored,
-                                         seconds=duration, reason="run with --force" if running.force else "",
-                                         auto=running.auto is not None))
+                                         seconds=duration, reason=running.reason or "", auto=running.auto is not None,
+                                         store=running.store))
         self.shell.used(running.store, plan.key)
         if max_size:
             try:
