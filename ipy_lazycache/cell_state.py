@@ -4,8 +4,9 @@ cell, and answers its questions (would this cell miss? why? forget it).
 
 Comm messages are not outputs: nothing here shows in a cell or lands in a
 saved notebook. In a shell with no kernel (plain IPython, a script) nothing
-is registered or sent; a kernel whose front end has no badge extension
-sends one small ``comm_open`` at load, which that front end closes.
+is registered or sent; the kernel opens the comm only for a front end that
+sends cell ids (see :meth:`Badges._greet`), and one without the badge
+extension closes it.
 
 Messages, all ``{"type": ...}`` dicts:
 
@@ -82,10 +83,33 @@ class Badges:
         # A front end reloaded while the kernel ran opens its own comm to this target.
         self._manager.register_target(TARGET, self._opened_by_front_end)
         outcomes.listeners.append(self.tell)
+        if not self._greet():
+            self.extension.shell.events.register("pre_run_cell", self._greet_later)
+        return True
+
+    def _greet(self) -> bool:
+        """Open the comm to the front end if the request being answered
+        comes from one with cells: JupyterLab, Notebook 7 and JupyterLite
+        send each cell's id with its execute request. nbclient (nbconvert,
+        papermill, the lite build) sends none, and would log a warning for a
+        comm it has no handler for."""
+        if not (parent_of(self.extension.shell).get("metadata") or {}).get("cellId"):
+            return False
+        import comm
+
         self._keep(comm.create_comm(target_name=TARGET, data={"type": "hello", "version": __version__}))
         return True
 
+    def _greet_later(self, _info=None):
+        """Loaded with no such request (a startup file, nbclient): greet at the first cell that has one."""
+        if self._greet():
+            self.extension.shell.events.unregister("pre_run_cell", self._greet_later)
+
     def stop(self):
+        try:
+            self.extension.shell.events.unregister("pre_run_cell", self._greet_later)
+        except ValueError:
+            pass  # greeted already
         outcomes = getattr(self.extension, "outcomes", None)
         if outcomes is not None and self.tell in outcomes.listeners:
             outcomes.listeners.remove(self.tell)

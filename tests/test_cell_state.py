@@ -61,10 +61,24 @@ def ask(kc, comm_id, **data):
 
 
 def loaded(kc) -> str:
-    _, seen = execute(kc, "%load_ext ipy_lazycache")
+    _, seen = execute(kc, "%load_ext ipy_lazycache", cell_id="cell-load")
     (opened,) = [m for m in seen if m["msg_type"] == "comm_open"]
     assert opened["content"]["target_name"] == "ipy_lazycache" and opened["content"]["data"]["type"] == "hello"
     return opened["content"]["comm_id"]
+
+
+def test_the_comm_opens_for_a_front_end_with_cells(kernel):
+    """Loaded by a request with no cell id (a startup file, nbclient): no
+    comm until a cell with an id runs, then one, once."""
+    _km, kc = kernel
+    _, seen = execute(kc, "%load_ext ipy_lazycache\nn = 2")
+    assert not [m for m in seen if m["msg_type"].startswith("comm")], seen
+    _, seen = execute(kc, CELL)  # still no cell id: nothing is sent
+    assert not [m for m in seen if m["msg_type"].startswith("comm")], seen
+    _, seen = execute(kc, CELL, cell_id="cell-a")
+    assert [m["msg_type"] for m in seen if m["msg_type"].startswith("comm")] == ["comm_open", "comm_msg"], seen
+    _, seen = execute(kc, CELL, cell_id="cell-a")
+    assert [m["msg_type"] for m in seen if m["msg_type"].startswith("comm")] == ["comm_msg"], seen
 
 
 def outcome_and_text(seen):
@@ -127,7 +141,7 @@ def test_no_kernel_no_comm(shell, capfd):
     assert err == ""
 
 
-def test_nbclient_runs_a_notebook_that_loads_the_extension(tmp_path, monkeypatch):
+def test_nbclient_runs_a_notebook_that_loads_the_extension(tmp_path, monkeypatch, caplog):
     """nbclient (``jupyter lite build --LazyCacheAddon.execute``, nbconvert) is
     a front end with no badge: it ignores the comm, and the notebook's
     outputs are exactly the cells' own."""
@@ -143,3 +157,4 @@ def test_nbclient_runs_a_notebook_that_loads_the_extension(tmp_path, monkeypatch
     assert [o.output_type for o in outputs] == ["stream"], outputs
     assert outputs[0].text.startswith("total 6\nlazycache: stored total as "), outputs
     assert nb.cells[0].outputs == [] and "widgets" not in nb.metadata, nb.metadata
+    assert not [r for r in caplog.records if "ipy_lazycache" in r.getMessage()]  # no "no handler for comm" warning
