@@ -12,7 +12,8 @@ Messages, all ``{"type": ...}`` dicts:
 
 * kernel -> front end: ``hello`` (the comm's open data); ``outcome``
   (``cell_id``, ``msg_id`` of the execute request, ``cell_state``,
-  ``summary``, ``seconds``, ``saved``, ``reason``) after each cached cell;
+  ``summary``, ``seconds``, ``saved``, ``reason``, ``auto``) after each
+  cached cell (and each cell auto mode looked at);
   replies to requests, carrying the request's ``request`` number back. No
   message has a top-level ``state``: nbclient takes that for a widget's
   state and fails the run (the lite build executes notebooks with it).
@@ -141,7 +142,7 @@ class Badges:
         message = {
             "type": "outcome", "cell_id": cell_id, "msg_id": (parent.get("header") or {}).get("msg_id"),
             "cell_state": outcome.state, "summary": summary(outcome), "reason": outcome.reason or "",
-            "seconds": outcome.seconds, "saved": outcome.saved,
+            "seconds": outcome.seconds, "saved": outcome.saved, "auto": bool(outcome.auto),
         }
         self._send(message)
 
@@ -156,16 +157,16 @@ class Badges:
     def received(self, comm, msg):
         """Answer one request; never raises (a comm handler's error would be
         logged by the kernel, far from the user)."""
+        data: dict = {}
         try:
             data = (msg.get("content") or {}).get("data") or {}
-            kind = data.get("type")
-            answer = {"predict": self.predict, "why": self.why, "forget": self.forget}.get(kind)
+            answer = {"predict": self.predict, "why": self.why, "forget": self.forget}.get(data.get("type"))
             if answer is None:
                 return
             reply = answer(data)
         except Exception as exc:
-            kind, reply = (locals().get("kind") or "error"), {"error": f"{type(exc).__name__}: {exc}"}
-        self._send({"type": kind, "request": data.get("request"), **reply}, comm)
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        self._send({"type": data.get("type", "error"), "request": data.get("request"), **reply}, comm)
 
     def predict(self, data) -> dict:
         from . import why

@@ -95,7 +95,7 @@ def test_outcomes_and_requests_through_a_kernel_restart(kernel, tmp_path):
     msg_id, seen = execute(kc, CELL, cell_id="cell-a")
     said, text = outcome_and_text(seen)
     assert said["type"] == "outcome" and said["cell_state"] == "stored" and said["summary"] == "stored", said
-    assert said["cell_id"] == "cell-a" and said["msg_id"] == msg_id, said
+    assert said["cell_id"] == "cell-a" and said["msg_id"] == msg_id and said["auto"] is False, said
     assert "total 10" in text and "lazycache: stored" in text, text
 
     other = CELL.replace("total 10", "sum").replace("print('total', total)", "print('sum', total)")

@@ -12,6 +12,8 @@ export interface IOutcome {
   reason: string;
   seconds: number;
   saved: number;
+  /** Auto mode's cell (no %%lazycache line): one it ran uncached shows no badge. */
+  auto: boolean;
 }
 
 export interface ICellState {
@@ -45,7 +47,7 @@ export function badgeText(state: ICellState | undefined, source: string): IShown
   if (prediction?.state === 'would miss') {
     return { text: 'would miss', kind: 'would-miss', title: prediction.reason };
   }
-  if (state?.outcome) {
+  if (state?.outcome && !(state.outcome.auto && state.outcome.cell_state === 'ran uncached')) {
     const outcome = state.outcome;
     return { text: outcome.summary, kind: outcome.cell_state.replace(' ', '-'), title: outcome.summary };
   }
