@@ -208,6 +208,9 @@ export class NotebookBadges {
     const shown = badgeText(this._states.get(cell.model.id), cell.model.sharedModel.getSource());
     if (!shown || !area) {
       badge?.remove();
+      if (shown && !area) {
+        void cell.ready.then(() => cell.inputArea && this._render(cell)); // a cell not rendered yet (off screen)
+      }
       return;
     }
     if (!badge) {
