@@ -34,9 +34,19 @@ _NOT_SET = digest_text(repr(None))
 
 
 def parts_of(m) -> dict | None:
-    """An entry's recorded parts, or None (an entry older than explanations)."""
+    """An entry's recorded parts, or None (an entry older than explanations).
+    A field of the wrong shape (a damaged or foreign manifest) reads as
+    empty: an explanation never raises."""
     parts = m.get("parts") if isinstance(m, dict) else None
-    return parts if isinstance(parts, dict) and isinstance(parts.get("refs", {}), dict) else None
+    if not isinstance(parts, dict):
+        return None
+    out = {k: v if isinstance(v, dict) else {} for k, v in parts.items() if k in _OBJECTS}
+    out["about"] = {k: v for k, v in out.get("about", {}).items() if isinstance(v, dict)}
+    out.update((k, parts[k]) for k in ("code", "cell_id") if isinstance(parts.get(k), str))
+    return out
+
+
+_OBJECTS = ("refs", "options", "versions", "about", "environ")
 
 
 def created_at(m) -> float:

@@ -27,6 +27,9 @@ SLICES = 64
 MOST_COLUMNS = 200
 #: A notebook function's source kept for a diff (characters).
 MOST_SOURCE = 4000
+#: The descriptions' size in the manifest at most (bytes of JSON): every hit
+#: parses the manifest, and one over 64 KiB is validated again each time.
+MOST_ABOUT = 16 << 10
 
 
 def parts(plan, ns: dict, changed=(), cell_id=None) -> dict:
@@ -48,12 +51,25 @@ def parts(plan, ns: dict, changed=(), cell_id=None) -> dict:
             described = describe(ns[name])
             if described:
                 about[name] = described
+    about = _within(about)
     if about:
         out["about"] = about
     environ = environ_digests(plan)
     if environ:
         out["environ"] = environ
     return out
+
+
+def _within(about: dict) -> dict:
+    """``about`` made small enough for the manifest: functions' sources go
+    first, then slice and column digests, then everything."""
+    import json
+
+    for drop in ("source", "slices", "columns"):
+        if len(json.dumps(about)) <= MOST_ABOUT:
+            return about
+        about = {name: {k: v for k, v in d.items() if k != drop} for name, d in about.items()}
+    return about if len(json.dumps(about)) <= MOST_ABOUT else {}
 
 
 def environ_digests(plan) -> dict:

@@ -164,8 +164,8 @@ def outcome_lines(outcome) -> list[str]:
                 f"{secs(outcome.seconds)}, saving {secs(outcome.saved)}."]
     lines = [f"{PREFIX} {cell} missed{auto_note}, ran {secs(outcome.seconds)} and was stored as "
              f"{outcome.key[:10]} ({names})."]
-    if outcome.reason:
-        lines.append(f"It ran though an entry of its key exists: {outcome.reason}.")
+    if outcome.reason:  # its own key had an entry: no other entry says more
+        return lines + [f"It ran though an entry of its key exists: {outcome.reason}."]
     if outcome.store is None:
         return lines
     return lines + miss_lines(local_tier(outcome.store), outcome.key, outcome.cell_id)
@@ -185,6 +185,21 @@ def miss_lines(store, key: str, cell_id=None) -> list[str]:
         return ["Its entry is gone from the cache folder."]
     manifests = [e.manifest for e in manage.entries(store) if e.manifest is not None]
     return ex.compared(manifests, m, cell_id, store.describe())
+
+
+def forget(extension=None, cell_id=None) -> str:
+    """Remove the entry the cell (or the last cell) last restored or stored
+    from its cache folder (a shared store behind it keeps its copy): its
+    next run runs it. One line saying what was done."""
+    from .core.sequence import local_tier
+    from .manage import remove_entry
+
+    extension = extension or loaded()
+    outcome = None if extension is None else extension.outcomes.get(cell_id) if cell_id else extension.outcomes.last
+    if outcome is None or not outcome.key or outcome.store is None:
+        return f"{PREFIX} no entry to forget for {f'cell {cell_id}' if cell_id else 'the last cell'}."
+    remove_entry(local_tier(outcome.store), outcome.key)
+    return f"{PREFIX} removed entry {outcome.key[:10]}; the cell runs at its next run."
 
 
 def command(extension, words):

@@ -252,8 +252,8 @@ def test_why_names_the_package_version_an_entry_was_made_with(run, shell, tmp_pa
     restart(run, shell)
     assert "lazycache: stored" in run(cell, cell_id="v").out
     out = run("%lazycache why").out
-    assert "It ran though an entry of its key exists: its entry was made with xxhash 0.0.1; another version is " \
-           "installed here.\n" in out
+    assert out.endswith("(name, xxhash).\nIt ran though an entry of its key exists: its entry was made with "
+                        "xxhash 0.0.1; another version is installed here.\n")
 
 
 def test_why_after_a_hit_and_an_uncached_run(run, shell, runs):
@@ -374,3 +374,43 @@ def test_a_kernel_takes_the_cell_id_from_the_execute_request(tmp_path, monkeypat
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_a_damaged_parts_record_explains_what_it_can():
+    from ipy_lazycache import explain
+
+    old = {"key": "a" * 32, "source": "x = 1", "parts": {"code": 5, "refs": [1], "about": {"a": 3}, "environ": "x"}}
+    new = {"code": "c", "refs": {"a": "1"}, "about": {"a": {"type": "int", "value": "2"}}}
+    assert explain.differences(old, new, "x = 2") == ["the code changed:", "    -x = 1", "    +x = 2",
+                                                      "it now reads variable a"]
+
+
+def test_why_after_force_says_so(run, shell):
+    run(lazy("x = 1"), cell_id="f")
+    run(lazy("x = 1", "--force"), cell_id="f")
+    out = run("%lazycache why").out
+    assert out.endswith("(x).\nIt ran though an entry of its key exists: run with --force.\n")
+    assert ext().outcomes.get("f").reason == "run with --force"
+    assert why.predict(ext(), lazy("x = 1", "--force")) == {"state": "would miss",
+                                                           "reason": "--force runs it and stores it again"}
+
+
+def test_forget_removes_the_cells_entry(run, shell, runs):
+    cell = lazy("x = 1")
+    run(cell, cell_id="g")
+    assert why.forget(ext(), "g").startswith("lazycache: removed entry ")
+    assert why.predict(ext(), cell, "g")["state"] == "would miss"
+    run(cell, cell_id="g")
+    assert runs() == 2 and ext().outcomes.get("g").state == "stored"
+    assert why.forget(ext(), "nope") == "lazycache: no entry to forget for cell nope."
+
+
+def test_descriptions_stay_small_in_the_manifest(run, shell, tmp_path):
+    import json
+
+    for i in range(12):  # functions whose sources alone would take 24 KiB
+        run(f"def f{i}(v):\n    '''{'x' * 2000}'''\n    return v + {i}")
+    run(lazy("total = " + " + ".join(f"f{i}(1)" for i in range(12))), cell_id="big")
+    (path,) = (tmp_path / "__lazycache__").glob("*/manifest.json")
+    about = json.loads(path.read_text())["parts"]["about"]
+    assert len(json.dumps(about)) <= 16 << 10 and about["f3"] == {"type": "function", "code": about["f3"]["code"]}
