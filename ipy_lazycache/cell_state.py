@@ -182,41 +182,21 @@ class Badges:
         return {"cell_id": cell_id, "text": why_text(self.extension, cell_id)}
 
     def forget(self, data) -> dict:
-        """Remove the entry the cell last restored or stored (from the
-        folder its run used: the cell's own ``--dir`` or the session's)."""
-        from . import manage
+        """Remove the entry the cell last restored or stored (``%lazycache why``'s forget)."""
+        from . import why
 
         cell_id = data.get("cell_id")
-        outcome = self.extension.outcomes.get(cell_id) if cell_id else None
-        if outcome is None or not outcome.key:
-            return {"cell_id": cell_id, "text": "This cell has no entry this session: nothing to forget."}
-        store = self.extension._open(_cell_dir(self.extension, data.get("code")) or self.extension.dir or None)
-        manage.remove_entry(store, outcome.key)
-        return {"cell_id": cell_id, "text": f"Entry {outcome.key[:10]} removed: the cell runs in full next time."}
-
-
-def _cell_dir(extension, code) -> str | None:
-    """The ``--dir`` on the cell's ``%%lazycache`` line, if any."""
-    from .options import MAGIC, is_lazycache_cell, parse_line
-
-    raw = (code or "").lstrip()
-    if not is_lazycache_cell(raw):
-        return None
-    try:
-        return parse_line(raw.split("\n", 1)[0][len(MAGIC):], extension.lazycache.parser).dir
-    except Exception:
-        return None
+        text = why.forget(self.extension, cell_id) if cell_id else "lazycache: no cell named: nothing forgotten."
+        return {"cell_id": cell_id, "text": text}
 
 
 def why_text(extension, cell_id) -> str:
     """What ``%lazycache why CELL_ID`` prints."""
     from . import why
 
-    explain = getattr(why, "explain", None)  # the kernel side of issue 24, once it is there
-    if explain is not None and cell_id:
-        return explain(extension, cell_id).text()
-    outcome = extension.outcomes.get(cell_id) if cell_id else None
-    return summary(outcome) if outcome is not None else "This cell has not run with the cache this session."
+    if not cell_id:
+        return "lazycache: no cell named."
+    return why.explain(extension, cell_id).text()
 
 
 def start(extension) -> Badges | None:
