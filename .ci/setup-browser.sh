@@ -2,7 +2,8 @@
 # Install what the Pyodide (Node) and browser (Chromium) tests need, on a
 # Debian machine, as root. Idempotent: installs only what is missing, and
 # touches no network at all when everything is already there.
-#   node + npm : Pyodide under Node, and `npm pack pyodide@…` for the sites
+#   node + npm : Pyodide under Node, `npm pack pyodide@…` for the sites, and
+#                the cell badge's labextension (js/, built by setup.py)
 #   chromium   : Debian's build, driven by Playwright from PyPI
 #                (never `playwright install`: it downloads its own browser)
 # Python packages (jupyterlite-*, playwright) come from the project's

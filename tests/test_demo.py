@@ -41,6 +41,32 @@ _RUN_ALL_TIMED = """async () => {
   return times;
 }"""
 
+# Each cell's badge (issue 24: the site ships the labextension), once a cached cell's says "restored".
+_BADGES_AFTER_RESTORE = """async () => {
+  const badges = () => window.jupyterapp.shell.currentWidget.content.widgets.map(
+    c => { const b = c.node.querySelector(".jp-LazyCacheBadge"); return b ? b.textContent : null; });
+  for (let i = 0; i < 100 && !badges().some(b => b && b.startsWith("restored")); i++) {
+    await new Promise(r => setTimeout(r, 100));
+  }
+  return badges();
+}"""
+
+# Then a visitor edits the slow cell (a smaller N): its badge says "would miss" before it runs, "stored" after.
+_EDIT_AND_RUN = """async () => {
+  const app = window.jupyterapp, nb = app.shell.currentWidget.content;
+  const badge = i => { const b = nb.widgets[i].node.querySelector(".jp-LazyCacheBadge"); return b && b.textContent; };
+  const until = async (i, text) => {
+    for (let k = 0; k < 300 && !(badge(i) || "").startsWith(text); k++) await new Promise(r => setTimeout(r, 100));
+    return badge(i);
+  };
+  const cell = nb.widgets[2].model.sharedModel;
+  cell.setSource(cell.getSource().replace("N = 1_200_000", "N = 2_000"));
+  const missed = await until(2, "would miss");
+  nb.activeCellIndex = 2;
+  await app.commands.execute("notebook:run-cell");
+  return [missed, await until(2, "stored")];
+}"""
+
 # What the page shows in its output areas, as a visitor reads it.
 _RENDERED = """() => Array.from(document.querySelectorAll(".jp-OutputArea-output")).map(e => e.innerText)"""
 
@@ -74,6 +100,8 @@ def run_all(browser, base_url, path, timeout=180):
         times = page.evaluate(_RUN_ALL_TIMED)
         cells = page.evaluate(_CELLS)
         shown["after_run_all"] = page.evaluate(_RENDERED)
+        shown["badges"] = page.evaluate(_BADGES_AFTER_RESTORE)
+        shown["edited"] = page.evaluate(_EDIT_AND_RUN)
     except Exception as exc:
         raise AssertionError(f"{path} did not run: {exc}\nconsole:\n" + "\n".join(console[-40:])) from exc
     finally:
@@ -158,6 +186,11 @@ def test_demo_builds_with_one_command_and_restores_in_the_browser(tmp_path, lite
             if o["output_type"] == "display_data" and "image/png" in o.get("data", {})]
     assert len(pngs) == 1 and "".join(pngs[0]).startswith("iVBORw0KGgo"), cells[plot_cell]["outputs"]
     assert "lazycache: restored" in text(cells[plot_cell])
+    # The cell badges came with the site: each cached cell says it was restored and the time it saved.
+    badges = shown["badges"]
+    assert badges[slow_cell].startswith("restored (saved ") and badges[plot_cell].startswith("restored"), badges
+    assert badges[load] is None and badges[check] is None, badges
+    assert slow_cell == 2 and shown["edited"] == ["would miss", "stored"], shown["edited"]
     # The cache really came over HTTP from this site, and nothing left 127.0.0.1.
     assert any("/files/__lazycache__/" in u and u.endswith("manifest.json") for u in requests)
     assert [u for u in requests if not u.startswith(("http://127.0.0.1:", "data:", "blob:"))] == []

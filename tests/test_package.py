@@ -57,9 +57,15 @@ def test_build_check_install_and_run_the_wheel(tmp_path):
     assert all(n.startswith(("ipy_lazycache/", "ipy_lazycache-")) for n in names), names
     assert not [n for n in names if "__lazycache__" in n or "_output" in n or n.endswith((".pyc", ".ipynb"))]
     assert "ipy_lazycache/site_startup.py" in names and "ipy_lazycache/stores/http.py" in names
+    # The cell badge's labextension, built by the package build (setup.py), as data files.
+    share = "ipy_lazycache-{}.data/data/share/jupyter/labextensions/ipy-lazycache/".format(whl.name.split("-")[1])
+    badge = [n[len(share):] for n in names if n.startswith(share)]
+    assert "package.json" in badge and "install.json" in badge, names
+    assert [n for n in badge if n.startswith("static/remoteEntry.") and n.endswith(".js")], badge
     with tarfile.open(sdist) as tf:
         members = tf.getnames()
-    assert not [m for m in members if "/tests/" in m or "__lazycache__" in m], members
+    assert not [m for m in members if "/tests/" in m or "__lazycache__" in m or "node_modules" in m], members
+    assert [m for m in members if m.endswith("/js/src/index.ts")] and [m for m in members if m.endswith("/setup.py")]
 
     # A fresh environment. Its requirements (IPython, jupyterlite, ...) are this one's, found
     # after its own site-packages (a path in a .pth file: no download, and this environment's
@@ -71,6 +77,7 @@ def test_build_check_install_and_run_the_wheel(tmp_path):
     (site / "zz_requirements.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--force-reinstall", whl])
     run([py, "-m", "pip", "check"])  # what the wheel requires is there
+    assert (venv / "share/jupyter/labextensions/ipy-lazycache/package.json").is_file()  # where JupyterLab looks
     work = tmp_path / "work"
     work.mkdir()
     out = run([py, "-c", CELL_TWICE], cwd=work).stdout
