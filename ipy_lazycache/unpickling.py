@@ -199,6 +199,20 @@ def set_state(item, state):
         update_in_place(item, state)
 
 
+def _array(buffer, dtype, shape, order: str, writeable: bool):
+    """A numpy array as the run had it: owning its memory (numpy's own
+    reconstructor makes a view of the pickle's bytes, so ``a.resize``
+    raised after a hit), in its memory order, read-only where it was."""
+    import numpy as np
+
+    out = np.empty(shape, dtype, order=order)
+    if out.nbytes:
+        out.reshape(-1, order="A").view(np.uint8)[:] = np.frombuffer(buffer, np.uint8, out.nbytes)
+    if not writeable:
+        out.flags.writeable = False
+    return out
+
+
 def _lru(fn, maxsize, typed, attrs):
     import functools
 
