@@ -13,7 +13,7 @@ import types
 
 from .pickling_code import _leave_classes, code_reducer
 from .pickling_objects import reduce_array, shared_cells
-from .unpickling import _is_notebook_lru, _lru, _module_attr, paused_gc
+from .unpickling import _is_notebook_lru, _lru, _module_attr, _notebook_hooks, _quiet_class, paused_gc
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes)
 
@@ -246,6 +246,8 @@ def _dynamic_class(cls, rv):
         order = {k: i for i, k in enumerate(cls.__dict__)}
         ordered = dict(sorted(attrs.items(), key=lambda kv: order.get(kv[0], len(order))))
         rv = (rv[0], rv[1], (ordered, *state[1:]), *rv[3:])
+    if _notebook_hooks(cls.__mro__[1:]):
+        rv = (_quiet_class, (rv[0], *rv[1]), *rv[2:])
     return rv
 
 

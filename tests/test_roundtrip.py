@@ -187,3 +187,19 @@ def test_closures_sharing_one_cell_share_it_after_a_restart(tmp_path):
     assert first["values"] == again["values"] == expected
     assert again["runs"] == 1  # the second session hit
 
+
+
+@slow
+def test_a_restored_subclass_does_not_run_the_notebooks_init_subclass_hook_again(tmp_path):
+    """A notebook ``__init_subclass__`` appends to a registry: rebuilding the class on a hit ran it again, so
+    the registry held the class twice (the run's append is restored as a changed ref already). What the
+    hook did to the class itself comes back with the class's attributes."""
+    base = ("REG = []\nclass Base:\n    registry = []\n    def __init_subclass__(cls, **kw):\n"
+            "        super().__init_subclass__(**kw)\n        Base.registry.append(cls.__name__)\n"
+            "        REG.append(cls.__name__)\n        cls.tag = cls.__name__.lower()")
+    cells = ["%%lazycache\n" + RUN + base, "%%lazycache\n" + RUN + "class Plugin(Base):\n    pass",
+             "seen = (list(Base.registry), REG, Plugin.tag, issubclass(Plugin, Base))"]
+    expected, first, again = twice(tmp_path, cells, ["seen"])
+    assert expected == {"seen": "(['Plugin'], ['Plugin'], 'plugin', True)"}
+    assert first["values"] == again["values"] == expected
+    assert again["runs"] == 2  # both cells hit after the restart
