@@ -12,7 +12,7 @@ import sys
 import types
 
 from .pickling_code import _leave_classes, code_reducer
-from .pickling_objects import reduce_array, shared_cells
+from .pickling_objects import owned, reduce_array, shared_cells
 from .unpickling import _is_notebook_lru, _lru, _module_attr, _notebook_hooks, _quiet_class, paused_gc
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes)
@@ -220,7 +220,7 @@ def _base_pickler():
                 # looks ``__main__.f`` up by name, which a new kernel lacks
                 info = obj.cache_parameters()
                 return _lru, (obj.__wrapped__, info["maxsize"], info["typed"], dict(vars(obj)))
-            elif t.__name__ == "ndarray" and t.__module__ == "numpy" and not obj.dtype.hasobject:
+            elif t.__name__ == "ndarray" and t.__module__ == "numpy" and owned(obj):
                 return reduce_array(obj)
             elif only_code:
                 return NotImplemented

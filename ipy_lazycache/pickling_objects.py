@@ -10,6 +10,17 @@ import types
 
 from .unpickling import _array
 
+#: Arrays up to this size come back owning their memory, as the run's did
+#: (``a.resize`` works, ``a.base`` is None), for the cost of one copy. A
+#: larger one comes back as a view (of the cache file's mapping, or of the
+#: pickle's bytes): copying it would cost more than the hit (DESIGN §7).
+OWNED_UP_TO = 1 << 20
+
+
+def owned(obj) -> bool:
+    """Whether a plain array is pickled to come back owning its memory."""
+    return not obj.dtype.hasobject and obj.nbytes <= OWNED_UP_TO
+
 
 def reduce_array(obj):
     """A plain array by its bytes, rebuilt by :func:`.unpickling._array` as

@@ -11,6 +11,7 @@ import os
 
 from .. import codecs, manifest as mf
 from ..manifest import CorruptEntry
+from ..pickling_objects import OWNED_UP_TO
 from ..stores.base import StoreUnavailable, UnsafePath
 from .decode import Decoder
 from .memo import own
@@ -169,7 +170,7 @@ def _skipped_blobs(blobs: dict) -> dict:
 #: memory as the run's did, for about what mapping costs (1 MiB reads in
 #: ~0.1 ms hot; joblib maps arrays above the same size). Larger ones are
 #: mapped copy-on-write, O(1) (DESIGN §7), and do not own their memory.
-MAP_ABOVE = 1 << 20
+MAP_ABOVE = OWNED_UP_TO
 
 
 def _mappable(blob: dict) -> bool:
