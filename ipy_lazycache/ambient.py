@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import os
 
-from .ambient_cell import Cell, Provider, Unreplayable, _digest  # noqa: F401  (Cell: the core builds it; Provider: the interface)
+from .ambient_cell import Baselined, Cell, Provider, Unreplayable, _digest  # noqa: F401  (Cell: the core builds it; Provider: the interface)
 from .ambient_ipython import _Formatters, _InlineBackend, _Interactivity, _Transformers
 from .ambient_libraries import _Decimal, _Matplotlib, _NumpyOptions, _Pandas, _Warnings
 from .ambient_process import EnvironReads, _Cwd, _Environ, _SysPath  # noqa: F401  (EnvironReads: the glue's)
@@ -79,8 +79,8 @@ class Registry:
         its paths, formatters and transformers). Baselines taken at load are
         taken again, so a fresh kernel's delta is empty on every kernel."""
         for p in self.providers:
-            if hasattr(p, "start"):
-                p.__init__()  # each provider's baseline is what its __init__ reads
+            if isinstance(p, Baselined):
+                p.rebase()
 
     def delta(self) -> dict:
         """What this process changed from a fresh kernel, by provider: it

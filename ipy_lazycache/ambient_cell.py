@@ -51,6 +51,28 @@ class Provider:
         """Make a hit change the state as the run did."""
 
 
+class Baselined(Provider):
+    """A provider whose fresh kernel is the state it finds when the session
+    starts: :meth:`rebase` at load, and again at the first cell
+    (:meth:`.ambient.Registry.start_here`); its delta is the state now
+    (:meth:`current`) where it differs from that."""
+
+    def __init__(self):
+        self.rebase()
+
+    def rebase(self) -> None:
+        """The session starts here: the state now is a fresh kernel's."""
+        self.start = self.current()
+
+    def current(self):
+        """The state the delta compares with the start: the snapshot."""
+        return self.snapshot()
+
+    def delta(self):
+        now = self.current()
+        return now if now != self.start else None
+
+
 class Cell:
     """What providers look at: the cell's tree and the objects its names
     resolve to. Built once per keyed cell. ``source``, when given, is the

@@ -8,7 +8,7 @@ from __future__ import annotations
 import operator
 import sys
 
-from .ambient_cell import Provider, Unreplayable, _shell, named
+from .ambient_cell import Baselined, Provider, Unreplayable, _shell, named
 
 #: Formatter attributes that decide what a value shows.
 _KEYS = ("enabled", "type_printers", "deferred_printers", "float_format", "float_precision", "pprint",
@@ -146,7 +146,7 @@ def _ours(obj) -> bool:
     return (getattr(target, "__module__", "") or "").startswith("ipy_lazycache")
 
 
-class _Transformers(Provider):
+class _Transformers(Baselined):
     """Input and AST transformers a notebook added (ours left out): they
     change how every later cell's text becomes code. A run that adds or
     removes one is not stored (a transformer is live code)."""
@@ -154,10 +154,10 @@ class _Transformers(Provider):
     name = "transformers"
     LISTS = ("input_transformers_cleanup", "input_transformers_post", "ast_transformers")
 
-    def __init__(self):
+    def rebase(self):
         self._shell = _shell()
-        self.start = self.snapshot_objects()
         self._seen = None  # (the lists as last seen, their delta)
+        super().rebase()
 
     def _raw(self):
         shell = self._shell or _shell()
@@ -188,23 +188,19 @@ class _Transformers(Provider):
         return None
 
 
-class _Interactivity(Provider):
+class _Interactivity(Baselined):
     """``ast_node_interactivity`` (which expressions of a cell show a value)."""
 
     name = "interactivity"
 
-    def __init__(self):
+    def rebase(self):
         self._shell = _shell()
-        self.start = self.snapshot()
+        super().rebase()
 
     def snapshot(self):
         shell = self._shell or _shell()
         # the trait itself, default included: its stored value appears only once IPython first reads it
         return getattr(shell, "ast_node_interactivity", None)
-
-    def delta(self):
-        now = self.snapshot()
-        return now if now != self.start else None
 
     def effect(self, before, after):
         return {"value": after} if before != after and after is not None else None

@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import sys
 
-from .ambient_cell import Provider, Unreplayable, _digest, by_notebook, list_change
+from .ambient_cell import Baselined, Unreplayable, _digest, by_notebook, list_change
 
 
-class _Environ(Provider):
+class _Environ(Baselined):
     """Environment variables: keyed by the names the cell reads, never the
     whole environment; changes (``os.environ[...] =``, ``%env``) are effects.
 
@@ -21,13 +21,16 @@ class _Environ(Provider):
     name = "environ"
 
     def __init__(self):
-        self.start = dict(os.environ)
-        # Written *since this load*, like ``start``: names noted before a
-        # reload (or a site kernel's set-up) would compare later writes by
-        # the kernel itself (pytest's PYTEST_CURRENT_TEST) with a baseline
-        # the notebook never saw.
-        EnvironWrites.names.clear()
+        super().__init__()
         EnvironWrites.install()
+
+    def rebase(self):
+        super().rebase()
+        # Written *since the session started*, like ``start``: names noted
+        # before a reload (or a site kernel's set-up) would compare later
+        # writes by the kernel itself (pytest's PYTEST_CURRENT_TEST) with a
+        # baseline the notebook never saw.
+        EnvironWrites.names.clear()
 
     def delta(self):
         written = EnvironWrites.names
@@ -145,15 +148,12 @@ _ENVIRON_PLUMBING = frozenset({"os", "_collections_abc", "collections.abc", "pos
                                __name__})
 
 
-class _Cwd(Provider):
+class _Cwd(Baselined):
     """The working directory, relative to where the session started: it joins
     every key once a cell has moved it (files are read relative to it), never
     as an absolute path."""
 
     name = "cwd"
-
-    def __init__(self):
-        self.start = os.getcwd()
 
     def snapshot(self):
         try:
@@ -176,7 +176,7 @@ class _Cwd(Provider):
         os.chdir(effect["to"])
 
 
-class _SysPath(Provider):
+class _SysPath(Baselined):
     """``sys.path`` edits a cell makes (so later imports find the same
     modules), as a difference: a cache from another machine must never
     replace this interpreter's own path. The delta is the difference from
@@ -185,7 +185,7 @@ class _SysPath(Provider):
 
     name = "sys.path"
 
-    def __init__(self):
+    def rebase(self):
         self.start, self.folder = list(sys.path), os.getcwd()
 
     def delta(self):

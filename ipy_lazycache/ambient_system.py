@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
-from .ambient_cell import Provider, Unreplayable, _digest
+from .ambient_cell import Baselined, Provider, Unreplayable, _digest
 from .recursion import set_user_limit, user_limit
 
 #: Names in ``time`` and ``datetime`` whose result depends on the time zone.
@@ -18,20 +18,13 @@ def _zone():
     return [list(time.tzname), time.timezone, time.altzone, time.daylight]
 
 
-class _TimeZone(Provider):
+class _TimeZone(Baselined):
     """The C library's time zone (``TZ`` at start-up, ``time.tzset()``).
     It joins the key of a cell that calls a zone-dependent function of
     ``time``/``datetime`` (``time.localtime``, ``datetime.now`` ...), and
     every key once this process changed it."""
 
     name = "timezone"
-
-    def __init__(self):
-        self.start = _zone()
-
-    def delta(self):
-        now = _zone()
-        return now if now != self.start else None
 
     def snapshot(self):
         return _zone()
@@ -78,25 +71,17 @@ def _locale_state():
 _CATEGORIES = ("LC_CTYPE", "LC_COLLATE", "LC_TIME", "LC_MONETARY", "LC_NUMERIC", "LC_MESSAGES")
 
 
-class _Locale(Provider):
+class _Locale(Baselined):
     """The C locale (``locale.setlocale``): how numbers, times and sorting
     come out. Compared with the locale when the extension loaded."""
 
     name = "locale"
 
-    def __init__(self):
-        self.start = self._safe()
-
-    @staticmethod
-    def _safe():
+    def current(self):
         try:
             return _locale_state()
         except Exception:
             return None
-
-    def delta(self):
-        now = self._safe()
-        return now if now != self.start else None
 
     def snapshot(self):
         import locale
@@ -120,17 +105,10 @@ class _Locale(Provider):
             locale.setlocale(getattr(locale, name), value)
 
 
-class _RecursionLimit(Provider):
+class _RecursionLimit(Baselined):
     """``sys.setrecursionlimit``: whether deep recursion runs or raises."""
 
     name = "recursionlimit"
-
-    def __init__(self):
-        self.start = user_limit()
-
-    def delta(self):
-        now = user_limit()
-        return now if now != self.start else None
 
     def snapshot(self):
         return user_limit()  # never the tool's own lower bound while it works

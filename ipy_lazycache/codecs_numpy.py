@@ -15,7 +15,9 @@ class NumpyCodec(Codec):
     mmap = True
 
     def accepts(self, value):
-        return _type_path(value) == "numpy.ndarray" and not value.dtype.hasobject
+        # A read-only array is pickled (:func:`.pickling._reduce_array`):
+        # a ``.npy`` file cannot say that the array was read-only.
+        return _type_path(value) == "numpy.ndarray" and not value.dtype.hasobject and value.flags.writeable
 
     def encode(self, value):
         import numpy as np
@@ -38,15 +40,22 @@ class NumpyCodec(Codec):
         import numpy as np
 
         mapped = as_mapping(mapped)
-        if mapped is None:
-            return np.load(io.BytesIO(data), allow_pickle=False)
-        # The array is a view of the mapping the cache checked (the mmap
-        # stays alive as its base): a plain ndarray, as the cell made it,
-        # writable, its writes private (ACCESS_COPY), pages read on touch.
-        shape, fortran, dtype, offset = _npy_header(mapped)
+        shape, fortran, dtype, offset = _npy_header(data if mapped is None else mapped)
         if dtype.hasobject:
             raise ValueError("object arrays are not stored as .npy")
-        return np.ndarray(shape, dtype, buffer=mapped, offset=offset, order="F" if fortran else "C")
+        order = "F" if fortran else "C"
+        if mapped is not None:
+            # A view of the mapping the cache checked (the mmap stays alive
+            # as its base): writable, its writes private (ACCESS_COPY), pages
+            # read on touch. Only large blobs come here (restore.py maps
+            # them): a zero-copy restore is worth not owning the memory.
+            return np.ndarray(shape, dtype, buffer=mapped, offset=offset, order=order)
+        # From bytes: an array that owns its memory, as the run's did
+        # (``a.resize(...)`` works, ``a.base is None``), not a view of them.
+        out = np.empty(shape, dtype, order=order)
+        if out.nbytes:
+            out.reshape(-1, order="A").view(np.uint8)[:] = np.frombuffer(data, np.uint8, out.nbytes, offset)
+        return out
 
 
 #: Parsed ``.npy`` headers by their bytes: numpy parses one with
@@ -54,24 +63,26 @@ class NumpyCodec(Codec):
 _HEADERS: dict = {}
 
 
-def _npy_header(mapped):
-    """``(shape, fortran, dtype, data offset)`` of a mapped ``.npy`` file."""
+def _npy_header(buf):
+    """``(shape, fortran, dtype, data offset)`` of a ``.npy`` file's bytes or mapping."""
     import numpy as np
 
     # magic (6 bytes), version (2), header length (2 bytes in 1.0, 4 after), header
-    width = 2 if mapped[6:7] == b"\x01" else 4
-    end = 8 + width + int.from_bytes(mapped[8:8 + width], "little")
-    prefix = bytes(mapped[:end]) if end <= 65536 else None
+    width = 2 if buf[6:7] == b"\x01" else 4
+    end = 8 + width + int.from_bytes(buf[8:8 + width], "little")
+    if end > 65536:  # numpy refuses headers past 10 000 bytes anyway
+        raise ValueError("the .npy header is too large")
+    prefix = bytes(buf[:end])
     known = _HEADERS.get(prefix)
     if known is not None:
         return known
     fmt = np.lib.format
-    mapped.seek(0)
-    version = fmt.read_magic(mapped)
+    head = io.BytesIO(prefix)
+    version = fmt.read_magic(head)
     read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-    shape, fortran, dtype = read_header(mapped)
-    parsed = (shape, fortran, dtype, mapped.tell())
-    if prefix is not None and parsed[3] == end:  # numpy read just these bytes: they are the key
+    shape, fortran, dtype = read_header(head)
+    parsed = (shape, fortran, dtype, head.tell())
+    if parsed[3] == end:  # numpy read just these bytes: they are the key
         if len(_HEADERS) >= 256:
             _HEADERS.clear()
         _HEADERS[prefix] = parsed

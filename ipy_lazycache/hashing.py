@@ -30,6 +30,7 @@ from .hashing_code import (
     injected_builtin,
     library_global,
 )
+from .hashing_graph import _Walk
 from .hashing_guard import State, unslot
 from .hashing_modules import (
     _DUNDER_SKIP,
@@ -120,10 +121,9 @@ def import_state(module) -> str:
 # Functions
 
 
-def _feed_function(h, fn, hasher):
-    """Everything that decides what a notebook function does: its own code
-    (its node, not its line, not what it wraps), the globals it reads,
-    defaults, closure cells and attributes (``__wrapped__`` among them)."""
+def _feed_function(h, fn, hasher, walk=None):
+    """Everything that decides what a notebook function does: its own code (its node, not its line, not what
+    it wraps), the globals it reads, defaults, closure cells (and which, in ``walk``) and attributes."""
     code = fn.__code__
     if not sources.is_notebook_code(code):
         _feed_library_function(h, fn, hasher)
@@ -171,6 +171,8 @@ def _feed_function(h, fn, hasher):
     if fn.__closure__:
         for name, cell in zip(code.co_freevars, fn.__closure__):
             _tag(h, b"c", name.encode())
+            if walk is not None:
+                walk.cell(h, cell)
             try:
                 hasher(h, cell.cell_contents)
             except ValueError:  # empty cell
@@ -196,38 +198,6 @@ def _feed_pandas(h, obj, hasher):
 
 # ----------------------------------------------------------------------------
 # Values
-
-
-class _Walk:
-    """One hash's traversal. Like pickle's memo, an object already fed (a
-    container, an instance, an array) is fed again only as a reference to its
-    first visit: shared objects cost one walk (an object graph such as a
-    figure's is a DAG, exponential as a tree), cycles end, and aliasing is in
-    the key (``[x, x]`` is not ``[x, copy(x)]``). Visited objects are kept
-    alive so that a temporary's id is never reused within the walk.
-    Functions, classes and modules are fed by a digest computed once."""
-
-    __slots__ = ("done", "graph", "keep", "seen", "stack")
-
-    def __init__(self, graph=None):
-        self.stack: set[int] = set()  # functions, classes, modules being fed
-        self.done: dict[int, str] = {}
-        self.seen: dict[int, int] = {}  # id -> order of first visit
-        # the visited objects, alive until the walk ends (the graph's: until the key is made)
-        self.keep: list = [] if graph is None else graph.keep
-        self.graph = graph  # a hashing_graph.Graph shared by all refs of a cell, or None
-
-    def visit(self, h, obj) -> bool:
-        """False (and a back-reference fed) when ``obj`` was fed already."""
-        n = len(self.seen)
-        first = self.seen.setdefault(id(obj), n)
-        if first != n:
-            _tag(h, b"^", first.to_bytes(8, "little"))
-            return False
-        self.keep.append(obj)
-        if self.graph is not None:
-            self.graph.see(obj, n)
-        return True
 
 
 def value_hash(obj, graph=None) -> str:
@@ -321,7 +291,7 @@ def _feed_object(h, obj, hasher, walk):
     if isinstance(obj, types.ModuleType):
         _once(h, obj, hasher, walk, _feed_module)
     elif isinstance(obj, types.FunctionType):
-        _once(h, obj, hasher, walk, _feed_function)
+        _once(h, obj, hasher, walk, lambda sub, fn, hasher: _feed_function(sub, fn, hasher, walk))
     elif isinstance(obj, type):
         _once(h, obj, hasher, walk, _feed_class)
     elif (name := library_global(obj)) is not None:

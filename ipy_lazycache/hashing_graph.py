@@ -19,6 +19,8 @@ import sys
 
 import xxhash
 
+from .hashing_base import _tag
+
 #: Labels are ``ref number << _SHIFT | order of visit`` (an int: no tuple per visit).
 _SHIFT = 40
 #: Immutable containers: which object holds the content is not observable.
@@ -75,3 +77,54 @@ class Graph:
         if not self.relations:
             return ""
         return xxhash.xxh3_128(repr(self.relations).encode()).hexdigest()
+
+
+#: Graph order numbers of closure cells (see :meth:`_Walk.cell`): apart from objects' own.
+_CELL_ORDER = 1 << 39
+
+
+class _Walk:
+    """One hash's traversal. Like pickle's memo, an object already fed (a
+    container, an instance, an array) is fed again only as a reference to its
+    first visit: shared objects cost one walk (an object graph such as a
+    figure's is a DAG, exponential as a tree), cycles end, and aliasing is in
+    the key (``[x, x]`` is not ``[x, copy(x)]``). Visited objects are kept
+    alive so that a temporary's id is never reused within the walk.
+    Functions, classes and modules are fed by a digest computed once."""
+
+    __slots__ = ("cells", "done", "graph", "keep", "seen", "stack")
+
+    def __init__(self, graph=None):
+        self.stack: set[int] = set()  # functions, classes, modules being fed
+        self.done: dict[int, str] = {}
+        self.seen: dict[int, int] = {}  # id -> order of first visit
+        # the visited objects, alive until the walk ends (the graph's: until the key is made)
+        self.keep: list = [] if graph is None else graph.keep
+        self.graph = graph  # a hashing_graph.Graph shared by all refs of a cell, or None
+        self.cells: dict[int, int] = {}  # id(closure cell) -> order of first visit, numbered apart from ``seen``
+
+    def cell(self, h, cell) -> None:
+        """A closure cell: ``inc, get = counter()`` share one, two calls of
+        ``counter()`` do not, and ``inc()`` then moves what ``get()`` reads
+        or not. A cell met again is a back-reference; cells are numbered
+        apart from other objects, so keys where no cell is shared stay."""
+        n = len(self.cells)
+        first = self.cells.setdefault(id(cell), n)
+        if first != n:
+            _tag(h, b"^c", first.to_bytes(8, "little"))
+            return
+        self.keep.append(cell)
+        if self.graph is not None:
+            self.graph.see(cell, _CELL_ORDER | n)
+
+    def visit(self, h, obj) -> bool:
+        """False (and a back-reference fed) when ``obj`` was fed already."""
+        n = len(self.seen)
+        first = self.seen.setdefault(id(obj), n)
+        if first != n:
+            _tag(h, b"^", first.to_bytes(8, "little"))
+            return False
+        self.keep.append(obj)
+        if self.graph is not None:
+            self.graph.see(obj, n)
+        return True

@@ -12,7 +12,8 @@ import sys
 import types
 
 from .pickling_code import _leave_classes, code_reducer
-from .unpickling import _is_notebook_lru, _lru, _module_attr, paused_gc
+from .pickling_objects import owned, reduce_array, shared_cells
+from .unpickling import _is_notebook_lru, _lru, _module_attr, _notebook_hooks, _quiet_class, paused_gc
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes)
 
@@ -190,6 +191,7 @@ def _base_pickler():
             self.modules = set()
             self.types = set()  # their modules are needed: collected once per type, by :func:`_modules`
             self.unslotted = []
+            self.cells = {}  # id(a closure cell) -> (the empty cell pickled for it, the cell: its id stays unique)
 
         @property
         def dispatch_table(self):
@@ -212,11 +214,14 @@ def _base_pickler():
                     self.modules.add(mod.split(".")[0])
                 if t is not types.FunctionType:
                     return _dynamic_class(obj, super().reducer_override(obj))
+                return shared_cells(obj, super().reducer_override(obj), self.cells)
             elif t.__name__ == "_lru_cache_wrapper" and _is_notebook_lru(obj):
                 # by value around the wrapped function; pickle's default
                 # looks ``__main__.f`` up by name, which a new kernel lacks
                 info = obj.cache_parameters()
                 return _lru, (obj.__wrapped__, info["maxsize"], info["typed"], dict(vars(obj)))
+            elif t.__name__ == "ndarray" and t.__module__ == "numpy" and owned(obj):
+                return reduce_array(obj)
             elif only_code:
                 return NotImplemented
             return super().reducer_override(obj)
@@ -241,6 +246,8 @@ def _dynamic_class(cls, rv):
         order = {k: i for i, k in enumerate(cls.__dict__)}
         ordered = dict(sorted(attrs.items(), key=lambda kv: order.get(kv[0], len(order))))
         rv = (rv[0], rv[1], (ordered, *state[1:]), *rv[3:])
+    if _notebook_hooks(cls.__mro__[1:]):
+        rv = (_quiet_class, (rv[0], *rv[1]), *rv[2:])
     return rv
 
 
@@ -421,7 +428,9 @@ def _memo_is_plain(p, watch, as_attr) -> bool:
     return True
 
 
-_CONTAINERS = frozenset({list, dict, set, bytearray})
+#: Mutable objects without a ``__dict__`` that two defs may share (a closure
+#: cell: ``inc, get = counter()`` share the counter's cell).
+_CONTAINERS = frozenset({list, dict, set, bytearray, types.CellType})
 
 
 _CODE = (type, types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.ModuleType)

@@ -199,6 +199,47 @@ def set_state(item, state):
         update_in_place(item, state)
 
 
+def _array(buffer, dtype, shape, order: str, writeable: bool):
+    """A numpy array as the run had it: owning its memory (numpy's own
+    reconstructor makes a view of the pickle's bytes, so ``a.resize``
+    raised after a hit), in its memory order, read-only where it was."""
+    import numpy as np
+
+    out = np.empty(shape, dtype, order=order)
+    if out.nbytes:
+        out.reshape(-1, order="A").view(np.uint8)[:] = np.frombuffer(buffer, np.uint8, out.nbytes)
+    if not writeable:
+        out.flags.writeable = False
+    return out
+
+
+def _notebook_hooks(classes) -> list:
+    """The notebook classes among ``classes`` with an ``__init_subclass__``
+    of their own."""
+    return [c for c in classes if c.__module__ == "__main__" and "__init_subclass__" in c.__dict__]
+
+
+def _quiet_class(make, type_constructor, name, bases, *rest):
+    """cloudpickle's class skeleton made without running the notebook's
+    ``__init_subclass__`` hooks of its bases: what the run's hook did is
+    stored (the class's own attributes are in its state, a registry it
+    appended to is a changed ref the hit updates), and running it again
+    appended the class to a registry twice. A library's hook still runs
+    (what it did elsewhere is recorded nowhere)."""
+    hooks = [(c, c.__dict__["__init_subclass__"]) for b in bases for c in _notebook_hooks(b.__mro__)]
+    for c, _ in hooks:
+        type.__setattr__(c, "__init_subclass__", classmethod(_no_hook))  # an existing key: its order stays
+    try:
+        return make(type_constructor, name, bases, *rest)
+    finally:
+        for c, hook in reversed(hooks):
+            type.__setattr__(c, "__init_subclass__", hook)
+
+
+def _no_hook(cls, **kwargs):
+    pass
+
+
 def _lru(fn, maxsize, typed, attrs):
     import functools
 

@@ -105,3 +105,21 @@ def test_collection_is_back_on_after_a_failed_pickle(store):
     with pytest.raises(TypeError):
         codecs.dumps([threading.Lock()], {})
     assert gc.isenabled()
+
+
+def test_the_round_trip_refuses_defs_that_would_come_back_sharing_less(monkeypatch):
+    """A net under the grouping: were two defs holding one array pickled apart (a sharing the look-ahead did
+    not reach), the store is refused, since a later cell reading both would key them differently."""
+    import numpy as np
+
+    from ipy_lazycache.core import pickles, verify
+    from ipy_lazycache.core.run import NotStored
+
+    arr = np.arange(3)
+    values = {"d1": {"a": arr}, "d2": [arr]}
+    verify.verify(pickles._encode(values, {}), values, {}, (), {}, "")  # grouped: they come back sharing
+    monkeypatch.setattr(pickles._Pickles, "_guess_links", lambda self: None)
+    blobs = pickles._encode(values, {})
+    assert len(blobs) == 2
+    with pytest.raises(NotStored, match="d1, d2 come back sharing other objects"):
+        verify.verify(blobs, values, {}, (), {}, "")

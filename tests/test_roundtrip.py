@@ -169,3 +169,37 @@ def test_hashing_leaves_an_xarray_dataset_as_found(tmp_path):
     assert expected == {"ds._attrs": "None", "n": "3"}
     assert first["values"] == again["values"] == expected
     assert again["runs"] == 1
+
+
+@slow
+def test_closures_sharing_one_cell_share_it_after_a_restart(tmp_path):
+    """``inc, get = counter()``: two closures over one ``nonlocal``. cloudpickle gave each function its own
+    new cell, so after a hit ``inc()`` no longer moved what ``get()`` reads (plain: 2, hit: 1). Recursive
+    closures (a function in its own cell) and functions sharing a default list stay as the run made them."""
+    cells = ["%%lazycache\n" + RUN + "def counter():\n    c = 0\n    def inc():\n        nonlocal c\n        c += 1\n"
+             "    def get():\n        return c\n    return inc, get\ninc, get = counter()\ninc()\n"
+             "def outer():\n    def rec(n):\n        return 0 if n == 0 else 1 + rec(n - 1)\n    return rec\n"
+             "rec = outer()\nbag = []\ndef put(x, into=bag):\n    into.append(x)\n"
+             "def peek(at=bag):\n    return list(at)",
+             "inc()\nv = get()\nput(1)\nw = (peek(), rec(4), rec.__closure__[0].cell_contents is rec)"]
+    expected, first, again = twice(tmp_path, cells, ["v", "w"])
+    assert expected == {"v": "2", "w": "([1], 4, True)"}
+    assert first["values"] == again["values"] == expected
+    assert again["runs"] == 1  # the second session hit
+
+
+
+@slow
+def test_a_restored_subclass_does_not_run_the_notebooks_init_subclass_hook_again(tmp_path):
+    """A notebook ``__init_subclass__`` appends to a registry: rebuilding the class on a hit ran it again, so
+    the registry held the class twice (the run's append is restored as a changed ref already). What the
+    hook did to the class itself comes back with the class's attributes."""
+    base = ("REG = []\nclass Base:\n    registry = []\n    def __init_subclass__(cls, **kw):\n"
+            "        super().__init_subclass__(**kw)\n        Base.registry.append(cls.__name__)\n"
+            "        REG.append(cls.__name__)\n        cls.tag = cls.__name__.lower()")
+    cells = ["%%lazycache\n" + RUN + base, "%%lazycache\n" + RUN + "class Plugin(Base):\n    pass",
+             "seen = (list(Base.registry), REG, Plugin.tag, issubclass(Plugin, Base))"]
+    expected, first, again = twice(tmp_path, cells, ["seen"])
+    assert expected == {"seen": "(['Plugin'], ['Plugin'], 'plugin', True)"}
+    assert first["values"] == again["values"] == expected
+    assert again["runs"] == 2  # both cells hit after the restart

@@ -14,6 +14,9 @@ from tests._fresh import RUN, session
 
 pytestmark = pytest.mark.slow
 
+_COUNTER = ("x = 0\ndef counter():\n    c = 0\n    def inc():\n        nonlocal c\n        c += 1\n"
+            "    def get():\n        return c\n    return inc, get\n")
+
 SCENARIOS = {
     "alias": ("x = [1]\ny = x", "x = [1]\ny = list(x)", "y.append(2)\nn = len(x)"),
     "shared-item": ("x = [[1]]\ny = [x[0]]", "x = [[1]]\ny = [[1]]", "y[0].append(2)\nn = len(x[0])"),
@@ -26,6 +29,9 @@ SCENARIOS = {
     "frombuffer": ("import numpy as np\nx = bytearray(4)\ny = np.frombuffer(x, 'u1')",
                    "import numpy as np\nx = bytearray(4)\ny = np.frombuffer(bytes(x), 'u1')",
                    "x[0] = 7\nn = int(y[0])"),
+    # two closures over one cell (one counter() call) or over two cells: inc() moves what get() reads or not
+    "closure-cell": (_COUNTER + "inc, get = counter()", _COUNTER + "inc, _ = counter()\n_, get = counter()",
+                     "inc()\nn = get()"),
 }
 
 
@@ -47,8 +53,9 @@ def test_equal_values_with_other_sharing_do_not_hit(tmp_path, name, order):
     assert got["runs"] == 2, "the second kernel's cell hit on the first one's entry"
 
 
-def test_the_same_sharing_still_hits(tmp_path):
-    shared, _, body = SCENARIOS["numpy-view"]
+@pytest.mark.parametrize("name", ["numpy-view", "closure-cell"])
+def test_the_same_sharing_still_hits(tmp_path, name):
+    shared, _, body = SCENARIOS[name]
     cells = [shared, "%%lazycache\n" + RUN + body]
     session(tmp_path, cells)
     assert session(tmp_path, cells, ["n"])["runs"] == 1

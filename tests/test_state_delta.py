@@ -199,3 +199,18 @@ def test_a_change_with_no_exact_replay_is_not_stored_with_one_line(tmp_path, bod
     lines = [line for line in first["cells"][0]["out"].splitlines() if line.startswith("lazycache:")]
     assert len(lines) == 1 and lines[0].startswith("lazycache: not stored:") and "cannot redo" in lines[0]
     assert session(tmp_path, cells)["runs"] == 2
+
+
+def test_the_first_cell_is_where_every_baseline_starts(tmp_path):
+    """A kernel's own setup before its first cell (a startup file that loaded the extension, then moved,
+    set paths, a zone, a limit ...) is no change of the session's: ``start_here`` rebases every provider
+    that measures from the session's start, and the delta joining every key is empty again."""
+    change = ("import os, sys, time\nos.environ['TZ'] = 'JST-9'\ntime.tzset()\nsys.setrecursionlimit(4321)\n"
+              "get_ipython().ast_node_interactivity = 'all'\nsys.path.append('extra')\nos.environ['LC_X'] = '1'\n"
+              "os.mkdir('sub')\nos.chdir('sub')")
+    probe = ("import ipy_lazycache\nreg = ipy_lazycache._magics.sequence.ambient\nbefore = sorted(reg.delta())\n"
+             "reg.start_here()\nafter = sorted(reg.delta())")
+    got = session(tmp_path, [change, probe], ["before", "after"])
+    for name in ("timezone", "recursionlimit", "interactivity", "sys.path", "environ", "cwd"):
+        assert f"'delta:{name}'" in got["values"]["before"], got
+    assert got["values"]["after"] == "[]", got

@@ -156,6 +156,21 @@ def test_read_only_views_stay_read_only(tmp_path, mode):
 
 @slow
 @pytest.mark.parametrize("mode", ["auto", "magic"])
+def test_a_restored_array_owns_its_memory_as_the_run_made_it(tmp_path, mode):
+    """A hit's array behaves as the run's: it owns its memory (``resize`` in place works, ``base`` is None),
+    keeps its memory order and stays read-only where the run's was. Large arrays are the documented
+    exception: they are mapped from the cache file (test_codecs)."""
+    cells = ["a = np.arange(5)\nf = np.asfortranarray(np.ones((3, 2)))\nr = np.zeros(3)\nr.flags.writeable = False",
+             "a.resize(8, refcheck=False)\nf.resize((2, 3), refcheck=False)\nn = len(a)"]
+    probes = ["(a.tolist(), a.flags.owndata, a.base is None)", "(f.tolist(), f.flags.f_contiguous, f.flags.owndata)",
+              "(r.flags.writeable, r.flags.owndata, r.base is None)", "n"]
+    seen = check(tmp_path, mode, cells, probes, cached=[0])
+    assert seen["n"] == "8" and seen[probes[0]].endswith("True, True)"), seen
+    assert seen[probes[2]] == "(False, True, True)", seen
+
+
+@slow
+@pytest.mark.parametrize("mode", ["auto", "magic"])
 def test_a_def_holding_a_ref_the_cell_changes_in_place_holds_that_ref(tmp_path, mode):
     """``d = {'k': a}; a += 1``: after a hit ``d['k']`` is ``a`` itself (it was a copy), so later changes show;
     the same for a list and a function whose attribute the cell sets."""

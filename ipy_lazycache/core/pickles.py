@@ -77,11 +77,20 @@ _GUESS_BUDGET = 5000
 
 
 def _reachable(obj):
-    """What pickling ``obj`` is likely to write: items, values, attributes and
-    the items of object arrays (not classes, functions or modules)."""
+    """What pickling ``obj`` is likely to write: items, values, attributes,
+    the items of object arrays, and what a function holds of its own (its
+    closure cells, which two closures of one call share, and its defaults);
+    not classes, a function's globals or modules."""
     t = type(obj)
     if t in (list, tuple, set, frozenset):
         return obj
+    if t is types.FunctionType:
+        return [*(obj.__closure__ or ()), *(obj.__defaults__ or ()), *(obj.__kwdefaults__ or {}).values()]
+    if t is types.CellType:
+        try:
+            return (obj.cell_contents,)
+        except ValueError:  # an empty cell
+            return ()
     if t is dict:
         return obj.values()
     if t.__module__ == "numpy" and t.__name__ == "ndarray":

@@ -17,6 +17,7 @@ import linecache
 
 from .. import codecs, unpickling
 from ..hashing import Unhashable, value_hash
+from ..hashing_graph import Graph
 from .decode import Decoder
 from .plan import RESULT
 from .restored_sources import _give_source
@@ -68,6 +69,8 @@ def verify(blobs: dict, values: dict, ns: dict, mutated, hashes: dict, source: s
     files = _give_source([back[n] for n in checked if n in back], source)
     try:
         refused = [(n, why) for n in checked if (why := _differs(values[n], back.get(n, _MISSING), n, hashes))]
+        if not refused and len(checked) > 1 and _sharing(values, checked) != _sharing(back, checked):
+            refused = [(", ".join(sorted(checked)), "come back sharing other objects between them")]
     finally:
         files += unpickling.registered[cells:]  # cell sources the decode registered: this check's own
         del unpickling.registered[cells:]
@@ -96,6 +99,19 @@ def _registers(value) -> bool:
     """A value whose unpickling registers it with its library: a pyplot
     figure joins pyplot's figures (and shows at the end of the cell)."""
     return (type(value).__module__ or "").startswith("matplotlib.")
+
+
+def _sharing(values: dict, names: list) -> str | None:
+    """What ``names`` share between them as a later cell's key sees it (they
+    are its refs then: one graph), or None where one cannot be keyed."""
+    graph = Graph()
+    try:
+        for number, name in enumerate(sorted(names)):
+            graph.next_ref(number)
+            value_hash(values[name], graph)
+    except (Unhashable, RecursionError):
+        return None
+    return graph.digest()
 
 
 def _differs(value, back, name: str, hashes: dict) -> str | None:
