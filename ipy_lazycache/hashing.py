@@ -43,6 +43,7 @@ from .hashing_modules import (
 from .hashing_state import feed_unpickled_state
 from .module_closure import module_file
 from .names import free_names, imports_in, reads_globals_unseen
+from .seeded_sets import seed_free
 
 #: Part of every key. Raised when entries written before would restore
 #: differently now (3: in-place updates, views and generators of this round;
@@ -294,9 +295,9 @@ def _feed_value(h, obj, hasher, walk):
             for k, v in obj.items():
                 _feed_value(h, k, hasher, walk)  # what hasher does, one call less per item
                 _feed_value(h, v, hasher, walk)
-        else:  # sets too in iteration order: list(s) shows it
+        else:  # sets too in iteration order (list(s) shows it), unless the hash seed sets it
             _tag(h, {tuple: b"T", list: b"L", set: b"E", frozenset: b"R"}[t], len(obj).to_bytes(8, "little"))
-            for x in obj:
+            for x in obj if t in (tuple, list) else (seed_free(obj) or obj):
                 _feed_value(h, x, hasher, walk)
     elif hasher is None:
         raise Unhashable(f"unexpected constant in code: {t.__name__}")

@@ -12,6 +12,7 @@ import sys
 import types
 
 from .pickling_code import _leave_classes, code_reducer
+from .seeded_sets import seeded
 from .unpickling import _is_notebook_lru, _lru, _module_attr, paused_gc
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes)
@@ -446,7 +447,7 @@ def _set_order(obj, token):
     the items in an order that rebuilds it; None where pickle keeps it.
     Raises ValueError where no order is found."""
     items = list(obj)
-    if len(items) < 2 or _same_order(type(obj)(items), items):
+    if len(items) < 2 or seeded(obj) or _same_order(type(obj)(items), items):
         return None
     backwards = items[::-1]
     if _same_order(type(obj)(backwards), items):
