@@ -199,6 +199,16 @@ def set_state(item, state):
         update_in_place(item, state)
 
 
+def _masked(make, args, state, kept, nomask):
+    """A masked array pickled by :func:`.pickling._masked_reduce`."""
+    obj = make(*args)
+    obj.__setstate__(state)
+    if nomask:
+        obj._mask = sys.modules["numpy"].ma.nomask
+    vars(obj).update(kept)
+    return obj
+
+
 def _lru(fn, maxsize, typed, attrs):
     import functools
 
