@@ -103,6 +103,9 @@ def describe(outputs, magic_lines: int = 0) -> dict:
             text = "".join(ln for ln in lines if not ln.startswith(STATUS))
             if text:
                 parts.append(f"[{o.get('name')}] {text}")
+        elif kind == "display_data" and set(o.get("data", {})) == {"text/plain"} and _text(
+                o["data"]["text/plain"]).startswith(STATUS):  # a slow store's bar, replaced by its status line
+            status.append(_text(o["data"]["text/plain"]).strip())
         elif kind in ("display_data", "execute_result"):
             data = o.get("data", {})
             parts += [f"[{mime}] {_text(data[mime])}" for mime in sorted(data)]

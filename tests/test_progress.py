@@ -72,6 +72,9 @@ def test_a_slow_store_shows_a_bar_that_the_saved_notebook_does_not_keep(tmp_path
     saved = texts(first.cells[1])
     assert "made" in saved and "lazycache: stored" in saved
     assert "storing" not in saved and "%" not in saved and "<progress" not in saved
+    blank = [o for o in first.cells[1].outputs if "data" in o and not any(str(v).strip() for v in o["data"].values())]
+    assert not blank, "the bar left an empty output in the saved cell (the status line goes in its place)"
+    assert saved.count("lazycache: stored") == 1
     assert texts(first.cells[2]).strip() == "Slow"
 
     runs = tmp_path / "runs.txt"

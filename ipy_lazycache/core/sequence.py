@@ -141,10 +141,13 @@ class Sequence:
         self.after: list = []  # a hit's outputs that the run showed after its value
         self._marked: dict = {}  # (tier, key) -> when this session last recorded a use
         self._failed_folders: set = set()  # (folder, error type) already said once
+        self._bar = None  # the progress of the store just made (a display it left in the cell, if shown)
 
     def _say(self, text, quiet=False, force=False):
         if force or not quiet:
-            self.shell.say(text)
+            bar, self._bar = self._bar, None  # a store's bar shown in the cell: its display takes the first line
+            if bar is None or not bar.say(text):
+                self.shell.say(text)
 
     def uncached(self, reason: str, cell_id=None, code=None, is_auto=False, seconds=0.0):
         """Record a cell that ran (or runs) without the cache, and why."""
@@ -348,6 +351,7 @@ class Sequence:
 
     def end(self, running, value, failed: bool, min_time: float = auto.DEFAULT_MIN_TIME, max_size: str = ""):
         """The body ran (``failed``: it raised): store what it made."""
+        self._bar = None
         if running.environ is not None:
             ambient.EnvironReads.stop(running.environ)
         typed = running.stdin is not None and stdin_watch.stop(running.stdin)
@@ -415,6 +419,7 @@ class Sequence:
         """``(manifest, bytes)`` of the stored entry, or None (said why, and recorded)."""
         try:
             with (contextlib.nullcontext() if running.quiet else self.shell.progress(f"{PREFIX} storing")) as bar:
+                self._bar = bar
                 return save(running.store, running.plan, running.ns, outcome, self.memo, signer=running.signer,
                                   progress=bar)
         except NotStored as exc:
