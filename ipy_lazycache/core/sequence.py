@@ -144,10 +144,9 @@ class Sequence:
         self._bar = None  # the progress of the store just made (a display it left in the cell, if shown)
 
     def _say(self, text, quiet=False, force=False):
-        if force or not quiet:
-            bar, self._bar = self._bar, None  # a store's bar shown in the cell: its display takes the first line
-            if bar is None or not bar.say(text):
-                self.shell.say(text)
+        bar, self._bar = self._bar, None  # a store's bar shown in the cell: its display takes the first line,
+        if not (bar is not None and bar.say(text)) and (force or not quiet):  # even one auto mode keeps quiet
+            self.shell.say(text)
 
     def uncached(self, reason: str, cell_id=None, code=None, is_auto=False, seconds=0.0):
         """Record a cell that ran (or runs) without the cache, and why."""
@@ -446,6 +445,7 @@ class Sequence:
             with contextlib.suppress(Exception):  # auto mode stores a cell only if a hit gives back all it defined
                 evict(running.store, plan.key)
             name = unstored[0]
+            self._say(f"{PREFIX} not stored: it defines {name}, which cannot be stored.", quiet=True)
             self._uncached_run(running, f"a def it cannot store: {name} ({m['defs'][name]['unstored']})", duration)
             return
         self.codes.mark(local_tier(running.store), plan.code)
