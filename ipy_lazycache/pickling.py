@@ -13,7 +13,7 @@ import types
 
 from .pickling_code import _leave_classes, code_reducer
 from .seeded_sets import seeded
-from .unpickling import _is_notebook_lru, _lru, _masked, _module_attr, paused_gc
+from .unpickling import _is_notebook_lru, _lru, _masked, _module_attr, _self_dict, paused_gc
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes)
 
@@ -220,6 +220,9 @@ def _base_pickler():
                 return _lru, (obj.__wrapped__, info["maxsize"], info["typed"], dict(vars(obj)))
             elif t.__name__ == "MaskedArray" and t.__module__ in ("numpy.ma", "numpy.ma.core"):
                 return _masked_reduce(obj)
+            elif t is not dict and isinstance(obj, dict) and getattr(obj, "__dict__", None) is obj:
+                # its attributes are its items (statsmodels' Dataset): a copy had a __dict__ of its own
+                return _self_dict, (t,), None, None, iter(dict.items(obj))
             elif only_code:
                 return NotImplemented
             return super().reducer_override(obj)

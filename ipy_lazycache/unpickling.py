@@ -209,6 +209,13 @@ def _masked(make, args, state, kept, nomask):
     return obj
 
 
+def _self_dict(cls):
+    """A dict subclass whose ``__dict__`` is itself; pickle then sets its items."""
+    obj = dict.__new__(cls)
+    obj.__dict__ = obj
+    return obj
+
+
 def _lru(fn, maxsize, typed, attrs):
     import functools
 
