@@ -41,6 +41,7 @@ from .hashing_modules import (
     module_version,
 )
 from .hashing_state import feed_unpickled_state
+from .hashing_values import is_value_type
 from .module_closure import module_file
 from .names import free_names, imports_in, reads_globals_unseen
 from .seeded_sets import seed_free
@@ -328,6 +329,8 @@ def _feed_object(h, obj, hasher, walk):
     elif (name := library_global(obj)) is not None:
         _tag(h, b"lg", name.encode())
         _tag(h, b"v", module_version(name.partition(":")[0]).encode())
+    elif is_value_type(t):  # by content: whether a copy or the same object is held is the library's business
+        _once(h, obj, hasher, walk, lambda sub, o, feed: _feed_reduced(sub, o, feed, walk))
     elif not walk.visit(h, obj):
         return
     elif isinstance(obj, (types.MethodType, types.BuiltinFunctionType)):
