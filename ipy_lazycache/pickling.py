@@ -12,8 +12,9 @@ import sys
 import types
 
 from .pickling_code import _leave_classes, code_reducer
+from .pickling_library import library_reduce
 from .seeded_sets import seeded
-from .unpickling import _is_notebook_lru, _lru, _masked, _module_attr, _self_dict, paused_gc
+from .unpickling import _is_notebook_lru, _lru, _module_attr, paused_gc
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes)
 
@@ -218,27 +219,14 @@ def _base_pickler():
                 # looks ``__main__.f`` up by name, which a new kernel lacks
                 info = obj.cache_parameters()
                 return _lru, (obj.__wrapped__, info["maxsize"], info["typed"], dict(vars(obj)))
-            elif t.__name__ == "MaskedArray" and t.__module__ in ("numpy.ma", "numpy.ma.core"):
-                return _masked_reduce(obj)
-            elif t is not dict and isinstance(obj, dict) and getattr(obj, "__dict__", None) is obj:
-                # its attributes are its items (statsmodels' Dataset): a copy had a __dict__ of its own
-                return _self_dict, (t,), None, None, iter(dict.items(obj))
+            elif (reduced := library_reduce(obj, t, self.modules)) is not None:
+                return reduced
             elif only_code:
                 return NotImplemented
             return super().reducer_override(obj)
 
     _BASE.append(Pickler)
     return Pickler
-
-
-def _masked_reduce(obj):
-    """A numpy masked array as the run had it: its own ``__setstate__`` gives
-    it a fill value (where the run had none yet), a full mask (for ``nomask``)
-    and a soft mask, so it hashed unlike the run's and every reader missed."""
-    fn, args, state = obj.__reduce__()
-    d = vars(obj)
-    kept = {k: d[k] for k in ("_fill_value", "_hardmask", "_sharedmask", "_isfield") if k in d}
-    return _masked, (fn, args, state, kept, d.get("_mask") is sys.modules["numpy"].ma.nomask)
 
 
 def _dynamic_class(cls, rv):
