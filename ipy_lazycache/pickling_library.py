@@ -7,10 +7,11 @@ instances a library holds as module globals need a reduction of their own.
 
 from __future__ import annotations
 
+import dis
 import sys
 
 from .hashing_code import library_global
-from .unpickling import _masked, _module_attr, _self_dict
+from .unpickling import _masked, _module_attr, _self_dict, _with_state
 
 
 def library_reduce(obj, t, modules: set):
@@ -21,11 +22,29 @@ def library_reduce(obj, t, modules: set):
     if t is not dict and isinstance(obj, dict) and getattr(obj, "__dict__", None) is obj:
         # its attributes are its items (statsmodels' Dataset): a copy had a __dict__ of its own
         return _self_dict, (t,), None, None, iter(dict.items(obj))
+    if _ignores_state(t) and getattr(obj, "__dict__", None):
+        # scikit-learn's Bunch: its __setstate__ drops the attributes pickle carries; set them as the run had them
+        func, args, state, items, pairs = (*obj.__reduce_ex__(5), None, None, None)[:5]
+        if isinstance(state, dict):
+            return _with_state, (func, args, state), None, items, pairs
     if has_singletons(t) and (name := library_global(obj)) is not None:
         # numpy's global generator inside a frozen distribution: the module's own, as the key names it
         modules.add(name.split(".")[0].split(":")[0])
         return _module_attr, tuple(name.split(":"))
     return None
+
+
+def _ignores_state(t) -> bool:
+    """Whether ``t.__setstate__`` is a function that does nothing (cached per type)."""
+    known = _NOOP_SETSTATE.get(t)
+    if known is None:
+        code = getattr(getattr(t, "__setstate__", None), "__code__", None)
+        ops = {i.opname for i in dis.get_instructions(code)} if code is not None else {"?"}
+        known = _NOOP_SETSTATE[t] = ops <= {"RESUME", "NOP", "LOAD_CONST", "RETURN_VALUE", "RETURN_CONST"}
+    return known
+
+
+_NOOP_SETSTATE: dict[type, bool] = {}
 
 
 def has_singletons(t) -> bool:

@@ -216,6 +216,13 @@ def _self_dict(cls):
     return obj
 
 
+def _with_state(make, args, state):
+    """An object whose own ``__setstate__`` does nothing, with the attributes the run left."""
+    obj = make(*args)
+    vars(obj).update(state)
+    return obj
+
+
 def _lru(fn, maxsize, typed, attrs):
     import functools
 
