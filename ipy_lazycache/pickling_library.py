@@ -11,6 +11,7 @@ import dis
 import sys
 
 from .hashing_code import library_global
+from .hashing_guard import own_dict
 from .unpickling import _masked, _module_attr, _self_dict, _with_state
 
 
@@ -19,10 +20,10 @@ def library_reduce(obj, t, modules: set):
     come back as the run's value, or None; ``modules``: what a load imports."""
     if t.__name__ == "MaskedArray" and t.__module__ in ("numpy.ma", "numpy.ma.core"):
         return masked_reduce(obj)
-    if t is not dict and isinstance(obj, dict) and getattr(obj, "__dict__", None) is obj:
+    if t is not dict and isinstance(obj, dict) and own_dict(obj) is obj:
         # its attributes are its items (statsmodels' Dataset): a copy had a __dict__ of its own
         return _self_dict, (t,), None, None, iter(dict.items(obj))
-    if _ignores_state(t) and getattr(obj, "__dict__", None):
+    if _ignores_state(t) and own_dict(obj):
         # scikit-learn's Bunch: its __setstate__ drops the attributes pickle carries; set them as the run had them
         func, args, state, items, pairs = (*obj.__reduce_ex__(5), None, None, None)[:5]
         if isinstance(state, dict):

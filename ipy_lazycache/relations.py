@@ -15,6 +15,8 @@ import ast
 import sys
 import types
 
+from .hashing_guard import own_dict
+
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes)
 _BY_NAME = (type, types.FunctionType, types.BuiltinFunctionType)
 #: How many objects inside unchanged refs are indexed for ``first = rows[0]``.
@@ -262,7 +264,7 @@ def _children(obj, libraries=False):
     if t is dict or (libraries and isinstance(obj, dict)):
         return ((("k", k), v) for k, v in dict.items(obj) if type(k) in _ATOMIC)
     if libraries and t.__module__ != "__main__" and not isinstance(obj, (type, types.ModuleType)):
-        attrs = getattr(obj, "__dict__", None)
+        attrs = own_dict(obj)  # never through the class's __getattr__ (xarray's fills attributes when asked)
         if type(attrs) is dict:  # an attribute the class also defines may read otherwise through getattr
             return ((("a", k), v) for k, v in attrs.items() if type(k) is str and not hasattr(t, k))
     if t is types.FunctionType:
