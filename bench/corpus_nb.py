@@ -51,8 +51,8 @@ NORMALISATIONS = [
     ("ipykernel cell file names (a digest of the cell's text)", re.compile(r"\b\d{6,}\.py\b"), "<cell>.py"),
     ("%timeit's 'The slowest run took N times longer' warning",
      re.compile(r"The slowest run took [\d.]+ times longer than the fastest\.[^\n]*\n?"), ""),
-    ("%%time / %timeit timings", re.compile(r"(CPU times|Wall time|[\d.]+ [mun]?s ± [\d.]+ [mun]?s per loop)[^\n]*"),
-     "<time>"),
+    ("%%time / %timeit timings",
+     re.compile(r"(CPU times|Wall time|[\d.]+ [mnuμµ]?s ± [\d.]+ [mnuμµ]?s per loop)[^\n]*"), "<time>"),
 ]
 
 
