@@ -12,7 +12,7 @@ import sys
 
 from .hashing_code import library_global
 from .hashing_guard import own_dict
-from .unpickling import _masked, _module_attr, _self_dict, _with_state
+from .unpickling import _masked, _module_attr, _self_dict, _view, _with_state
 
 
 def library_reduce(obj, t, modules: set):
@@ -28,11 +28,28 @@ def library_reduce(obj, t, modules: set):
         func, args, state, items, pairs = (*obj.__reduce_ex__(5), None, None, None)[:5]
         if isinstance(state, dict):
             return _with_state, (func, args, state), None, items, pairs
+    if t.__name__ == "ndarray" and t.__module__ == "numpy" and (view := _view_reduce(obj)) is not None:
+        return view
     if has_singletons(t) and (name := library_global(obj)) is not None:
         # numpy's global generator inside a frozen distribution: the module's own, as the key names it
         modules.add(name.split(".")[0].split(":")[0])
         return _module_attr, tuple(name.split(":"))
     return None
+
+
+def _view_reduce(arr):
+    """A view over an array that owns its memory, as a view of that array
+    (pickle keeps the base once, shared): numpy pickles a view as a copy, so
+    ``digits.images`` no longer shared ``digits.data`` after a restore, and
+    the sharing is keyed. Not where the base is much larger than the view
+    (a slice of a big temporary is stored alone), nor for object arrays."""
+    base = arr.base
+    if type(base).__name__ != "ndarray" or base.base is not None or arr.dtype.hasobject or base.dtype.hasobject:
+        return None
+    if base.nbytes > 4 * arr.nbytes:
+        return None
+    offset = arr.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+    return _view, (base, offset, arr.shape, arr.strides, arr.dtype, None, None, arr.flags.writeable)
 
 
 def _ignores_state(t) -> bool:
