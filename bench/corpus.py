@@ -123,7 +123,7 @@ def differing(plain: str, cached: str) -> list[list[str]]:
 
 def described(runs: dict) -> dict:
     """The runs with each cell's outputs described (normalised, status lines apart)."""
-    return {k: dict(r, cells=[describe(c) for c in r["cells"]]) for k, r in runs.items()}
+    return {k: dict(r, cells=[describe(c, int(k.startswith("magic:"))) for c in r["cells"]]) for k, r in runs.items()}
 
 
 def score(runs: dict, mode: str) -> dict:

@@ -214,9 +214,11 @@ def _index_parts(index):
     """(meta, [(values, dtype)]) for an index; a RangeIndex needs no data."""
     import pandas as pd
 
-    if type(index) is pd.RangeIndex:
+    if type(index) is pd.RangeIndex or type(index) is pd.MultiIndex:
+        # a MultiIndex whole, with the frame's other labels: rebuilt from its level values it came back
+        # with its levels sorted, other codes, no unused levels and no freq (observable, and keyed)
         return {"kind": "range", "index": index}, []
-    if isinstance(index, pd.MultiIndex):
+    if isinstance(index, pd.MultiIndex):  # a subclass
         levels = [index.get_level_values(i) for i in range(index.nlevels)]
         return {"kind": "multi", "names": list(index.names), "dtypes": [lv.dtype for lv in levels]}, [
             (lv, lv.dtype) for lv in levels

@@ -42,14 +42,18 @@ from .hashing_modules import (
     module_version,
 )
 from .hashing_state import feed_unpickled_state
+from .hashing_values import is_value_type
 from .module_closure import module_file
 from .names import free_names, imports_in, reads_globals_unseen
+from .seeded_sets import seed_free
 
 #: Part of every key. Raised when entries written before would restore
 #: differently now (3: in-place updates, views and generators of this round;
 #: 4: byte order, read-only arrays, MultiIndex levels keyed: an old entry
-#: stored for a '>' array would hit its '<' twin), so no old entry can hit.
-FORMAT = "ipy_lazycache/4"
+#: stored for a '>' array would hit its '<' twin; 5: closures' shared cells,
+#: sets by sorted content, library values by content, read-only arrays
+#: pickled), so no old entry can hit.
+FORMAT = "ipy_lazycache/5"
 
 
 
@@ -264,9 +268,9 @@ def _feed_value(h, obj, hasher, walk):
             for k, v in obj.items():
                 _feed_value(h, k, hasher, walk)  # what hasher does, one call less per item
                 _feed_value(h, v, hasher, walk)
-        else:  # sets too in iteration order: list(s) shows it
+        else:  # sets too in iteration order (list(s) shows it), unless the hash seed sets it
             _tag(h, {tuple: b"T", list: b"L", set: b"E", frozenset: b"R"}[t], len(obj).to_bytes(8, "little"))
-            for x in obj:
+            for x in obj if t in (tuple, list) else (seed_free(obj) or obj):
                 _feed_value(h, x, hasher, walk)
     elif hasher is None:
         raise Unhashable(f"unexpected constant in code: {t.__name__}")
@@ -297,6 +301,8 @@ def _feed_object(h, obj, hasher, walk):
     elif (name := library_global(obj)) is not None:
         _tag(h, b"lg", name.encode())
         _tag(h, b"v", module_version(name.partition(":")[0]).encode())
+    elif is_value_type(t):  # by content: whether a copy or the same object is held is the library's business
+        _once(h, obj, hasher, walk, lambda sub, o, feed: _feed_reduced(sub, o, feed, walk))
     elif not walk.visit(h, obj):
         return
     elif isinstance(obj, (types.MethodType, types.BuiltinFunctionType)):

@@ -25,7 +25,7 @@ class State:
                         self.slots[desc] = desc.__get__(obj, klass)
                     except AttributeError:
                         self.slots[desc] = self._UNSET
-        d = _own_dict(obj)
+        d = own_dict(obj)
         self.dict = dict(d) if type(d) is dict else None
 
     def put_back(self):
@@ -36,7 +36,7 @@ class State:
                 now = self._UNSET
             if now is not value:
                 desc.__delete__(self.obj) if value is self._UNSET else desc.__set__(self.obj, value)
-        d = _own_dict(self.obj)
+        d = own_dict(self.obj)
         if self.dict is not None and type(d) is dict and _changed(d, self.dict):
             d.clear()
             d.update(self.dict)
@@ -54,7 +54,7 @@ def _changed(now: dict, was: dict) -> bool:
     return len(now) != len(was) or any(now.get(k, _changed) is not v for k, v in was.items())
 
 
-def _own_dict(obj):
+def own_dict(obj):
     """``obj.__dict__`` without falling back to the class's ``__getattr__``."""
     try:
         return object.__getattribute__(obj, "__dict__")

@@ -12,7 +12,9 @@ import sys
 import types
 
 from .pickling_code import _leave_classes, code_reducer
+from .pickling_library import library_reduce
 from .pickling_objects import owned, reduce_array, shared_cells
+from .seeded_sets import seeded
 from .unpickling import _is_notebook_lru, _lru, _module_attr, _notebook_hooks, _quiet_class, paused_gc
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes)
@@ -222,6 +224,8 @@ def _base_pickler():
                 return _lru, (obj.__wrapped__, info["maxsize"], info["typed"], dict(vars(obj)))
             elif t.__name__ == "ndarray" and t.__module__ == "numpy" and owned(obj):
                 return reduce_array(obj)
+            elif (reduced := library_reduce(obj, t, self.modules)) is not None:
+                return reduced
             elif only_code:
                 return NotImplemented
             return super().reducer_override(obj)
@@ -455,7 +459,7 @@ def _set_order(obj, token):
     the items in an order that rebuilds it; None where pickle keeps it.
     Raises ValueError where no order is found."""
     items = list(obj)
-    if len(items) < 2 or _same_order(type(obj)(items), items):
+    if len(items) < 2 or seeded(obj) or _same_order(type(obj)(items), items):
         return None
     backwards = items[::-1]
     if _same_order(type(obj)(backwards), items):

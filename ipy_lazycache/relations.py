@@ -15,6 +15,8 @@ import ast
 import sys
 import types
 
+from .hashing_guard import own_dict
+
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes)
 _BY_NAME = (type, types.FunctionType, types.BuiltinFunctionType)
 #: How many objects inside unchanged refs are indexed for ``first = rows[0]``.
@@ -193,7 +195,7 @@ class Locator:
         while todo and budget > 0:
             layer = []
             for obj, path, root in todo:
-                for step, child in _children(obj):
+                for step, child in _children(obj, libraries=True):
                     budget -= 1
                     if budget < 0:
                         break
@@ -251,13 +253,20 @@ def _settable(obj) -> bool:
     return t.__module__ == "__main__" and isinstance(getattr(obj, "__dict__", None), dict) and not isinstance(obj, type)
 
 
-def _children(obj):
-    """``(step, child)`` pairs, lazily (a big list is cut by the budget)."""
+def _children(obj, libraries=False):
+    """``(step, child)`` pairs, lazily (a big list is cut by the budget).
+    ``libraries``: also the items of dict subclasses and the attributes of
+    library instances (a statsmodels ``Dataset``'s ``endog``, which a model
+    fitted on it holds: a copy in the model's blob lost that sharing)."""
     t = type(obj)
     if t in (list, tuple):
         return ((("i", i), v) for i, v in enumerate(obj))
-    if t is dict:
-        return ((("k", k), v) for k, v in obj.items() if type(k) in _ATOMIC)
+    if t is dict or (libraries and isinstance(obj, dict)):
+        return ((("k", k), v) for k, v in dict.items(obj) if type(k) in _ATOMIC)
+    if libraries and t.__module__ != "__main__" and not isinstance(obj, (type, types.ModuleType)):
+        attrs = own_dict(obj)  # never through the class's __getattr__ (xarray's fills attributes when asked)
+        if type(attrs) is dict:  # an attribute the class also defines may read otherwise through getattr
+            return ((("a", k), v) for k, v in attrs.items() if type(k) is str and not hasattr(t, k))
     if t is types.FunctionType:
         # functools.wraps gives a wrapper the wrapped function's own
         # annotations dict: shared with this ref, not a copy, after a hit

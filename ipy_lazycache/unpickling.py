@@ -240,6 +240,30 @@ def _no_hook(cls, **kwargs):
     pass
 
 
+def _masked(make, args, state, kept, nomask):
+    """A masked array pickled by :func:`.pickling._masked_reduce`."""
+    obj = make(*args)
+    obj.__setstate__(state)
+    if nomask:
+        obj._mask = sys.modules["numpy"].ma.nomask
+    vars(obj).update(kept)
+    return obj
+
+
+def _self_dict(cls):
+    """A dict subclass whose ``__dict__`` is itself; pickle then sets its items."""
+    obj = dict.__new__(cls)
+    obj.__dict__ = obj
+    return obj
+
+
+def _with_state(make, args, state):
+    """An object whose own ``__setstate__`` does nothing, with the attributes the run left."""
+    obj = make(*args)
+    vars(obj).update(state)
+    return obj
+
+
 def _lru(fn, maxsize, typed, attrs):
     import functools
 

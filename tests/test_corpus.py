@@ -27,11 +27,7 @@ pytestmark = pytest.mark.slow
 QUICK = ("mpl_density_contour", "pandas_hierarchical_index", "quantecon_lp_intro")
 MODES = ("magic", "auto")
 # (notebook, mode): the defect class (docs/defects-round3.md) that fails it today.
-KNOWN: dict[tuple[str, str], str] = {
-    ("pandas_hierarchical_index", "magic"): (
-        "docs/defects-round3.md D4: a SyntaxError names the line as the user sees it (the magic line counts); "
-        "the runner does not shift it yet"),
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def _cases():

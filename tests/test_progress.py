@@ -72,6 +72,9 @@ def test_a_slow_store_shows_a_bar_that_the_saved_notebook_does_not_keep(tmp_path
     saved = texts(first.cells[1])
     assert "made" in saved and "lazycache: stored" in saved
     assert "storing" not in saved and "%" not in saved and "<progress" not in saved
+    blank = [o for o in first.cells[1].outputs if "data" in o and not any(str(v).strip() for v in o["data"].values())]
+    assert not blank, "the bar left an empty output in the saved cell (the status line goes in its place)"
+    assert saved.count("lazycache: stored") == 1
     assert texts(first.cells[2]).strip() == "Slow"
 
     runs = tmp_path / "runs.txt"
@@ -82,3 +85,17 @@ def test_a_slow_store_shows_a_bar_that_the_saved_notebook_does_not_keep(tmp_path
     assert "lazycache: restored" in replayed
     assert "made" in replayed and "storing" not in replayed and "<progress" not in replayed
     assert texts(second.cells[2]).strip() == "Slow"
+
+
+def test_an_auto_mode_store_refused_after_its_bar_showed_leaves_no_empty_output(tmp_path):
+    """Auto mode keeps quiet about a cell it does not store, but once the bar showed 'storing' in the cell, its
+    place says why (an empty display stayed in the saved notebook)."""
+    cell = CELLS[1].replace("%%lazycache\n", "") + "\ngen = (i for i in range(3))"
+    cells = ["%load_ext ipy_lazycache\n%lazycache auto on --min-time 0", cell]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), path)
+    first, seen = execute(path)
+    assert shown_bars(seen, 1), "no bar was shown: the test proves nothing"
+    outputs = first.cells[1].outputs
+    assert not [o for o in outputs if "data" in o and not any(str(v).strip() for v in o["data"].values())]
+    assert "made" in texts(first.cells[1]) and "not stored" in texts(first.cells[1])

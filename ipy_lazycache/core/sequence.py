@@ -141,9 +141,11 @@ class Sequence:
         self.after: list = []  # a hit's outputs that the run showed after its value
         self._marked: dict = {}  # (tier, key) -> when this session last recorded a use
         self._failed_folders: set = set()  # (folder, error type) already said once
+        self._bar = None  # the progress of the store just made (a display it left in the cell, if shown)
 
     def _say(self, text, quiet=False, force=False):
-        if force or not quiet:
+        bar, self._bar = self._bar, None  # a store's bar shown in the cell: its display takes the first line,
+        if not (bar is not None and bar.say(text)) and (force or not quiet):  # even one auto mode keeps quiet
             self.shell.say(text)
 
     def uncached(self, reason: str, cell_id=None, code=None, is_auto=False, seconds=0.0):
@@ -348,6 +350,7 @@ class Sequence:
 
     def end(self, running, value, failed: bool, min_time: float = auto.DEFAULT_MIN_TIME, max_size: str = ""):
         """The body ran (``failed``: it raised): store what it made."""
+        self._bar = None
         if running.environ is not None:
             ambient.EnvironReads.stop(running.environ)
         typed = running.stdin is not None and stdin_watch.stop(running.stdin)
@@ -415,6 +418,7 @@ class Sequence:
         """``(manifest, bytes)`` of the stored entry, or None (said why, and recorded)."""
         try:
             with (contextlib.nullcontext() if running.quiet else self.shell.progress(f"{PREFIX} storing")) as bar:
+                self._bar = bar
                 return save(running.store, running.plan, running.ns, outcome, self.memo, signer=running.signer,
                                   progress=bar)
         except NotStored as exc:
@@ -441,6 +445,7 @@ class Sequence:
             with contextlib.suppress(Exception):  # auto mode stores a cell only if a hit gives back all it defined
                 evict(running.store, plan.key)
             name = unstored[0]
+            self._say(f"{PREFIX} not stored: it defines {name}, which cannot be stored.", quiet=True)
             self._uncached_run(running, f"a def it cannot store: {name} ({m['defs'][name]['unstored']})", duration)
             return
         self.codes.mark(local_tier(running.store), plan.code)
