@@ -222,10 +222,10 @@ def _base_pickler():
                 # looks ``__main__.f`` up by name, which a new kernel lacks
                 info = obj.cache_parameters()
                 return _lru, (obj.__wrapped__, info["maxsize"], info["typed"], dict(vars(obj)))
+            elif (reduced := library_reduce(obj, t, self.modules)) is not None:
+                return reduced  # first: a view of an array stays a view of it
             elif t.__name__ == "ndarray" and t.__module__ == "numpy" and owned(obj):
                 return reduce_array(obj)
-            elif (reduced := library_reduce(obj, t, self.modules)) is not None:
-                return reduced
             elif only_code:
                 return NotImplemented
             return super().reducer_override(obj)

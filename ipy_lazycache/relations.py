@@ -263,14 +263,14 @@ def _children(obj, libraries=False):
         return ((("i", i), v) for i, v in enumerate(obj))
     if t is dict or (libraries and isinstance(obj, dict)):
         return ((("k", k), v) for k, v in dict.items(obj) if type(k) in _ATOMIC)
+    if t is types.FunctionType:  # before library instances: a function's type is builtins'
+        # functools.wraps gives a wrapper the wrapped function's own
+        # annotations dict: shared with this ref, not a copy, after a hit
+        return ((("a", "__annotations__"), obj.__annotations__),)
     if libraries and t.__module__ != "__main__" and not isinstance(obj, (type, types.ModuleType)):
         attrs = own_dict(obj)  # never through the class's __getattr__ (xarray's fills attributes when asked)
         if type(attrs) is dict:  # an attribute the class also defines may read otherwise through getattr
             return ((("a", k), v) for k, v in attrs.items() if type(k) is str and not hasattr(t, k))
-    if t is types.FunctionType:
-        # functools.wraps gives a wrapper the wrapped function's own
-        # annotations dict: shared with this ref, not a copy, after a hit
-        return ((("a", "__annotations__"), obj.__annotations__),)
     if t.__module__ == "__main__" and isinstance(getattr(obj, "__dict__", None), dict) and not isinstance(obj, type):
         return ((("a", k), v) for k, v in vars(obj).items())
     return ()
