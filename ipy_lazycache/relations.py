@@ -15,8 +15,6 @@ import ast
 import sys
 import types
 
-from .hashing_guard import own_dict
-
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes)
 _BY_NAME = (type, types.FunctionType, types.BuiltinFunctionType)
 #: How many objects inside unchanged refs are indexed for ``first = rows[0]``.
@@ -255,9 +253,10 @@ def _settable(obj) -> bool:
 
 def _children(obj, libraries=False):
     """``(step, child)`` pairs, lazily (a big list is cut by the budget).
-    ``libraries``: also the items of dict subclasses and the attributes of
-    library instances (a statsmodels ``Dataset``'s ``endog``, which a model
-    fitted on it holds: a copy in the model's blob lost that sharing)."""
+    ``libraries``: also the items of dict subclasses (a statsmodels
+    ``Dataset``'s ``endog``). Not a library instance's attributes: its
+    internals are not in the key, so a path through them (a logger's
+    manager, a stream's session) need not exist in another kernel."""
     t = type(obj)
     if t in (list, tuple):
         return ((("i", i), v) for i, v in enumerate(obj))
@@ -267,10 +266,6 @@ def _children(obj, libraries=False):
         # functools.wraps gives a wrapper the wrapped function's own
         # annotations dict: shared with this ref, not a copy, after a hit
         return ((("a", "__annotations__"), obj.__annotations__),)
-    if libraries and t.__module__ != "__main__" and not isinstance(obj, (type, types.ModuleType)):
-        attrs = own_dict(obj)  # never through the class's __getattr__ (xarray's fills attributes when asked)
-        if type(attrs) is dict:  # an attribute the class also defines may read otherwise through getattr
-            return ((("a", k), v) for k, v in attrs.items() if type(k) is str and not hasattr(t, k))
     if t.__module__ == "__main__" and isinstance(getattr(obj, "__dict__", None), dict) and not isinstance(obj, type):
         return ((("a", k), v) for k, v in vars(obj).items())
     return ()

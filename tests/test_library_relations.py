@@ -5,6 +5,8 @@ the model's blob, so after a restart ``res.model.data.orig_endog is data.endog``
 ``data.endog`` no longer reached the model, and every cell reading both missed (the sharing is in the key).
 """
 
+import pytest
+
 from tests._fresh import RUN, session
 
 CELLS = ["import collections, types\nns = types.SimpleNamespace(rows=[1, 2])\n"
@@ -15,6 +17,8 @@ CELLS = ["import collections, types\nns = types.SimpleNamespace(rows=[1, 2])\n"
 NAMES = ["held", "held[0] is ns.rows", "held[1] is od['k']", "n"]
 
 
+@pytest.mark.xfail(strict=True, reason="library-instance-relations (docs/defects-round3.md): a path through a library "
+                   "instance's attributes is not in the key and need not exist in another kernel (a logger's)")
 def test_a_def_keeps_sharing_an_object_inside_a_library_instance_after_a_restart(tmp_path):
     plain_dir = tmp_path / "plain"
     plain_dir.mkdir()
