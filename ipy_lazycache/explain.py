@@ -106,14 +106,28 @@ def _refs(old: dict, new: dict) -> list[str]:
     a, b = old.get("refs") or {}, new.get("refs") or {}
     about_a, about_b = old.get("about") or {}, new.get("about") or {}
     out = []
-    for label in sorted(set(a) | set(b)):
-        if label not in a:
-            out.append(f"it now reads {_what(label)}")
-        elif label not in b:
-            out.append(f"it no longer reads {_what(label)}")
-        elif a[label] != b[label]:
+    for label, how in _differing(a, b):
+        if how == CHANGED:
             out.extend(_changed(label, about_a.get(label), about_b.get(label)))
+        else:
+            out.append(f"it {how} {_what(label)}")
     return out
+
+
+NOW, NO_LONGER, CHANGED = "now reads", "no longer reads", "changed"
+
+
+def _differing(a: dict, b: dict):
+    """``(name, how)`` for each name whose value differs between two records,
+    in order: how is :data:`NOW` (only in ``b``), :data:`NO_LONGER` (only in
+    ``a``) or :data:`CHANGED`."""
+    for name in sorted(set(a) | set(b)):
+        if name not in a:
+            yield name, NOW
+        elif name not in b:
+            yield name, NO_LONGER
+        elif a[name] != b[name]:
+            yield name, CHANGED
 
 
 def _what(label: str) -> str:
@@ -240,27 +254,24 @@ def _files(a: str, b: str) -> list[str]:
 
     ta, tb = table(a), table(b)
     out = []
-    for path in sorted(set(ta) | set(tb)):
-        if path not in ta:
-            out.append(f"file {path} is now one of its --files")
-        elif path not in tb:
-            out.append(f"file {path} is no longer one of its --files")
-        elif ta[path] != tb[path]:
+    for path, how in _differing(ta, tb):
+        if how == CHANGED:
             state = " (it is missing now)" if tb[path] == "missing" else \
                 " (it was missing)" if ta[path] == "missing" else ""
             out.append(f"file {path} changed{state}")
+        else:
+            out.append(f"file {path} is {'now' if how == NOW else 'no longer'} one of its --files")
     return out
 
 
 def _environ(a: dict, b: dict) -> list[str]:
     out = []
-    for name in sorted(set(a) | set(b)):
-        if name not in a or name not in b:
-            out.append(f"it now reads environment variable {name}" if name not in a
-                       else f"it no longer reads environment variable {name}")
-        elif a[name] != b[name]:
+    for name, how in _differing(a, b):
+        if how == CHANGED:
             state = " (now unset)" if b[name] == _NOT_SET else " (it was unset)" if a[name] == _NOT_SET else ""
             out.append(f"environment variable {name} changed{state}")
+        else:
+            out.append(f"it {how} environment variable {name}")
     return out or [f"{PROVIDERS['environ']} changed"]
 
 
