@@ -87,3 +87,13 @@ def runs_in(folder, name="runs.txt") -> int:
 
 #: A line a cached body appends to, so a test can tell a run from a hit.
 RUN = 'open("runs.txt", "a").write("run\\n")\n'
+
+
+def twice(tmp_path, cells, names):
+    """The plain run's values, then two sessions with the extension (a restart between)."""
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    expected = session(plain, cells, names, magic=False)["values"]
+    work = tmp_path / "work"
+    work.mkdir()
+    return expected, session(work, cells, names), session(work, cells, names)

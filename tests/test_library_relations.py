@@ -7,7 +7,7 @@ the model's blob, so after a restart ``res.model.data.orig_endog is data.endog``
 
 import pytest
 
-from tests._fresh import RUN, session
+from tests._fresh import RUN, twice
 
 CELLS = ["import collections, types\nns = types.SimpleNamespace(rows=[1, 2])\n"
          "od = collections.OrderedDict(k=[5])",
@@ -20,11 +20,7 @@ NAMES = ["held", "held[0] is ns.rows", "held[1] is od['k']", "n"]
 @pytest.mark.xfail(strict=True, reason="library-instance-relations (docs/defects-round3.md): a path through a library "
                    "instance's attributes is not in the key and need not exist in another kernel (a logger's)")
 def test_a_def_keeps_sharing_an_object_inside_a_library_instance_after_a_restart(tmp_path):
-    plain_dir = tmp_path / "plain"
-    plain_dir.mkdir()
-    expected = session(plain_dir, CELLS, NAMES, magic=False)["values"]
-    first = session(tmp_path, CELLS, NAMES)
-    again = session(tmp_path, CELLS, NAMES)
+    expected, first, again = twice(tmp_path, CELLS, NAMES)
     assert expected["held"] == "([1, 2, 3], [5, 6])"
     assert first["values"] == again["values"] == expected
     assert again["runs"] == 2, "both cached cells hit in the new kernel"

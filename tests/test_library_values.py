@@ -8,7 +8,7 @@ restart (``expand(s1 * s2)`` of a lecture's series).
 
 import pytest
 
-from tests._fresh import RUN, session
+from tests._fresh import RUN, twice
 
 pytest.importorskip("sympy")
 
@@ -19,11 +19,7 @@ READ = "%%lazycache\n" + RUN + "shown = str(pair)"
 
 
 def test_a_restored_expression_keys_like_the_run_and_its_reader_hits(tmp_path):
-    plain_dir = tmp_path / "plain"
-    plain_dir.mkdir()
-    expected = session(plain_dir, [MAKE, READ], ["shown"], magic=False)["values"]
-    first = session(tmp_path, [MAKE, READ], ["shown"])
-    again = session(tmp_path, [MAKE, READ], ["shown"])
+    expected, first, again = twice(tmp_path, [MAKE, READ], ["shown"])
     assert expected["shown"] == repr("(x**2, x**3, 2*x)")
     assert first["values"] == again["values"] == expected
     assert again["runs"] == 2, "the reader hit in the new kernel"

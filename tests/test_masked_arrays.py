@@ -8,7 +8,7 @@ it, and the restored array hashed unlike the run's, so every cell reading it mis
 
 import pytest
 
-from tests._fresh import RUN, session
+from tests._fresh import RUN, twice
 
 pytest.importorskip("numpy")
 
@@ -20,11 +20,7 @@ NAMES = ["total", "shown", "plain.fill_value", "held['p'] is plain"]
 
 
 def test_a_masked_array_comes_back_as_made_and_its_readers_hit(tmp_path):
-    plain_dir = tmp_path / "plain"
-    plain_dir.mkdir()
-    expected = session(plain_dir, [MAKE, READ, AFTER], NAMES, magic=False)["values"]
-    first = session(tmp_path, [MAKE, READ, AFTER], NAMES)
-    again = session(tmp_path, [MAKE, READ, AFTER], NAMES)
+    expected, first, again = twice(tmp_path, [MAKE, READ, AFTER], NAMES)
     assert first["values"] == again["values"] == expected  # the hard mask kept hard[1] masked
     assert "--" in expected["shown"]
     assert again["runs"] == 2, "both cells hit in a new kernel"

@@ -7,7 +7,7 @@ hashed unlike the run's, so every cell reading it missed after a restart (``ds.t
 
 import pytest
 
-from tests._fresh import RUN, session
+from tests._fresh import RUN, twice
 
 pytest.importorskip("pandas")
 pytest.importorskip("pyarrow")
@@ -21,11 +21,7 @@ NAMES = ["df.index.levels[1].tolist()", "df.index.levels[0].freq", "[c.tolist() 
 
 
 def test_a_frame_keeps_its_multiindex_and_its_readers_hit_after_a_restart(tmp_path):
-    plain_dir = tmp_path / "plain"
-    plain_dir.mkdir()
-    expected = session(plain_dir, [MAKE, READ], NAMES, magic=False)["values"]
-    first = session(tmp_path, [MAKE, READ], NAMES)
-    again = session(tmp_path, [MAKE, READ], NAMES)
+    expected, first, again = twice(tmp_path, [MAKE, READ], NAMES)
     assert expected["df.index.levels[1].tolist()"] == "['IA', 'IN', 'IL']"
     assert first["values"] == again["values"] == expected
     assert again["runs"] == 2, "both cells hit in the new kernel"

@@ -4,19 +4,9 @@ process per session, a body-run counter."""
 
 import pytest
 
-from tests._fresh import RUN, session
+from tests._fresh import RUN, session, twice
 
 slow = pytest.mark.slow
-
-
-def twice(tmp_path, cells, names):
-    """The plain run's values, then two sessions with the extension (a restart between)."""
-    plain = tmp_path / "plain"
-    plain.mkdir()
-    expected = session(plain, cells, names, magic=False)["values"]
-    work = tmp_path / "work"
-    work.mkdir()
-    return expected, session(work, cells, names), session(work, cells, names)
 
 
 @slow

@@ -8,7 +8,7 @@ into one no longer showed in the other, and the sharing (in the key) made every 
 
 import pytest
 
-from tests._fresh import RUN, session
+from tests._fresh import RUN, twice
 
 pytest.importorskip("numpy")
 
@@ -19,11 +19,7 @@ AFTER = "held['a'].base[7] = -1.0\nseen = (held['a'].base is held['b'].base, hel
 
 
 def test_views_inside_a_def_share_their_base_after_a_restart_and_readers_hit(tmp_path):
-    plain_dir = tmp_path / "plain"
-    plain_dir.mkdir()
-    expected = session(plain_dir, [MAKE, READ, AFTER], ["s", "seen"], magic=False)["values"]
-    first = session(tmp_path, [MAKE, READ, AFTER], ["s", "seen"])
-    again = session(tmp_path, [MAKE, READ, AFTER], ["s", "seen"])
+    expected, first, again = twice(tmp_path, [MAKE, READ, AFTER], ["s", "seen"])
     assert expected["seen"] == "(True, [[6.0, -1.0, 8.0], [9.0, 10.0, 11.0]])"
     assert first["values"] == again["values"] == expected
     assert again["runs"] == 2, "both cells hit in the new kernel"
