@@ -276,7 +276,7 @@ class Shared(Exception):
         self.owner = owner
 
 
-def dumps(value, pids: dict, root_ids=(), locate=None, shared=None, me=frozenset()) -> tuple[bytes, set, set]:
+def dumps(value, pids: dict, root_ids=(), locate=None, shared=None, me=frozenset()) -> tuple[bytes, set, set, bool]:
     """Pickle ``value``; ``pids`` maps ``id(obj) -> (pid, obj)``; ``locate``
     (see :class:`_Pickler`) keeps relations to objects outside the blob.
 
@@ -284,7 +284,8 @@ def dumps(value, pids: dict, root_ids=(), locate=None, shared=None, me=frozenset
     pickled so far, across calls: an object first seen under a name outside
     ``me`` (the names being pickled) raises :class:`Shared` at once.
 
-    Returns the bytes, the pids used and the top-level modules needed.
+    Returns the bytes, the pids used, the top-level modules needed, and
+    whether the pickle is exact by construction (:data:`_EXACT`).
     """
     root_ids = set(root_ids)
     if shared is None:
@@ -298,7 +299,7 @@ def dumps(value, pids: dict, root_ids=(), locate=None, shared=None, me=frozenset
             p.dump(value)
         finally:
             _leave_classes(p)
-    return buf.getvalue(), p.used, _modules(p)
+    return buf.getvalue(), p.used, _modules(p), False
 
 
 def _stand_in(obj, found) -> tuple:
@@ -315,6 +316,13 @@ def _stand_in(obj, found) -> tuple:
 
 
 _SETS = frozenset({set, frozenset})
+
+#: Builtin types whose pickle is their value. A plain pickle (no relation,
+#: every set in its order) whose memo holds only these (numbers and None are
+#: not memoised; a bytearray or complex would put its class there) loads
+#: back equal, of the same types and sharing the same objects (the memo keeps
+#: each object once): the store's round trip need not decode it.
+_EXACT = frozenset({dict, list, tuple, set, frozenset, str, bytes})
 
 
 class _NotPlain(Exception):
@@ -353,11 +361,12 @@ def _dumps_plain(value, pids, root_ids, locate):
                 p.dump(value)
             finally:
                 _leave_classes(p)
-            if not _memo_is_plain(p, watch, as_attr):
+            kinds = _memo_types(p, watch, as_attr)
+            if kinds is None:
                 return None
     except Exception:  # noqa: BLE001 - _NotPlain, or what a persistent id would have avoided: the full pickle says
         return None
-    return buf.getvalue(), set(), _modules(p)
+    return buf.getvalue(), set(), _modules(p), kinds <= _EXACT
 
 
 def _plain_watch(pids, root_ids, locate) -> dict:
@@ -417,19 +426,21 @@ def _plain_pickler(pids, root_ids, locate, watch, as_attr):
     return Pickler
 
 
-def _memo_is_plain(p, watch, as_attr) -> bool:
-    """Whether no object pickled was one a persistent id names (found in the
-    pickler's memo), and every set pickled keeps its order."""
+def _memo_types(p, watch, as_attr) -> set | None:
+    """The types of the objects pickled (the pickler's memo), or None where
+    one is an object a persistent id names, or a set that would not keep
+    its order."""
     memo = p.memo.copy()  # id -> (index, object); C loops below, not Python ones
     for i in (watch.keys() & memo.keys()) - as_attr:
         if memo[i][1] is watch[i]:
-            return False
+            return None
     objs = list(map(operator.itemgetter(1), memo.values()))
     del memo
-    for obj in itertools.compress(objs, map(_SETS.__contains__, map(type, objs))):
+    kinds = list(map(type, objs))
+    for obj in itertools.compress(objs, map(_SETS.__contains__, kinds)):
         if _set_order(obj, id(obj)) is not None:
-            return False
-    return True
+            return None
+    return set(kinds)
 
 
 #: Mutable objects without a ``__dict__`` that two defs may share (a closure

@@ -59,15 +59,15 @@ def _encode(values: dict, pids: dict, locate=None) -> dict:
                 continue
         todo[name] = (id(value),)
     groups = _Pickles(values, pids, locate, todo, blobs, same).encode()
-    for members, (data, used, modules) in groups.items():
+    for members, (data, used, modules, exact) in groups.items():
         members = sorted(members)
         if len(members) == 1:
             name = members[0]
-            blobs[f"{_blob_stem(name, len(blobs))}.pkl"] = _blob("pickle", same[name], data, used=used, modules=modules)
+            blobs[f"{_blob_stem(name, len(blobs))}.pkl"] = _blob("pickle", same[name], data, used, modules, exact)
             continue
         stem = "group-" + "-".join(_blob_stem(n, i) for i, n in enumerate(members))[:80]
-        blobs[f"{stem}.pkl"] = _blob("pickle-group", [a for n in members for a in same[n]], data, used=used,
-                                     modules=modules)
+        blobs[f"{stem}.pkl"] = _blob("pickle-group", [a for n in members for a in same[n]], data, used, modules,
+                                     exact)
         blobs[f"{stem}.pkl"]["aliases"] = {n: same[n] for n in members if len(same[n]) > 1}
     return blobs
 
@@ -164,7 +164,7 @@ class _Pickles:
         return codecs.dumps(group, self.pids, roots, self.locate, shared, me)
 
     def encode(self) -> dict:
-        done = {}  # frozenset of names -> (bytes, used, modules)
+        done = {}  # frozenset of names -> (bytes, used, modules, exact)
         for name in self.todo:
             if self.links[name]:
                 continue  # pickled with the defs it shares objects with, below
@@ -177,7 +177,7 @@ class _Pickles:
         for _round in range(len(self.todo) + 1):
             live = [n for n in self.todo if n not in self.dead]
             deps = {n: set(self.links[n]) - self.dead for n in live}
-            for members, (_, used, _) in done.items():
+            for members, (_, used, *_) in done.items():
                 for n in members:
                     deps[n] |= {self.first.get(p[1], p[1]) for p in used if p[0] == "def"} & set(live)
             grouped = {frozenset(g) for g in _cycles(deps)}
@@ -203,7 +203,7 @@ class _Pickles:
         numpy import *`` stores hundreds of references, and each blob is a
         file to write (and fsync), so one per def took seconds."""
         buckets: dict[frozenset, list] = {}
-        for members, (data, _, modules) in result.items():
+        for members, (data, _, modules, _) in result.items():
             if len(members) == 1 and len(data) < _SMALL_PICKLE:
                 buckets.setdefault(frozenset(modules), []).append(members)
         for singles in buckets.values():
@@ -249,14 +249,19 @@ class _Pickles:
             self.blobs[f"{_blob_stem(n, len(self.blobs))}.tripwire"] = _tripwire_blob(self.same[n], self.values[n], exc)
 
 
-def _blob(codec, names, parts, used=(), modules=()):
-    return {
+def _blob(codec, names, parts, used=(), modules=(), exact=False):
+    """A blob as the manifest lists it; ``exact`` (a pickle of builtins only,
+    :data:`.pickling._EXACT`) is for the store's round trip and not written."""
+    blob = {
         "codec": codec,
         "defs": list(names),
         "parts": chunks(parts) if isinstance(parts, (list, tuple)) else [parts],
         "needs": sorted([list(p) for p in used]),
         "modules": sorted(modules),
     }
+    if exact:
+        blob["exact"] = True
+    return blob
 
 
 def _tripwire_blob(names, value, exc) -> dict:

@@ -7,8 +7,10 @@ two objects where the run had one) is a wrong or missed hit waiting to
 happen. What does not come back equal is refused here, by name, before any
 byte is written; a hit costs nothing more (the check runs at store time).
 ``.npy`` and Arrow blobs are not decoded (their bytes are the array's or
-the columns' own, and their digest proves them), nor pickles over
-:data:`CHECKED_BYTES`, whose decoding would cost more than the store.
+the columns' own, and their digest proves them), nor pickles of builtin
+containers and atoms only (exact by construction: ``exact`` in the blob,
+:data:`.pickling._EXACT`), nor pickles over :data:`CHECKED_BYTES`, whose
+decoding would cost more than the store.
 """
 
 from __future__ import annotations
@@ -90,7 +92,9 @@ def _decoded(blob: dict, values: dict) -> bool:
     value runs its bases' ``__init_subclass__`` hooks, an effect on the
     user's objects; a class is keyed by its code, which a pickle keeps), nor
     one whose decoding registers the value with its library."""
-    if blob["codec"] in _BY_BUFFER or sum(memoryview(p).nbytes for p in blob["parts"]) > CHECKED_BYTES:
+    if blob["codec"] in _BY_BUFFER or blob.get("exact"):
+        return False
+    if sum(memoryview(p).nbytes for p in blob["parts"]) > CHECKED_BYTES:
         return False
     return not any(isinstance(values.get(d), type) or _registers(values.get(d)) for d in blob["defs"])
 
