@@ -7,6 +7,7 @@ import sys
 import time
 
 from .ambient_cell import Baselined, Provider, Unreplayable, _digest
+from .hashing_guard import peek
 from .recursion import set_user_limit, user_limit
 
 #: Names in ``time`` and ``datetime`` whose result depends on the time zone.
@@ -44,9 +45,9 @@ class _TimeZone(Baselined):
                for what in cell.imported().values()):
             return True
         for obj in cell.ref_objects():
-            owner = getattr(obj, "__self__", None)
-            if getattr(obj, "__name__", None) in _ZONED and (owner in zoned_types or owner is time_mod or getattr(
-                    obj, "__module__", None) == "time"):
+            owner = peek(obj, "__self__")
+            if peek(obj, "__name__") in _ZONED and (owner in zoned_types or owner is time_mod or peek(
+                    obj, "__module__") == "time"):
                 return True
         return False
 

@@ -60,3 +60,14 @@ def own_dict(obj):
         return object.__getattribute__(obj, "__dict__")
     except AttributeError:
         return None
+
+
+def peek(obj, name: str, default=None):
+    """``getattr(obj, name, default)`` without falling back to the class's
+    ``__getattr__``: the tool's own look at a user's object (is it a method,
+    what is its name) must not run code that fills it in (xarray's Dataset
+    sets ``_attrs``) or warns (numpy's module ``__getattr__``)."""
+    try:
+        return type(obj).__getattribute__(obj, name)
+    except AttributeError:
+        return default

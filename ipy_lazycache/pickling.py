@@ -317,11 +317,9 @@ def _stand_in(obj, found) -> tuple:
 
 _SETS = frozenset({set, frozenset})
 
-#: Builtin types whose pickle is their value. A plain pickle (no relation,
-#: every set in its order) whose memo holds only these (numbers and None are
-#: not memoised; a bytearray or complex would put its class there) loads
-#: back equal, of the same types and sharing the same objects (the memo keeps
-#: each object once): the store's round trip need not decode it.
+#: Builtin types whose pickle is their value. A plain pickle (no relation, every set in its order) whose memo holds
+#: only these (numbers and None are not memoised; a bytearray or complex would put its class there) loads back equal,
+#: of the same types, sharing the same objects: the store's round trip need not decode it.
 _EXACT = frozenset({dict, list, tuple, set, frozenset, str, bytes})
 
 

@@ -15,6 +15,7 @@ from ..analysis import Analysis, Dynamic, analyze, run_input
 from ..hashing import Unhashable, cell_key, code_hash, value_hash
 from ..hashing_base import UnboundedFile, digest_file
 from ..hashing_graph import Graph
+from ..hashing_guard import peek
 from ..hashing_modules import module_version
 from .memo import _IMMUTABLE, Memo
 
@@ -36,7 +37,7 @@ class OverBudget(Exception):
 def hash_cost(obj) -> float:
     """A cheap estimate of the microseconds :func:`value_hash` takes: buffers
     at ~10 GB/s, containers at ~1 µs an element. Only a bound for auto mode."""
-    nbytes = getattr(obj, "nbytes", None)
+    nbytes = peek(obj, "nbytes")
     if isinstance(nbytes, int):
         return nbytes / 10_000
     if isinstance(obj, (bytes, bytearray, str)):
