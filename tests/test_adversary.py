@@ -139,13 +139,7 @@ def test_a_value_put_into_builtins_is_in_the_key(tmp_path, body):
     assert edited["runs"] == 2 and edited["values"] == plain["values"] == {"r": "4"}
 
 
-_RUN_ROUNDTRIP = pytest.mark.xfail(strict=True, reason=(
-    "docs/defects-round3.md run-roundtrip: a function %run -i/-m defines is refused by the store's round trip "
-    "(it would not hash alike restored), so the unedited re-run runs: a spurious miss, never a stale value"))
-
-
-@pytest.mark.parametrize("line", ["%run helpers.py", pytest.param("%run -i helpers", marks=_RUN_ROUNDTRIP),
-                                  pytest.param("%run -m helpers", marks=_RUN_ROUNDTRIP)])
+@pytest.mark.parametrize("line", ["%run helpers.py", "%run -i helpers", "%run -m helpers"])
 def test_a_script_run_by_the_cell_is_in_the_key(tmp_path, line):
     """``%run`` executes a file: editing it must make the cell run again, not restore the old ``helper``."""
     def cells(v):

@@ -84,6 +84,8 @@ def _source_found(code) -> bool:
 
     entry = linecache.cache.get(code.co_filename)
     lines = entry[2] if entry else None
+    if not lines and not code.co_filename.startswith("<"):  # a script's (``%run -i``): its file, if still there
+        lines = linecache.getlines(code.co_filename)
     if not lines or not 0 < code.co_firstlineno <= len(lines):
         return False
     line = lines[code.co_firstlineno - 1].strip()
