@@ -188,6 +188,29 @@ class _Transformers(Baselined):
         return None
 
 
+class _Magics(Provider):
+    """Magics the notebook defines (``@register_line_magic`` on a notebook
+    function): a hit cannot register a function again, so a run that adds,
+    replaces or removes one is not stored. An extension's magics are left
+    out: ``%load_ext`` in the cell is done again by a hit."""
+
+    name = "magics"
+
+    def snapshot(self):
+        shell = _shell()
+        manager = getattr(shell, "magics_manager", None)
+        if manager is None:
+            return None
+        return {(kind, name): id(fn) for kind, table in manager.magics.items() for name, fn in table.items()
+                if getattr(fn, "__module__", None) == "__main__"}
+
+    def effect(self, before, after):
+        if before is not None and after is not None and before != after:
+            names = sorted({f"%{name}" for (_, name), _ in set(before.items()) ^ set(after.items())})
+            raise Unreplayable(f"it defines the magic {', '.join(names[:3])}")
+        return None
+
+
 class _Interactivity(Baselined):
     """``ast_node_interactivity`` (which expressions of a cell show a value)."""
 

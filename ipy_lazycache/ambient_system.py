@@ -121,6 +121,43 @@ class _RecursionLimit(Baselined):
         set_user_limit(effect["limit"])
 
 
+class _Runtime(Provider):
+    """Interpreter settings a cell may change and later cells feel:
+    ``gc.disable()`` / ``gc.set_threshold``, ``socket.setdefaulttimeout``
+    (once socket is imported), ``sys.setswitchinterval``. Each has an
+    exact setter, so a hit sets what the run set."""
+
+    name = "runtime"
+
+    def snapshot(self):
+        import gc
+
+        socket = sys.modules.get("socket")
+        return {"gc": gc.isenabled(), "threshold": list(gc.get_threshold()),
+                "timeout": socket.getdefaulttimeout() if socket is not None else None,
+                "switch": sys.getswitchinterval()}
+
+    def effect(self, before, after):
+        if before is None or after is None:
+            return None
+        changed = {k: v for k, v in after.items() if before.get(k) != v}
+        return changed or None
+
+    def apply(self, effect):
+        import gc
+
+        if "gc" in effect:
+            gc.enable() if effect["gc"] else gc.disable()
+        if "threshold" in effect:
+            gc.set_threshold(*effect["threshold"])
+        if "timeout" in effect:
+            import socket
+
+            socket.setdefaulttimeout(effect["timeout"])
+        if "switch" in effect:
+            sys.setswitchinterval(effect["switch"])
+
+
 class _Modules(Provider):
     """Modules a run put into ``sys.modules`` by hand (``sys.modules['m'] =
     module``: no import system can find them again, and a module object is

@@ -49,16 +49,18 @@ def module_snapshot(plan: Plan, ns: dict) -> dict:
     return {id(m): (m, dict(vars(m))) for m in modules}
 
 
-def changed_modules(snapshot: dict, plan: Plan | None = None) -> list[str]:
+def changed_modules(snapshot: dict, plan: Plan | None = None, ns: dict | None = None) -> list[str]:
     """``module.attribute`` names a run rebound, added or removed (see
-    :func:`module_snapshot`), and local modules the cell imported for the
-    first time whose values differ from what their import left."""
+    :func:`module_snapshot`), local modules the cell imported for the
+    first time whose values differ from what their import left, and what the
+    cell's code sets on an installed library (:mod:`.installed_attrs`)."""
     import sys
 
     from .. import import_watch, sources
     from ..hashing import Unhashable, module_values_digest
+    from ..installed_attrs import set_on_installed
 
-    out = []
+    out = set_on_installed(plan.source, ns) if plan is not None and ns is not None else []
     for name in sorted(plan.analysis.imports if plan is not None else ()):
         module = sys.modules.get(name)
         if module is None or id(module) in snapshot or not sources.is_local_module(module):

@@ -384,7 +384,7 @@ class Sequence:
     @bounded()
     def store(self, running, value, duration, max_size=""):
         self.shell.settle()
-        changed = changed_modules(running.modules, running.plan)
+        changed = changed_modules(running.modules, running.plan, running.ns)
         outcome, refused = (None, [f"it changes {names_line(changed, 3)}"]) if changed else \
             self._outcome(running, value, duration)
         if outcome is not None:
