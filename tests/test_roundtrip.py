@@ -265,3 +265,21 @@ def test_the_tool_never_asks_a_notebook_objects_getattr(tmp_path, mode):
     work.mkdir()
     for _ in range(2):  # stores, then restores after a restart
         assert session(work, cells + body, names)["values"] == expected
+
+
+@slow
+def test_a_drawn_figure_restored_keys_as_the_run_left_it(tmp_path):
+    """Drawing a figure (the inline backend after the cell, ``savefig``, ``canvas.draw``) makes its transforms'
+    matrices and its artists' renderings current; ``Figure.__setstate__`` marks them stale again. Those flags
+    were in the key, so a restored figure never hashed like the one the run drew and the next cell reading it
+    ran again after every restart."""
+    pytest.importorskip("matplotlib")
+    cells = ["import matplotlib\nmatplotlib.use('agg')\nimport matplotlib.pyplot as plt",
+             "%%lazycache\n" + RUN + "fig, ax = plt.subplots()\nax.plot([1, 3])\nax.set_title('t')\n"
+             "fig.canvas.draw()",
+             "%%lazycache\n" + RUN + "title = fig.axes[0].get_title()"]
+    hashing = "__import__('ipy_lazycache.hashing', fromlist=['value_hash'])"
+    names = ["title", f"{hashing}.value_hash(fig)", f"{hashing}.value_hash(ax)"]
+    expected, first, again = twice(tmp_path, cells, names)
+    assert first["values"] == again["values"] == expected
+    assert again["runs"] == 2, again  # both cells hit after the restart
