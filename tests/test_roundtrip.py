@@ -283,3 +283,23 @@ def test_a_drawn_figure_restored_keys_as_the_run_left_it(tmp_path):
     expected, first, again = twice(tmp_path, cells, names)
     assert first["values"] == again["values"] == expected
     assert again["runs"] == 2, again  # both cells hit after the restart
+
+
+@slow
+def test_a_restored_class_lists_its_attributes_in_the_runs_order(tmp_path):
+    """cloudpickle made a class from its module name alone and set the rest after, so ``vars(C)`` of a restored
+    class put ``__doc__`` and the descriptors before every method (restored-class-dict-order)."""
+    cells = ["import abc, collections, dataclasses",
+             "%%lazycache\n" + RUN + "K = collections.namedtuple('K', 'x y')\n"
+             "class Slots:\n    __slots__ = ('a', 'b')\n    def __init__(self, a):\n        self.a, self.b = a, [a]\n"
+             "class Eq:\n    def __eq__(self, other):\n        return True\n"
+             "class Base(abc.ABC):\n    @abc.abstractmethod\n    def f(self): ...\n    x = 1\n"
+             "class Impl(Base):\n    __slots__ = ()\n    def f(self):\n        return 2\n"
+             "@dataclasses.dataclass\nclass D:\n    u: int = 1\n"
+             "Slots.extra = 5"]
+    classes = ("K", "Slots", "Eq", "Base", "Impl", "D")
+    names = [f"list(vars({c}))" for c in classes] + ["Slots(3).b", "Eq.__hash__", "Impl().f()", "D()",
+                                                      "sorted(Base.__abstractmethods__)"]
+    expected, first, again = twice(tmp_path, cells, names)
+    assert first["values"] == again["values"] == expected
+    assert again["runs"] == 1, again
