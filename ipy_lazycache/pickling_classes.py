@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from .unpickling import _notebook_hooks, _quiet_class
+from .unpickling import _inherited, _notebook_hooks, _quiet_class
 
 #: Entries type() or ABCMeta make themselves, after the class body's: left to them.
 _MADE_AFTER = frozenset({"__abstractmethods__", "_abc_impl"})
@@ -79,9 +79,21 @@ def _place_holder(cls, name: str):
     it with the new class), nor for what unpickling asks an instance for."""
     for c in cls.__mro__[1:]:
         if name in c.__dict__:
-            held = c.__dict__[name]
-            return _NONE if hasattr(type(held), "__set_name__") else held
+            return _NONE if hasattr(type(c.__dict__[name]), "__set_name__") else _Inherited(c, name)
     return _NONE if name in _ASKED_WHILE_LOADING else None
+
+
+class _Inherited:
+    """A base's own entry, pickled as a look-up in that base (``object``'s
+    ``__init_subclass__`` cannot be pickled itself)."""
+
+    __slots__ = ("base", "name")
+
+    def __init__(self, base, name: str):
+        self.base, self.name = base, name
+
+    def __reduce__(self):
+        return _inherited, (self.base, self.name)
 
 
 def _only_type_sees_the_body(cls) -> bool:
