@@ -41,7 +41,7 @@ from .hashing_modules import (
     local_module_digest,
     module_version,
 )
-from .hashing_state import feed_unpickled_state
+from .hashing_state import feed_unpickled_state, without_cache_flags
 from .hashing_values import is_value_type
 from .module_closure import module_file
 from .names import free_names, imports_in, reads_globals_unseen
@@ -382,7 +382,7 @@ def _feed_reduced(h, obj, hasher, walk):
         func, args, state, items, pairs = parts[:5]
         hasher(h, func)
         hasher(h, args)
-        hasher(h, state)
+        hasher(h, without_cache_flags(obj, state))
         hasher(h, None if items is None else list(items))
         hasher(h, None if pairs is None else [tuple(p) for p in pairs])
         feed_unpickled_state(h, obj, state, hasher)  # what the pickle leaves out but code sees

@@ -6,7 +6,9 @@ whose ``__reduce__``/``__getstate__`` leaves attributes out (its attributes
 are keyed too), and a ``logging.Logger``, which pickles as
 ``getLogger(name)`` while its level and handlers decide what the cell does.
 Library objects are otherwise trusted to pickle their state: their
-attributes can hold per-process caches (``pathlib``'s ``_hash``).
+attributes can hold per-process caches (``pathlib``'s ``_hash``). One kind
+of object records more: a field that only says whether a cache is current
+(:data:`CACHE_FLAGS`), which the library's own unpickling resets.
 """
 
 from __future__ import annotations
@@ -83,6 +85,39 @@ def _uncovered(obj, slots, state) -> dict:
         if isinstance(part, dict):
             covered.update(part)
     return {k: v for k, v in attrs.items() if covered.get(k, _MISSING) is not v}
+
+
+#: (module, class) -> fields of its instances that only say whether something
+#: derived from what is keyed is current: what a caller gets is the same
+#: either way (a stale value is recomputed), and the library's own unpickling
+#: resets them. A matplotlib transform's ``_invalid`` (its cached matrix) and
+#: an artist's ``_stale`` (its rendering on its canvas): drawing a figure (the
+#: inline backend does after the cell; ``savefig``, ``canvas.draw``) makes
+#: both current, ``Figure.__setstate__`` rescales ``dpi_scale_trans`` (every
+#: transform above it turns stale) and marks the figure and its Axes stale
+#: (the canvas, which pickle does not carry, has drawn nothing), so a
+#: restored figure would never hash like the one the run drew.
+CACHE_FLAGS = {("matplotlib.transforms", "TransformNode"): frozenset({"_invalid"}),
+               ("matplotlib.artist", "Artist"): frozenset({"_stale"})}
+_FLAGS_OF: dict = {}
+
+
+def without_cache_flags(obj, state):
+    """``state`` without the fields of :data:`CACHE_FLAGS` for ``obj``'s class."""
+    t = type(obj)
+    flags = _FLAGS_OF.get(t)
+    if flags is None:
+        flags = frozenset()
+        for (module, name), fields in CACHE_FLAGS.items():
+            base = getattr(sys.modules.get(module), name, None)
+            if isinstance(base, type) and issubclass(t, base):
+                flags |= fields
+        if len(_FLAGS_OF) > 4096:  # classes redefined cell after cell: bounded
+            _FLAGS_OF.clear()
+        _FLAGS_OF[t] = flags
+    if not flags or type(state) is not dict:
+        return state
+    return {k: v for k, v in state.items() if k not in flags}
 
 
 def _feed_logger(h, log) -> None:

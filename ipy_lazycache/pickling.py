@@ -11,11 +11,12 @@ import operator
 import sys
 import types
 
+from .pickling_classes import dynamic_class
 from .pickling_code import _leave_classes, code_reducer
 from .pickling_library import library_reduce
 from .pickling_objects import owned, reduce_array, shared_cells
 from .seeded_sets import seeded
-from .unpickling import _is_notebook_lru, _lru, _module_attr, _notebook_hooks, _quiet_class, paused_gc
+from .unpickling import _is_notebook_lru, _lru, _module_attr, paused_gc
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes)
 
@@ -215,7 +216,7 @@ def _base_pickler():
                 if isinstance(mod, str) and mod in sys.modules:
                     self.modules.add(mod.split(".")[0])
                 if t is not types.FunctionType:
-                    return _dynamic_class(obj, super().reducer_override(obj))
+                    return dynamic_class(obj, super().reducer_override(obj))
                 return shared_cells(obj, super().reducer_override(obj), self.cells)
             elif t.__name__ == "_lru_cache_wrapper" and _is_notebook_lru(obj):
                 # by value around the wrapped function; pickle's default
@@ -232,27 +233,6 @@ def _base_pickler():
 
     _BASE.append(Pickler)
     return Pickler
-
-
-def _dynamic_class(cls, rv):
-    """cloudpickle's reduction of a notebook class, made to rebuild the class
-    as the run had it: with its ``__slots__`` (cloudpickle sets them only
-    after making the class, which then had no slot descriptors and gave
-    instances a ``__dict__``), and its attributes in their order (cloudpickle
-    sorts them; ``vars(Config)`` of a class of constants lists them in order)."""
-    if not (isinstance(rv, tuple) and getattr(rv[0], "__name__", "") == "_make_skeleton_class"):
-        return rv
-    type_kwargs, state = rv[1][3], rv[2]
-    if "__slots__" in cls.__dict__ and isinstance(type_kwargs, dict):
-        type_kwargs["__slots__"] = cls.__dict__["__slots__"]
-    if isinstance(state, tuple) and isinstance(state[0], dict):
-        attrs = state[0]
-        order = {k: i for i, k in enumerate(cls.__dict__)}
-        ordered = dict(sorted(attrs.items(), key=lambda kv: order.get(kv[0], len(order))))
-        rv = (rv[0], rv[1], (ordered, *state[1:]), *rv[3:])
-    if _notebook_hooks(cls.__mro__[1:]):
-        rv = (_quiet_class, (rv[0], *rv[1]), *rv[2:])
-    return rv
 
 
 def _modules(p) -> set:

@@ -240,6 +240,11 @@ def _no_hook(cls, **kwargs):
     pass
 
 
+def _inherited(base, name: str):
+    """What ``base`` itself holds under ``name`` (see :mod:`.pickling_classes`)."""
+    return base.__dict__[name]
+
+
 def _masked(make, args, state, kept, nomask):
     """A masked array pickled by :func:`.pickling._masked_reduce`."""
     obj = make(*args)

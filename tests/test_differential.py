@@ -24,10 +24,7 @@ N = int(os.environ.get("IPY_LAZYCACHE_DIFF_N", "2"))  # random notebooks beyond 
 N_AUTO = int(os.environ.get("IPY_LAZYCACHE_DIFF_N_AUTO", "1"))
 COVER = difftest.covering(SEED)
 #: (mode, case) -> its docs/defects-round3.md section: a real defect (xfail, strict: a fix must flip it)
-KNOWN = {
-    ("magic", "cover3"): "slotnames-written, restored-figure-hash",
-    ("auto", "cover3"): "slotnames-written, restored-figure-hash",
-}
+KNOWN: dict = {}
 
 
 def _cases():

@@ -265,3 +265,41 @@ def test_the_tool_never_asks_a_notebook_objects_getattr(tmp_path, mode):
     work.mkdir()
     for _ in range(2):  # stores, then restores after a restart
         assert session(work, cells + body, names)["values"] == expected
+
+
+@slow
+def test_a_drawn_figure_restored_keys_as_the_run_left_it(tmp_path):
+    """Drawing a figure (the inline backend after the cell, ``savefig``, ``canvas.draw``) makes its transforms'
+    matrices and its artists' renderings current; ``Figure.__setstate__`` marks them stale again. Those flags
+    were in the key, so a restored figure never hashed like the one the run drew and the next cell reading it
+    ran again after every restart."""
+    pytest.importorskip("matplotlib")
+    cells = ["import matplotlib\nmatplotlib.use('agg')\nimport matplotlib.pyplot as plt",
+             "%%lazycache\n" + RUN + "fig, ax = plt.subplots()\nax.plot([1, 3])\nax.set_title('t')\n"
+             "fig.canvas.draw()",
+             "%%lazycache\n" + RUN + "title = fig.axes[0].get_title()"]
+    hashing = "__import__('ipy_lazycache.hashing', fromlist=['value_hash'])"
+    names = ["title", f"{hashing}.value_hash(fig)", f"{hashing}.value_hash(ax)"]
+    expected, first, again = twice(tmp_path, cells, names)
+    assert first["values"] == again["values"] == expected
+    assert again["runs"] == 2, again  # both cells hit after the restart
+
+
+@slow
+def test_a_restored_class_lists_its_attributes_in_the_runs_order(tmp_path):
+    """cloudpickle made a class from its module name alone and set the rest after, so ``vars(C)`` of a restored
+    class put ``__doc__`` and the descriptors before every method (restored-class-dict-order)."""
+    cells = ["import abc, collections, dataclasses",
+             "%%lazycache\n" + RUN + "K = collections.namedtuple('K', 'x y')\n"
+             "class Slots:\n    __slots__ = ('a', 'b')\n    def __init__(self, a):\n        self.a, self.b = a, [a]\n"
+             "class Eq:\n    def __eq__(self, other):\n        return True\n"
+             "class Base(abc.ABC):\n    @abc.abstractmethod\n    def f(self): ...\n    x = 1\n"
+             "class Impl(Base):\n    __slots__ = ()\n    def f(self):\n        return 2\n"
+             "@dataclasses.dataclass\nclass D:\n    u: int = 1\n"
+             "Slots.extra = 5"]
+    classes = ("K", "Slots", "Eq", "Base", "Impl", "D")
+    names = [f"list(vars({c}))" for c in classes] + ["Slots(3).b", "Eq.__hash__", "Impl().f()", "D()",
+                                                      "sorted(Base.__abstractmethods__)"]
+    expected, first, again = twice(tmp_path, cells, names)
+    assert first["values"] == again["values"] == expected
+    assert again["runs"] == 1, again
