@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import sys
 import time
+import types
 
 from .ambient_cell import Baselined, Provider, Unreplayable, _digest
-from .hashing_guard import peek
 from .recursion import set_user_limit, user_limit
 
 #: Names in ``time`` and ``datetime`` whose result depends on the time zone.
 _ZONED = frozenset({"localtime", "mktime", "ctime", "asctime", "strftime", "tzname", "timezone", "altzone",
                     "daylight", "now", "today", "fromtimestamp", "astimezone", "timestamp"})
+
+
+#: What ``from time import localtime`` or ``now = datetime.now`` binds.
+_CALLABLES = (types.BuiltinFunctionType, types.FunctionType, types.MethodType)
+
+
+def _one_of(obj, options) -> bool:
+    """``obj in options`` by identity, never calling ``obj.__eq__``."""
+    return any(obj is o for o in options)
 
 
 def _zone():
@@ -34,7 +43,9 @@ class _TimeZone(Baselined):
         time_mod, dt = sys.modules.get("time"), sys.modules.get("datetime")
         zoned_types = (getattr(dt, "datetime", None), getattr(dt, "date", None))
         for chain in cell.chains():
-            if (chain[0] is time_mod or chain[0] is dt or chain[0] in zoned_types) and _ZONED.intersection(chain[1:]):
+            # by identity: ``in`` would call a ref's __eq__ (xarray's fills a Dataset's attrs)
+            if (chain[0] is time_mod or chain[0] is dt or _one_of(chain[0], zoned_types)) and _ZONED.intersection(
+                    chain[1:]):
                 return True
         for base, *attrs in cell._shape[0]:  # names the cell imports itself: ``import time`` in the cell
             what = cell.imported().get(base) if base not in cell.ns else None
@@ -45,9 +56,11 @@ class _TimeZone(Baselined):
                for what in cell.imported().values()):
             return True
         for obj in cell.ref_objects():
-            owner = peek(obj, "__self__")
-            if peek(obj, "__name__") in _ZONED and (owner in zoned_types or owner is time_mod or peek(
-                    obj, "__module__") == "time"):
+            if not isinstance(obj, _CALLABLES):  # getattr on any other ref may run its class's __getattr__
+                continue
+            owner = getattr(obj, "__self__", None)
+            if obj.__name__ in _ZONED and (_one_of(owner, zoned_types) or owner is time_mod or getattr(
+                    obj, "__module__", None) == "time"):
                 return True
         return False
 

@@ -386,6 +386,8 @@ def _feed_reduced(h, obj, hasher, walk):
         hasher(h, None if items is None else list(items))
         hasher(h, None if pairs is None else [tuple(p) for p in pairs])
         feed_unpickled_state(h, obj, state, hasher)  # what the pickle leaves out but code sees
+        if walk is not None and walk.graph is not None:
+            walk.graph.keyed_state(obj, state, pairs is not None)
     except Unhashable:
         raise
     except RecursionError:

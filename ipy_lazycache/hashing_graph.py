@@ -28,7 +28,7 @@ _NO_IDENTITY = (tuple, frozenset)
 
 
 class Graph:
-    __slots__ = ("base", "first", "keep", "owners", "relations")
+    __slots__ = ("base", "first", "keep", "owners", "reduced", "relations")
 
     def __init__(self):
         self.base = 0  # the current ref's number, shifted
@@ -36,6 +36,9 @@ class Graph:
         self.owners: dict[int, tuple] = {}  # id(memory owner) -> (label, data address) of the first array over it
         self.relations: list = []
         self.keep: list = []  # every object visited, alive until the key is made: no id is reused meanwhile
+        # id -> (object, state, items keyed) of each object keyed by its reduce: what of a library
+        # instance the key covers by content, the only paths a relation may take through it
+        self.reduced: dict[int, tuple] = {}
 
     def next_ref(self, number: int) -> None:
         self.base = number << _SHIFT
@@ -54,6 +57,12 @@ class Graph:
         np = sys.modules.get("numpy")
         if np is not None and isinstance(obj, np.ndarray):
             self._memory(obj, label)
+
+    def keyed_state(self, obj, state, items: bool) -> None:
+        """``obj`` was keyed by its reduce's ``state`` (and its dict items,
+        where ``items``): :mod:`.relations` walks only those parts of a
+        library instance, which an equal key proves another kernel has."""
+        self.reduced[id(obj)] = (obj, state, items)
 
     def _memory(self, arr, label: int) -> None:
         owner = arr

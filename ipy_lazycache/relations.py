@@ -15,6 +15,8 @@ import ast
 import sys
 import types
 
+from .hashing_guard import own_dict
+
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes)
 _BY_NAME = (type, types.FunctionType, types.BuiltinFunctionType)
 #: How many objects inside unchanged refs are indexed for ``first = rows[0]``.
@@ -79,14 +81,17 @@ class Locator:
 
     ``kept`` are the refs the run left unchanged (pickled as references to
     the namespace), ``values`` the defs being stored, ``modules`` the names
-    of modules whose attributes may be defs (those the cell imports).
+    of modules whose attributes may be defs (those the cell imports),
+    ``keyed`` what the key covered of objects keyed by their reduce
+    (:attr:`.hashing_graph.Graph.reduced`): the parts of library instances
+    a relation may pass through.
     """
 
-    def __init__(self, kept: dict, values: dict, modules=()):
+    def __init__(self, kept: dict, values: dict, modules=(), keyed=None):
         self.known: dict[int, tuple] = {}
         self.was: dict[int, tuple] = {}  # items of mutated refs before the run (see cache.take_before)
         self._scanned: set[str] = set()
-        self._index(kept)  # elements first: a module's own object wins below
+        self._index(kept, keyed or {})  # elements first: a module's own object wins below
         for name in sorted(set(modules) | {v.__name__ for v in kept.values() if isinstance(v, types.ModuleType)}):
             self._own(name)
         # Arrays a view may be rebuilt on: the refs' objects, and new arrays
@@ -183,17 +188,18 @@ class Locator:
             return self.view(obj)
         return None
 
-    def _index(self, kept):
+    def _index(self, kept, keyed):
         """Where each object inside an unchanged ref sits (shortest path),
-        through lists, tuples, dicts with plain keys and notebook instances,
-        up to :data:`INDEX_BUDGET` objects."""
+        through lists, tuples, dicts with plain keys, notebook instances and
+        the parts of library instances the key covered (``keyed``), up to
+        :data:`INDEX_BUDGET` objects."""
         todo = [(kept[name], (), name) for name in sorted(kept)]
         roots = {id(v) for v in kept.values()}
         budget = INDEX_BUDGET
         while todo and budget > 0:
             layer = []
             for obj, path, root in todo:
-                for step, child in _children(obj, libraries=True):
+                for step, child in _children(obj, keyed):
                     budget -= 1
                     if budget < 0:
                         break
@@ -251,16 +257,14 @@ def _settable(obj) -> bool:
     return t.__module__ == "__main__" and isinstance(getattr(obj, "__dict__", None), dict) and not isinstance(obj, type)
 
 
-def _children(obj, libraries=False):
+def _children(obj, keyed=None):
     """``(step, child)`` pairs, lazily (a big list is cut by the budget).
-    ``libraries``: also the items of dict subclasses (a statsmodels
-    ``Dataset``'s ``endog``). Not a library instance's attributes: its
-    internals are not in the key, so a path through them (a logger's
-    manager, a stream's session) need not exist in another kernel."""
+    With ``keyed`` (see :class:`Locator`): also the items of notebook dict
+    subclasses and the keyed parts of library instances (:func:`_keyed_parts`)."""
     t = type(obj)
     if t in (list, tuple):
         return ((("i", i), v) for i, v in enumerate(obj))
-    if t is dict or (libraries and isinstance(obj, dict)):
+    if t is dict or (keyed is not None and isinstance(obj, dict) and t.__module__ == "__main__"):
         return ((("k", k), v) for k, v in dict.items(obj) if type(k) in _ATOMIC)
     if t is types.FunctionType:  # before library instances: a function's type is builtins'
         # functools.wraps gives a wrapper the wrapped function's own
@@ -268,7 +272,41 @@ def _children(obj, libraries=False):
         return ((("a", "__annotations__"), obj.__annotations__),)
     if t.__module__ == "__main__" and isinstance(getattr(obj, "__dict__", None), dict) and not isinstance(obj, type):
         return ((("a", k), v) for k, v in vars(obj).items())
+    if keyed is not None:
+        return _keyed_parts(obj, keyed)
     return ()
+
+
+def _keyed_parts(obj, keyed):
+    """The items and attributes of a library instance that its key hashed by
+    content: its dict items where the reduce gave them, and the attributes
+    that are the very objects of the reduce's state (a ``SimpleNamespace``'s,
+    a statsmodels ``Dataset``'s ``endog``). An equal key then proves the path
+    leads to an equal object in another kernel. Nothing else of a library's
+    internals: a logger keys as its name and handlers' kinds, and a path
+    through its manager or a handler's stream need not exist elsewhere."""
+    entry = keyed.get(id(obj))
+    if entry is None or entry[0] is not obj:
+        return ()
+    _, state, items = entry
+    own = own_dict(obj)
+    parts = []
+    if items and isinstance(obj, dict):
+        parts += [(("k", k), v) for k, v in dict.items(obj) if type(k) in _ATOMIC]
+    if isinstance(own, dict):
+        for part in state if type(state) is tuple and len(state) == 2 else (state,):  # (dict, slots)
+            if isinstance(part, dict):
+                parts += [(("a", k), v) for k, v in dict.items(part)
+                          if type(k) is str and dict.get(own, k, _ABSENT) is v and not _on_class(type(obj), k)]
+    return parts
+
+
+_ABSENT = object()
+
+
+def _on_class(t, name) -> bool:
+    """The class defines ``name`` (a property, a method): ``getattr`` may not read the instance's own entry."""
+    return any(name in vars(c) for c in t.__mro__)
 
 
 def _importable(name) -> bool:

@@ -5,8 +5,6 @@ the model's blob, so after a restart ``res.model.data.orig_endog is data.endog``
 ``data.endog`` no longer reached the model, and every cell reading both missed (the sharing is in the key).
 """
 
-import pytest
-
 from tests._fresh import RUN, twice
 
 CELLS = ["import collections, types\nns = types.SimpleNamespace(rows=[1, 2])\n"
@@ -17,10 +15,29 @@ CELLS = ["import collections, types\nns = types.SimpleNamespace(rows=[1, 2])\n"
 NAMES = ["held", "held[0] is ns.rows", "held[1] is od['k']", "n"]
 
 
-@pytest.mark.xfail(strict=True, reason="library-instance-relations (docs/defects-round3.md): a path through a library "
-                   "instance's attributes is not in the key and need not exist in another kernel (a logger's)")
 def test_a_def_keeps_sharing_an_object_inside_a_library_instance_after_a_restart(tmp_path):
     expected, first, again = twice(tmp_path, CELLS, NAMES)
     assert expected["held"] == "([1, 2, 3], [5, 6])"
+    assert first["values"] == again["values"] == expected
+    assert again["runs"] == 2, "both cached cells hit in the new kernel"
+
+
+# A logger keys as its name, levels and its handlers' kinds and formats: its handlers' streams (this
+# process's stdout) and their own state are not in the key, so a path through them need not lead, in
+# another kernel, to what the run left there (a real kernel's stream reaches its session and namespace).
+LOGGER_CELLS = ["import logging, sys\nclass Keep(logging.Handler):\n    def __init__(self):\n"
+                "        super().__init__()\n        self.records = []\n"
+                "    def emit(self, record):\n        self.records.append(record.getMessage())\n"
+                "log = logging.getLogger('nb')\nlog.setLevel(logging.INFO)\nout = logging.StreamHandler(sys.stdout)\n"
+                "out.setFormatter(logging.Formatter('%(levelname)s %(message)s'))\n"
+                "log.addHandler(out)\nlog.addHandler(Keep())",
+                "%%lazycache\n" + RUN + "log.info('made')\ngot = log.handlers[1].records\n"
+                "fmt = log.handlers[0].formatter",
+                "%%lazycache\n" + RUN + "n = len(got) + len(fmt._fmt)"]
+
+
+def test_a_def_sharing_a_loggers_internals_hits_after_a_restart_with_the_runs_values(tmp_path):
+    expected, first, again = twice(tmp_path, LOGGER_CELLS, ["got", "fmt._fmt", "n"])
+    assert expected == {"got": "['made']", "fmt._fmt": "'%(levelname)s %(message)s'", "n": "26"}
     assert first["values"] == again["values"] == expected
     assert again["runs"] == 2, "both cached cells hit in the new kernel"

@@ -148,14 +148,27 @@ def test_a_library_function_keys_the_same_in_every_process(tmp_path):
 
 @slow
 def test_hashing_leaves_an_xarray_dataset_as_found(tmp_path):
-    """Hashing a Dataset (pickle's reduce looks attributes up through xarray's ``__getattr__``) set its
-    ``_attrs`` from None to {}; so did the time-zone provider asking every ref for ``__self__``
-    (``hashing_guard.peek`` now), and the cell then stored ``ds`` as a def it had changed."""
+    """Keying a cell set a Dataset's ``_attrs`` from None to {}: the time-zone provider asked whether the ref
+    was ``datetime`` with ``in`` (``ds == datetime``: xarray's comparison reads ``attrs``, which fills them),
+    and read ``__name__`` through xarray's ``__getattr__``; the cell then stored ``ds`` as a def it changed."""
     pytest.importorskip("xarray")
     cells = ["import numpy as np, xarray as xr\nds = xr.Dataset({'a': ('x', np.arange(3))})",
              "%%lazycache\n" + RUN + "n = int(ds['a'].sum())"]
     expected, first, again = twice(tmp_path, cells, ["ds._attrs", "n"])
     assert expected == {"ds._attrs": "None", "n": "3"}
+    assert first["values"] == again["values"] == expected
+    assert again["runs"] == 1
+
+
+def test_keying_never_compares_a_ref_with_anything(tmp_path):
+    """A ref's ``__eq__`` is the user's code: keying a cell that reads ``r.value`` called it (``r in (datetime,
+    date)``), so the first run left ``r.calls`` longer than a plain run does."""
+    cells = ["class R:\n    def __init__(self):\n        self.calls, self.value = [], 5\n"
+             "    def __eq__(self, other):\n        self.calls.append(repr(other))\n        return False\n"
+             "    __hash__ = object.__hash__\nr = R()",
+             "%%lazycache\n" + RUN + "v = r.value + 1"]
+    expected, first, again = twice(tmp_path, cells, ["r.calls", "v"])
+    assert expected == {"r.calls": "[]", "v": "6"}
     assert first["values"] == again["values"] == expected
     assert again["runs"] == 1
 

@@ -84,6 +84,9 @@ class Plan:
         self.annotations: dict = {}  # the namespace's __annotations__ before the run (a copy)
         self.options: dict = {}  # the key's options (files, observed process state, sharing): its parts, kept
         self.observed = None  # the ambient Cell the key observed (its environment variables), if any
+        # id -> (object, state, items keyed) of the refs' objects the key covered by their reduce
+        # (hashing_graph.Graph.reduced): the only library internals a relation may pass through
+        self.keyed: dict = {}
 
 
 def file_hash(path) -> str:
@@ -144,7 +147,7 @@ def plan(tree, ns: dict, memo: Memo | None = None, deps=(), files=(), source: st
     code = code or tree_code or code_hash(tree)
     key = cell_key(code, refs, options)
     made = Plan(key=key, source=source, analysis=analysis, refs=refs, ambient=observed, code=code, versions=versions)
-    made.read, made.options, made.observed = read, options, cell
+    made.read, made.options, made.observed, made.keyed = read, options, cell, graph.reduced
     return made
 
 

@@ -76,7 +76,7 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
     if annotated:
         values[ANNOTATIONS] = annotated  # set again on a hit; not a name either
     kept, pids = _references(plan, ns, values)
-    locate = relations.Locator(kept, values, relations.imported_modules(plan.source))
+    locate = relations.Locator(kept, values, relations.imported_modules(plan.source), plan.keyed)
     locate.was = {i: item for i, item in plan.items.items() if item[0] in mutated}
     blobs = _encode(values, pids, locate)
     _refuse_lost_changes(blobs, mutated)
