@@ -71,3 +71,27 @@ def peek(obj, name: str, default=None):
         return type(obj).__getattribute__(obj, name)
     except AttributeError:
         return default
+
+
+def guarded_reduce(obj, protocol: int):
+    """``obj.__reduce_ex__(protocol)`` for pickling an object whose class has
+    a ``__getattr__`` (which the reduce may reach, reading unset slots): the
+    object is put back as found, and so is its slots' state in what the
+    reduce returned, so the store neither changes it nor records the change."""
+    found = State(obj)
+    try:
+        rv = obj.__reduce_ex__(protocol)
+    finally:
+        found.put_back()
+    state = rv[2] if isinstance(rv, tuple) and len(rv) > 2 else None
+    if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict):
+        slots = dict(state[1])
+        for desc, value in found.slots.items():
+            if desc.__name__ not in slots or getattr(type(obj), desc.__name__, None) is not desc:
+                continue  # a base's slot of the same name, shadowed: not the one the state holds
+            if value is State._UNSET:
+                del slots[desc.__name__]
+            else:
+                slots[desc.__name__] = value
+        rv = (*rv[:2], (state[0], slots), *rv[3:])
+    return rv

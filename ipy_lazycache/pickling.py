@@ -11,6 +11,7 @@ import operator
 import sys
 import types
 
+from .hashing_guard import guarded_reduce
 from .pickling_classes import dynamic_class
 from .pickling_code import _leave_classes, code_reducer
 from .pickling_library import library_reduce
@@ -227,6 +228,8 @@ def _base_pickler():
                 return reduced  # first: a view of an array stays a view of it
             elif t.__name__ == "ndarray" and t.__module__ == "numpy" and owned(obj):
                 return reduce_array(obj)
+            elif hasattr(t, "__getattr__") and t.__reduce_ex__ is object.__reduce_ex__:
+                return guarded_reduce(obj, self.proto)  # xarray's fills attributes when pickle asks
             elif only_code:
                 return NotImplemented
             return super().reducer_override(obj)

@@ -316,3 +316,17 @@ def test_a_restored_class_lists_its_attributes_in_the_runs_order(tmp_path):
     expected, first, again = twice(tmp_path, cells, names)
     assert first["values"] == again["values"] == expected
     assert again["runs"] == 1, again
+
+
+@slow
+def test_storing_an_xarray_dataset_leaves_it_as_found_and_it_hits_after_a_restart(tmp_path):
+    """Pickling a Dataset reaches xarray's ``__getattr__`` (the reduce reads unset slots), which filled its
+    ``_attrs`` (None -> {}) while the store ran: the user's object changed, the round trip then refused the
+    def, and every reader missed after a restart. The pickler now reduces such objects as hashing does."""
+    pytest.importorskip("xarray")
+    cells = ["%%lazycache\n" + RUN + "import numpy as np, xarray as xr\nds = xr.Dataset({'a': ('x', np.arange(3))})",
+             "%%lazycache\n" + RUN + "n = int(ds['a'].sum())"]
+    expected, first, again = twice(tmp_path, cells, ["ds._attrs", "n", "ds.attrs"])
+    assert expected["ds._attrs"] == "None"
+    assert first["values"] == again["values"] == expected
+    assert again["runs"] == 2, "both cells hit in the new process"
