@@ -324,6 +324,10 @@ def _feed_object(h, obj, hasher, walk):
         hasher(h, dict(obj))
     elif isinstance(obj, functools.partial):
         _feed_partial(h, obj, hasher)
+    elif t is functools.cached_property:  # by function and name: Python 3.11's holds a lock
+        _tag(h, b"cp")
+        hasher(h, obj.func)
+        hasher(h, {k: v for k, v in vars(obj).items() if k not in ("func", "lock")})
     elif t.__name__ == "_lru_cache_wrapper" and hasattr(obj, "__wrapped__"):
         _feed_lru(h, obj, hasher)
     elif t is ModuleAttr:

@@ -5,6 +5,7 @@ orders kept, and the modules a load will import recorded."""
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import itertools
 import operator
@@ -17,7 +18,7 @@ from .pickling_code import _leave_classes, code_reducer
 from .pickling_library import library_reduce
 from .pickling_objects import owned, reduce_array, shared_cells
 from .seeded_sets import seeded
-from .unpickling import _is_notebook_lru, _lru, _module_attr, paused_gc
+from .unpickling import _cached_property, _is_notebook_lru, _lru, _module_attr, paused_gc
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes)
 
@@ -185,6 +186,7 @@ def _base_pickler():
 
     table = dict(cloudpickle.Pickler.dispatch_table)
     table[types.CodeType] = code_reducer(table[types.CodeType])
+    table[functools.cached_property] = _reduce_cached_property
     # cloudpickle's own reducer_override reduces classes and functions only
     # (versions 1 to 3): other objects need not call it.
     only_code = cloudpickle.__version__.split(".")[0] in ("1", "2", "3")
@@ -236,6 +238,11 @@ def _base_pickler():
 
     _BASE.append(Pickler)
     return Pickler
+
+
+def _reduce_cached_property(prop):
+    """By its function and attributes, without the lock Python 3.11 gives it."""
+    return _cached_property, (prop.func, {k: v for k, v in vars(prop).items() if k not in ("func", "lock")})
 
 
 def _modules(p) -> set:

@@ -277,6 +277,17 @@ def _lru(fn, maxsize, typed, attrs):
     return wrapper
 
 
+def _cached_property(func, attrs):
+    """A ``functools.cached_property`` with its attributes (name, doc, module):
+    on Python 3.11 it holds a lock, which pickle refuses, so a notebook class
+    using one could not be stored."""
+    import functools
+
+    prop = functools.cached_property(func)
+    vars(prop).update(attrs)
+    return prop
+
+
 def _is_notebook_lru(obj) -> bool:
     import functools
 

@@ -330,3 +330,20 @@ def test_storing_an_xarray_dataset_leaves_it_as_found_and_it_hits_after_a_restar
     assert expected["ds._attrs"] == "None"
     assert first["values"] == again["values"] == expected
     assert again["runs"] == 2, "both cells hit in the new process"
+
+
+@slow
+def test_a_notebook_class_with_a_cached_property_is_stored_and_hits_after_a_restart(tmp_path):
+    """``functools.cached_property`` holds a lock on Python 3.11, which pickle refuses: the class became a
+    stand-in, the next kernel's load failed and the cell ran (and stored again) after every restart; the class
+    could not be keyed either, and once it could, its property's and cached property's functions came back
+    with private globals (a reader of the class missed: the decorator's ``functools`` was not found)."""
+    cells = ["SCALE = 10",
+             "%%lazycache\n" + RUN + "import functools\nclass Area:\n    def __init__(self, r):\n        self.r = r\n"
+             "    @functools.cached_property\n    def area(self):\n        return 3 * self.r ** 2\n"
+             "    @property\n    def scaled(self):\n        return self.r * SCALE\n"
+             "a = Area(2)\nv = a.area",
+             "%%lazycache\n" + RUN + "w = a.area + Area(3).area + a.scaled"]
+    expected, first, again = twice(tmp_path, cells, ["v", "w", "vars(a)", "Area.area.attrname"])
+    assert first["values"] == again["values"] == expected
+    assert again["runs"] == 2, "both cells hit in the new process"

@@ -105,13 +105,28 @@ def _rebind(value, ns, _done=None):
     if isinstance(value, type) and value.__module__ == "__main__":
         done[id(value)] = value
         for attr, member in list(vars(value).items()):
-            wrapper = type(member) if isinstance(member, (staticmethod, classmethod)) else None
-            inner = member.__func__ if wrapper else member
-            if _rebindable(inner):
-                rebound = _rebind(inner, ns, done)
-                if rebound is not inner:
-                    setattr(value, attr, wrapper(rebound) if wrapper else rebound)
+            _rebind_member(value, attr, member, ns, done)
     return value
+
+
+def _rebind_member(cls, attr, member, ns, done):
+    """A notebook class's functions: methods, static and class methods, a
+    property's accessors and a ``cached_property``'s function."""
+    import functools
+
+    if isinstance(member, (staticmethod, classmethod)):
+        if _rebindable(member.__func__) and (new := _rebind(member.__func__, ns, done)) is not member.__func__:
+            setattr(cls, attr, type(member)(new))
+    elif type(member) is property:
+        parts = (member.fget, member.fset, member.fdel)
+        new = tuple(_rebind(f, ns, done) if _rebindable(f) else f for f in parts)
+        if any(a is not b for a, b in zip(new, parts)):
+            setattr(cls, attr, property(*new, member.__doc__))
+    elif isinstance(member, functools.cached_property):
+        if _rebindable(member.func):
+            member.func = _rebind(member.func, ns, done)
+    elif _rebindable(member) and (new := _rebind(member, ns, done)) is not member:
+        setattr(cls, attr, new)
 
 
 def _rebindable(obj) -> bool:

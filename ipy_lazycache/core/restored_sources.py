@@ -8,6 +8,7 @@ namespace so ``inspect`` and tracebacks show the cell's code.
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 import types
 
@@ -149,6 +150,10 @@ def _notebook_functions(values):
                     todo.append(v)
         elif isinstance(obj, (staticmethod, classmethod)):
             todo.append(obj.__func__)
+        elif isinstance(obj, property):
+            todo.extend(f for f in (obj.fget, obj.fset, obj.fdel) if f is not None)
+        elif isinstance(obj, functools.cached_property):
+            todo.append(obj.func)
         elif isinstance(obj, type) and obj.__module__ == "__main__":
             todo.extend(vars(obj).values())
         elif isinstance(obj, types.FunctionType):
