@@ -12,7 +12,7 @@ import sys
 import types
 
 from .pickling_code import _leave_classes, code_reducer
-from .pickling_library import library_reduce
+from .pickling_library import Views, library_reduce
 from .pickling_objects import owned, reduce_array, shared_cells
 from .seeded_sets import seeded
 from .unpickling import _is_notebook_lru, _lru, _module_attr, _notebook_hooks, _quiet_class, paused_gc
@@ -194,6 +194,7 @@ def _base_pickler():
             self.types = set()  # their modules are needed: collected once per type, by :func:`_modules`
             self.unslotted = []
             self.cells = {}  # id(a closure cell) -> (the empty cell pickled for it, the cell: its id stays unique)
+            self.views = Views()  # set again by :func:`_dump` for a second dump
 
         @property
         def dispatch_table(self):
@@ -222,7 +223,7 @@ def _base_pickler():
                 # looks ``__main__.f`` up by name, which a new kernel lacks
                 info = obj.cache_parameters()
                 return _lru, (obj.__wrapped__, info["maxsize"], info["typed"], dict(vars(obj)))
-            elif (reduced := library_reduce(obj, t, self.modules)) is not None:
+            elif (reduced := library_reduce(obj, t, self.modules, self.views)) is not None:
                 return reduced  # first: a view of an array stays a view of it
             elif t.__name__ == "ndarray" and t.__module__ == "numpy" and owned(obj):
                 return reduce_array(obj)
@@ -292,14 +293,30 @@ def dumps(value, pids: dict, root_ids=(), locate=None, shared=None, me=frozenset
         done = _dumps_plain(value, pids, root_ids, locate)
         if done is not None:
             return done
-    buf = io.BytesIO()
-    p = _Pickler(buf, pids, root_ids, locate, shared, frozenset(me))
-    with paused_gc():
-        try:
-            p.dump(value)
-        finally:
-            _leave_classes(p)
+    buf, p = _dump(value, lambda buf: _Pickler(buf, pids, root_ids, locate, shared, frozenset(me)))
     return buf.getvalue(), p.used, _modules(p), False
+
+
+def _dump(value, make, check=None):
+    """Dump ``value`` with the pickler ``make(buf)`` returns; once more where
+    the dump copied views of a base it shares (:class:`.pickling_library.Views`),
+    keeping them views. ``check(p)`` runs after each dump, gc still paused."""
+    keep = frozenset()
+    while True:
+        buf = io.BytesIO()
+        p = make(buf)
+        p.views.keep = keep
+        with paused_gc():
+            try:
+                p.dump(value)
+            finally:
+                _leave_classes(p)
+            if check is not None:
+                check(p)
+        again = p.views.again()
+        if not again or again <= keep:
+            return buf, p
+        keep = keep | again
 
 
 def _stand_in(obj, found) -> tuple:
@@ -351,20 +368,20 @@ def _dumps_plain(value, pids, root_ids, locate):
     if id(()) in watch:
         return None
     as_attr = set()  # ids written as module attributes
-    buf = io.BytesIO()
-    p = _plain_pickler(pids, root_ids, locate, watch, as_attr)(buf)
+    pickler = _plain_pickler(pids, root_ids, locate, watch, as_attr)
+
+    kinds = []
+
+    def check(p):
+        kinds[:] = [_memo_types(p, watch, as_attr)]
+        if kinds[0] is None:
+            raise _NotPlain
+
     try:
-        with paused_gc():
-            try:
-                p.dump(value)
-            finally:
-                _leave_classes(p)
-            kinds = _memo_types(p, watch, as_attr)
-            if kinds is None:
-                return None
+        buf, p = _dump(value, pickler, check)
     except Exception:  # noqa: BLE001 - _NotPlain, or what a persistent id would have avoided: the full pickle says
         return None
-    return buf.getvalue(), set(), _modules(p), kinds <= _EXACT
+    return buf.getvalue(), set(), _modules(p), kinds[0] <= _EXACT
 
 
 def _plain_watch(pids, root_ids, locate) -> dict:
