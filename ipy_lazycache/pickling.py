@@ -5,17 +5,16 @@ orders kept, and the modules a load will import recorded."""
 from __future__ import annotations
 
 import copy
-import io
 import itertools
 import operator
 import sys
 import types
 
-from .pickling_code import _leave_classes, code_reducer
-from .pickling_library import Views, library_reduce
+from .pickling_code import code_reducer
+from .pickling_library import Views, dump_keeping_views, library_reduce
 from .pickling_objects import owned, reduce_array, shared_cells
 from .seeded_sets import seeded
-from .unpickling import _is_notebook_lru, _lru, _module_attr, _notebook_hooks, _quiet_class, paused_gc
+from .unpickling import _is_notebook_lru, _lru, _module_attr, _notebook_hooks, _quiet_class
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes)
 
@@ -293,30 +292,8 @@ def dumps(value, pids: dict, root_ids=(), locate=None, shared=None, me=frozenset
         done = _dumps_plain(value, pids, root_ids, locate)
         if done is not None:
             return done
-    buf, p = _dump(value, lambda buf: _Pickler(buf, pids, root_ids, locate, shared, frozenset(me)))
+    buf, p = dump_keeping_views(value, lambda buf: _Pickler(buf, pids, root_ids, locate, shared, frozenset(me)))
     return buf.getvalue(), p.used, _modules(p), False
-
-
-def _dump(value, make, check=None):
-    """Dump ``value`` with the pickler ``make(buf)`` returns; once more where
-    the dump copied views of a base it shares (:class:`.pickling_library.Views`),
-    keeping them views. ``check(p)`` runs after each dump, gc still paused."""
-    keep = frozenset()
-    while True:
-        buf = io.BytesIO()
-        p = make(buf)
-        p.views.keep = keep
-        with paused_gc():
-            try:
-                p.dump(value)
-            finally:
-                _leave_classes(p)
-            if check is not None:
-                check(p)
-        again = p.views.again()
-        if not again or again <= keep:
-            return buf, p
-        keep = keep | again
 
 
 def _stand_in(obj, found) -> tuple:
@@ -378,7 +355,7 @@ def _dumps_plain(value, pids, root_ids, locate):
             raise _NotPlain
 
     try:
-        buf, p = _dump(value, pickler, check)
+        buf, p = dump_keeping_views(value, pickler, check)
     except Exception:  # noqa: BLE001 - _NotPlain, or what a persistent id would have avoided: the full pickle says
         return None
     return buf.getvalue(), set(), _modules(p), kinds[0] <= _EXACT

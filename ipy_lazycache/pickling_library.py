@@ -8,11 +8,13 @@ instances a library holds as module globals need a reduction of their own.
 from __future__ import annotations
 
 import dis
+import io
 import sys
 
 from .hashing_code import library_global
 from .hashing_guard import own_dict
-from .unpickling import _masked, _module_attr, _self_dict, _view, _with_state
+from .pickling_code import _leave_classes
+from .unpickling import _masked, _module_attr, _self_dict, _view, _with_state, paused_gc
 
 
 def library_reduce(obj, t, modules: set, views: Views):
@@ -58,6 +60,28 @@ class Views:
         """The bases whose views this dump copied though they share them: empty, mostly."""
         return frozenset(i for i, (base, n, count) in self.apart.items()
                          if i in self.whole or (count > 1 and 4 * n >= base.nbytes))
+
+
+def dump_keeping_views(value, make, check=None):
+    """Dump ``value`` with the pickler ``make(buf)`` returns; once more where
+    the dump copied views of a base it shares (:class:`Views`),
+    keeping them views. ``check(p)`` runs after each dump, gc still paused."""
+    keep = frozenset()
+    while True:
+        buf = io.BytesIO()
+        p = make(buf)
+        p.views.keep = keep
+        with paused_gc():
+            try:
+                p.dump(value)
+            finally:
+                _leave_classes(p)
+            if check is not None:
+                check(p)
+        again = p.views.again()
+        if not again or again <= keep:
+            return buf, p
+        keep = keep | again
 
 
 def _view_reduce(arr, views: Views):
