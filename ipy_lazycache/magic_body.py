@@ -50,9 +50,10 @@ def run_body(shell, source: str, tree):
     """Run a body the ``lazycache`` magic was given as ``%%time`` runs its
     own: the statements, then the value of a last expression, returned (the
     caller shows it). Compiled under a cell's file name, so tracebacks and
-    ``inspect.getsource`` find its lines."""
+    ``inspect.getsource`` find its lines: the running cell's number (a cell
+    that stores history has counted itself already)."""
     __tracebackhide__ = True
-    name = shell.compile.cache(source, shell.execution_count)
+    name = shell.compile.cache(source, max(shell.execution_count - 1, 0))
     body = list(tree.body)
     last = body.pop() if body and isinstance(body[-1], ast.Expr) else None
     exec(shell.compile(ast.Module(body=body, type_ignores=[]), name, "exec"), shell.user_global_ns, shell.user_ns)

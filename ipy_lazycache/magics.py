@@ -191,6 +191,7 @@ class LazyCache(Magics):
         self._warned: set[str] = set()
         self._pending = None  # options of the %%lazycache cell about to run
         self._running = {}  # depth -> a miss whose body is running (cells run cells: %%capture, run_cell)
+        self._last_call = None  # the lazycache magic's last call: (the running cell's info, line, body)
         self._depth = 0  # how many cells are running, this one included
         self._transformer = _KeyAndLookup(self)
         ambient.watch_seeding(self.shell.user_ns.get("_ih") if self.shell is not None else None)
@@ -395,9 +396,13 @@ class LazyCache(Magics):
             return None
         if pending is not None and self._run_by(cell_magic_of(tree), pending):
             pending = None
+        call, self._last_call = self._last_call, (getattr(self, "_cell_info", None), line, cell)
+        if pending is not None and call == self._last_call:
+            pending.args.quiet = True  # called again by the same cell (%%timeit, a loop): one line is enough
         step = self._begin(tree, pending, source, exact_source=True) if pending is not None else None
         if isinstance(step, Hit):
             value = shell.user_ns.get(step.name) if step.name else step.value
+            vars(shell.display_formatter).pop("format", None)  # an earlier call's, not shown (%%timeit)
             if step.shown:
                 show_as_recorded(shell.display_formatter, value, step.shown)
             self.sequence.show_after()

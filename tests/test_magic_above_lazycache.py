@@ -3,7 +3,7 @@ silently, because the extension's cleanup transform blanked the ``%%lazycache`` 
 transforms. IPython runs ``%%time\\n%%lazycache\\nbody`` by timing ``run_cell_magic('lazycache', '', body)``:
 the body is cached, a hit restores it without running it, and ``%%time`` still prints its timing."""
 
-from tests._fresh import RUN, twice
+from tests._fresh import RUN, session, twice
 
 TIMED = "%%time\n%%lazycache\n" + RUN + "x = 40 + 2\nx"
 CAPTURED = "%%capture cap\n%%lazycache --quiet\n" + RUN + "print('hidden')\ny = 3"
@@ -23,3 +23,15 @@ def test_a_cell_magic_above_lazycache_caches_the_body_and_still_runs_around_it(t
         assert timed["out"].rstrip().endswith("Out[1]: 42"), timed  # %%time returns the body's value
         assert "Wall time" in reader["out"] and reader["out"].count("lazycache:") == 1, reader
     assert "lazycache: restored math, z" in again["cells"][2]["out"]
+
+
+def test_timeit_above_lazycache_runs_the_body_once_and_says_so_once(tmp_path):
+    """``%%timeit`` calls the magic six times here: the first stores, the others hit, with one line between them.
+    (No plain run to compare with: plain ``%%timeit`` binds nothing, the magic it times binds the body's names.)"""
+    cells = ["%%timeit -n 3 -r 2\n%%lazycache\n" + RUN + "w = 6 * 7", "seen = w"]
+    first, again = session(tmp_path, cells, ["seen"]), session(tmp_path, cells, ["seen"])
+    assert first["values"] == again["values"] == {"seen": "42"}
+    assert first["runs"] == 1 and again["runs"] == 1, "the body ran once, in the first session"
+    for run, said in ((first, "lazycache: stored w"), (again, "lazycache: restored w")):
+        out = run["cells"][0]["out"]
+        assert out.count("lazycache:") == 1 and said in out and "per loop" in out, out
