@@ -27,7 +27,8 @@ def cell_help(options: argparse.ArgumentParser) -> str:
     parser = argparse.ArgumentParser(
         prog="%%lazycache", parents=[options], add_help=False,
         description="Cache this cell: restore its variables and outputs when its code and the content of "
-                    "everything it reads are unchanged; otherwise run it. Must be the cell's first line.")
+                    "everything it reads are unchanged; otherwise run it. Must be the cell's first line, or the "
+                    "line below a cell magic that runs its body itself (%%time).")
     parser.add_argument("--off", action="store_true", help="run the cell plainly (auto mode's opt-out)")
     parser.add_argument("-h", "--help", action="store_true", help="show this help and run nothing")
     return parser.format_help()

@@ -20,6 +20,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, validat
 from . import ambient, auto, magic_help, manage, platform, reports, signing, why
 from .core.sequence import Hit, Refused, Running, Sequence, local_tier, secs
 from .ipython_shell import IPythonShell, cell_magic_of, show_as_recorded
+from .magic_body import run_body, strip_magic_line
 from .options import MAGIC, HelpRequested, is_lazycache_cell as _is_lazycache_cell, parse_line
 from .reports import human_size, plural
 from .stores.base import BadSetting
@@ -32,18 +33,6 @@ def _refuse(message: str):
     which a notebook does not show."""
     print(f"UsageError: {message}", file=sys.stderr)
     raise TraitError(message)
-
-
-def strip_magic_line(lines: list[str]) -> list[str]:
-    """IPython cleanup transform: blank a leading ``%%lazycache`` line, so
-    the body runs as a plain cell with its line numbers unchanged."""
-    if lines and _is_lazycache_cell(lines[0]):
-        if len(lines) > 1 and lines[1].startswith("%%"):
-            # another cell magic (%%time, %%capture, %%writefile) runs the
-            # cell: it must be the first line for IPython to call it
-            return lines[1:]
-        return ["\n", *lines[1:]]
-    return lines
 
 
 class _Pending:
@@ -202,6 +191,7 @@ class LazyCache(Magics):
         self._warned: set[str] = set()
         self._pending = None  # options of the %%lazycache cell about to run
         self._running = {}  # depth -> a miss whose body is running (cells run cells: %%capture, run_cell)
+        self._last_call = None  # the lazycache magic's last call: (the running cell's info, line, body)
         self._depth = 0  # how many cells are running, this one included
         self._transformer = _KeyAndLookup(self)
         ambient.watch_seeding(self.shell.user_ns.get("_ih") if self.shell is not None else None)
@@ -257,21 +247,23 @@ class LazyCache(Magics):
             if self.auto and not nested and auto.eligible(raw):
                 self._pending = _Pending(parse_line("", self.lazycache.parser), auto=True)
             return
-        line = raw.split("\n", 1)[0][len(MAGIC):]
+        self._pending = self._options(raw.split("\n", 1)[0][len(MAGIC):])
+
+    def _options(self, line: str):
+        """The ``%%lazycache`` line's options as a :class:`_Pending`, or None:
+        the body runs uncached (``--off``, or bad options: one line says so)."""
         if "--off" in line.split():
             self.sequence.uncached("--off: it opted out", self._cell_id())
-            return  # opted out: the body runs as a plain cell
+            return None  # opted out: the body runs as a plain cell
         try:
-            args = parse_line(line, self.lazycache.parser)
+            return _Pending(parse_line(line, self.lazycache.parser))
         except HelpRequested as help_text:
             print(help_text)
-            self._pending = _Pending(None, help=True)
-            return
+            return _Pending(None, help=True)
         except UsageError as exc:
             print(f"UsageError: {exc}; running the cell without the cache.")
             self.sequence.uncached(f"bad options ({exc})", self._cell_id())
-            return
-        self._pending = _Pending(args)
+            return None
 
     def _on_ast(self, tree):
         """Key the cell about to run and look it up: a hit returns the tree
@@ -285,34 +277,14 @@ class LazyCache(Magics):
         inner = cell_magic_of(tree)
         if inner == "lazycache":
             return tree  # the first line was not blanked: the cell magic runs it
-        if inner is not None:
-            # %%lazycache above %%time / %%capture / %%writefile: that magic
-            # runs the cell, exactly as without %%lazycache (auto mode: silently)
-            if not pending.auto:
-                print(f"{PREFIX} %%{inner} runs this cell; running it uncached.")
-            self.sequence.uncached(f"%%{inner} runs it", self._cell_id(), is_auto=pending.auto)
+        if self._run_by(inner, pending):
             return tree
         if pending.auto and auto.only_setup(tree):
             return tree  # imports and configuration always run
-        args = pending.args
         source = _source_of(self._cell_info, tree)
-        platform.ensure_imports(source)  # Pyodide: load the packages the body imports
         try:
-            store = self._open(args.dir or self.dir or None, args.store, args.store_readonly, option=bool(args.dir))
-            signer = self._signer()
-        except UsageError as exc:  # a setting: one line per kernel; the cell's own --dir: each time
-            if args.dir or str(exc) not in self._warned:
-                self._warned.add(str(exc))
-                print(f"UsageError: {exc}; running {'the cell' if args.dir else 'cells'} without the cache.")
-            self.sequence.uncached(str(exc), self._cell_id(), is_auto=pending.auto)
-            return tree
-        try:
-            step = self.sequence.begin(
-                tree, self.shell.user_ns, store, signer, deps=args.deps, files=args.files, source=source,
-                quiet=args.quiet or self.verbose == 0, force=args.force, is_auto=pending.auto,
-                exact_source=self._parsed_as_is(source), cell_id=self._cell_id())
+            step = self._begin(tree, pending, source, self._parsed_as_is(source))
         except Refused as exc:  # strict signing: the cell neither restores nor runs
-            self.sequence.uncached("strict signing refused its entry; it did not run", self._cell_id())
             _HIT[:] = [("raise", UsageError(str(exc)))]
             return _tree_of([ast.Expr(_call_take())])
         if isinstance(step, Running):
@@ -323,6 +295,41 @@ class LazyCache(Magics):
                 show_as_recorded(self.shell.display_formatter, value, step.shown)
             return _hit_tree(step)
         return tree
+
+    def _run_by(self, inner, pending) -> bool:
+        """Whether another cell magic (``inner``) runs the cell: ``%%lazycache``
+        above ``%%time`` / ``%%capture`` / ``%%writefile`` runs it exactly as
+        without ``%%lazycache``, uncached (one line; auto mode: silently)."""
+        if inner is None:
+            return False
+        if not pending.auto:
+            print(f"{PREFIX} %%{inner} runs this cell; running it uncached.")
+        self.sequence.uncached(f"%%{inner} runs it", self._cell_id(), is_auto=pending.auto)
+        return True
+
+    def _begin(self, tree, pending, source: str, exact_source: bool):
+        """Key the cell and look it up (:meth:`.Sequence.begin`): a Hit, a
+        Running, or None (it runs uncached; a setting that stops the cache
+        says so). Raises :class:`Refused` (strict signing)."""
+        args = pending.args
+        platform.ensure_imports(source)  # Pyodide: load the packages the body imports
+        try:
+            store = self._open(args.dir or self.dir or None, args.store, args.store_readonly, option=bool(args.dir))
+            signer = self._signer()
+        except UsageError as exc:  # a setting: one line per kernel; the cell's own --dir: each time
+            if args.dir or str(exc) not in self._warned:
+                self._warned.add(str(exc))
+                print(f"UsageError: {exc}; running {'the cell' if args.dir else 'cells'} without the cache.")
+            self.sequence.uncached(str(exc), self._cell_id(), is_auto=pending.auto)
+            return None
+        try:
+            return self.sequence.begin(
+                tree, self.shell.user_ns, store, signer, deps=args.deps, files=args.files, source=source,
+                quiet=args.quiet or self.verbose == 0, force=args.force, is_auto=pending.auto,
+                exact_source=exact_source, cell_id=self._cell_id())
+        except Refused:
+            self.sequence.uncached("strict signing refused its entry; it did not run", self._cell_id())
+            raise
 
     def _cell_id(self):
         """The front end's id of the running cell (ipykernel passes the
@@ -374,19 +381,43 @@ class LazyCache(Magics):
         """Cache this cell: restore its variables and outputs when its code and
         the content of everything it reads are unchanged; otherwise run it.
 
-        Must be the first line of the cell. Nested in another cell magic (or
-        called through ``run_cell_magic``), the body runs uncached.
+        On a cell's first line, IPython runs the body as a plain cell (see
+        :meth:`register`). Below another cell magic (``%%time`` above
+        ``%%lazycache``) IPython calls this with the body, as it would without
+        the extension's transform: the body is cached here, its value returned
+        to the caller (``%%time`` returns it, the cell shows it).
         """
         __tracebackhide__ = True
-        print(f"{PREFIX} %%lazycache must be the cell's first line; running the body uncached.")
         shell = self.shell
         source = shell.transform_cell(cell)
         tree = shell.compile.ast_parse(source)
-        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-        exec(shell.compile(tree, "<lazycache>", "exec"), shell.user_global_ns, shell.user_ns)
-        if last is not None:
-            return eval(shell.compile(ast.Expression(body=last.value), "<lazycache>", "eval"),
-                        shell.user_global_ns, shell.user_ns)
+        pending = self._options(line)
+        if pending is not None and pending.help:
+            return None
+        if pending is not None and self._run_by(cell_magic_of(tree), pending):
+            pending = None
+        call, self._last_call = self._last_call, (getattr(self, "_cell_info", None), line, cell)
+        if pending is not None and call == self._last_call:
+            pending.args.quiet = True  # called again by the same cell (%%timeit, a loop): one line is enough
+        step = self._begin(tree, pending, source, exact_source=True) if pending is not None else None
+        if isinstance(step, Hit):
+            value = shell.user_ns.get(step.name) if step.name else step.value
+            vars(shell.display_formatter).pop("format", None)  # an earlier call's, not shown (%%timeit)
+            if step.shown:
+                show_as_recorded(shell.display_formatter, value, step.shown)
+            self.sequence.show_after()
+            return value
+        if step is None:
+            return run_body(shell, source, tree)
+        try:
+            value = run_body(shell, source, tree)
+        except BaseException:
+            self.sequence.end(step, None, True)
+            raise
+        # Stored now: what the caller shows next (%%time's timing) is not the body's;
+        # the store shows the inline backend's figures first, as a first-line cell's does.
+        self.sequence.end(step, value, False, self.auto_min_time, self.max_size)
+        return value
 
     # -- management ----------------------------------------------------------------
     @line_magic("lazycache")

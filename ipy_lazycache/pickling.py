@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import io
 import itertools
 import operator
 import sys
@@ -14,11 +13,11 @@ import types
 
 from .hashing_guard import guarded_reduce
 from .pickling_classes import dynamic_class
-from .pickling_code import _leave_classes, code_reducer
-from .pickling_library import library_reduce
+from .pickling_code import code_reducer
+from .pickling_library import Views, dump_keeping_views, library_reduce
 from .pickling_objects import owned, reduce_array, shared_cells
 from .seeded_sets import seeded
-from .unpickling import _cached_property, _is_notebook_lru, _lru, _module_attr, paused_gc
+from .unpickling import _cached_property, _is_notebook_lru, _lru, _module_attr
 
 _ATOMIC = (type(None), bool, int, float, complex, str, bytes)
 
@@ -198,6 +197,7 @@ def _base_pickler():
             self.types = set()  # their modules are needed: collected once per type, by :func:`_modules`
             self.unslotted = []
             self.cells = {}  # id(a closure cell) -> (the empty cell pickled for it, the cell: its id stays unique)
+            self.views = Views()  # set again by :func:`_dump` for a second dump
 
         @property
         def dispatch_table(self):
@@ -226,7 +226,7 @@ def _base_pickler():
                 # looks ``__main__.f`` up by name, which a new kernel lacks
                 info = obj.cache_parameters()
                 return _lru, (obj.__wrapped__, info["maxsize"], info["typed"], dict(vars(obj)))
-            elif (reduced := library_reduce(obj, t, self.modules)) is not None:
+            elif (reduced := library_reduce(obj, t, self.modules, self.views)) is not None:
                 return reduced  # first: a view of an array stays a view of it
             elif t.__name__ == "ndarray" and t.__module__ == "numpy" and owned(obj):
                 return reduce_array(obj)
@@ -282,13 +282,7 @@ def dumps(value, pids: dict, root_ids=(), locate=None, shared=None, me=frozenset
         done = _dumps_plain(value, pids, root_ids, locate)
         if done is not None:
             return done
-    buf = io.BytesIO()
-    p = _Pickler(buf, pids, root_ids, locate, shared, frozenset(me))
-    with paused_gc():
-        try:
-            p.dump(value)
-        finally:
-            _leave_classes(p)
+    buf, p = dump_keeping_views(value, lambda buf: _Pickler(buf, pids, root_ids, locate, shared, frozenset(me)))
     return buf.getvalue(), p.used, _modules(p), False
 
 
@@ -341,20 +335,20 @@ def _dumps_plain(value, pids, root_ids, locate):
     if id(()) in watch:
         return None
     as_attr = set()  # ids written as module attributes
-    buf = io.BytesIO()
-    p = _plain_pickler(pids, root_ids, locate, watch, as_attr)(buf)
+    pickler = _plain_pickler(pids, root_ids, locate, watch, as_attr)
+
+    kinds = []
+
+    def check(p):
+        kinds[:] = [_memo_types(p, watch, as_attr)]
+        if kinds[0] is None:
+            raise _NotPlain
+
     try:
-        with paused_gc():
-            try:
-                p.dump(value)
-            finally:
-                _leave_classes(p)
-            kinds = _memo_types(p, watch, as_attr)
-            if kinds is None:
-                return None
+        buf, p = dump_keeping_views(value, pickler, check)
     except Exception:  # noqa: BLE001 - _NotPlain, or what a persistent id would have avoided: the full pickle says
         return None
-    return buf.getvalue(), set(), _modules(p), kinds <= _EXACT
+    return buf.getvalue(), set(), _modules(p), kinds[0] <= _EXACT
 
 
 def _plain_watch(pids, root_ids, locate) -> dict:
