@@ -222,10 +222,7 @@ def _base_pickler():
                     return dynamic_class(obj, super().reducer_override(obj))
                 return shared_cells(obj, super().reducer_override(obj), self.cells)
             elif t.__name__ == "_lru_cache_wrapper" and _is_notebook_lru(obj):
-                # by value around the wrapped function; pickle's default
-                # looks ``__main__.f`` up by name, which a new kernel lacks
-                info = obj.cache_parameters()
-                return _lru, (obj.__wrapped__, info["maxsize"], info["typed"], dict(vars(obj)))
+                return _reduce_lru(obj)
             elif (reduced := library_reduce(obj, t, self.modules, self.views)) is not None:
                 return reduced  # first: a view of an array stays a view of it
             elif t.__name__ == "ndarray" and t.__module__ == "numpy" and owned(obj):
@@ -238,6 +235,13 @@ def _base_pickler():
 
     _BASE.append(Pickler)
     return Pickler
+
+
+def _reduce_lru(obj):
+    """A notebook ``lru_cache`` function by value around the wrapped function:
+    pickle's default looks ``__main__.f`` up by name, which a new kernel lacks."""
+    info = obj.cache_parameters()
+    return _lru, (obj.__wrapped__, info["maxsize"], info["typed"], dict(vars(obj)))
 
 
 def _reduce_cached_property(prop):
