@@ -50,6 +50,7 @@ import os
 from .ambient_cell import Baselined, Cell, Provider, Unreplayable, _digest  # noqa: F401  (Cell: the core builds it; Provider: the interface)
 from .ambient_ipython import _Formatters, _InlineBackend, _Interactivity, _Transformers
 from .ambient_libraries import _Decimal, _Matplotlib, _NumpyOptions, _Pandas, _Warnings
+from .ambient_logging import _Logging
 from .ambient_process import EnvironReads, _Cwd, _Environ, _SysPath  # noqa: F401  (EnvironReads: the glue's)
 from .ambient_random import _NumpyRandom, _Random, _Seeds, watch_seeding  # noqa: F401  (watch_seeding: the glue's)
 from .ambient_system import _Locale, _Modules, _RecursionLimit, _TimeZone
@@ -68,8 +69,8 @@ class Registry:
     def __init__(self, providers=None):
         self.providers = providers if providers is not None else [
             _Cwd(), _SysPath(), _Environ(), _TimeZone(), _Locale(), _RecursionLimit(), _Random(), _NumpyRandom(),
-            _NumpyOptions(), _Matplotlib(), _Pandas(), _Decimal(), _Warnings(), _Formatters(), _Transformers(),
-            _Interactivity(), _InlineBackend(), _Modules(),
+            _NumpyOptions(), _Matplotlib(), _Pandas(), _Decimal(), _Warnings(), _Logging(), _Formatters(),
+            _Transformers(), _Interactivity(), _InlineBackend(), _Modules(),
         ]
 
     def start_here(self) -> None:
