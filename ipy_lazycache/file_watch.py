@@ -15,6 +15,15 @@ notebook's, and is left alone as before. Not seen at all: writes by native
 code that does not go through Python's ``open`` (pyarrow's Parquet writer,
 HDF5, sqlite), and files a subprocess writes.
 
+Native code that writes without Python's ``open`` (pyarrow's Parquet
+writer, HDF5, sqlite) and child processes (``!cmd > out``) are not heard
+by the hook: the folder is scanned before and after the run instead
+(:func:`scan`: size, mtime and inode of each file), and a file changed that
+no event named means the run is not stored (a hit could not redo it). The
+scan skips hidden entries, ``.ipynb`` files (the server's autosave) and
+gives up beyond :data:`MAX_SCAN` entries (a data folder): there only the
+hook's paths count.
+
 Appends (``open(p, "a")``) are left out on purpose: what a log holds after
 a run depends on every run before it, so neither its final state nor the
 appended bytes are what one run "did" to a folder a hit finds (and the run
@@ -34,6 +43,9 @@ SKIP_PARTS = frozenset({"__pycache__", ".ipynb_checkpoints"})
 _WRITE = os.O_WRONLY | os.O_RDWR
 _CREATE_NEW = os.O_CREAT | os.O_EXCL
 
+#: Entries a folder scan reads at most before it gives up (see the docstring).
+MAX_SCAN = 5000
+
 #: The watches of the runs under way (nested cells: each records).
 _active: list = []
 _installed: list = []
@@ -43,14 +55,28 @@ _busy = threading.local()  # the hook's own file checks do not record themselves
 class Watch:
     """One run's record: ``paths`` (relative to ``folder``, ``/``-separated)
     whose state after the run a hit puts back; ``in_place``: paths updated
-    in place, which no hit can redo."""
+    in place, which no hit can redo; ``appended``: logs, left alone;
+    ``before``: the folder's :func:`scan` when the run started."""
 
-    def __init__(self, folder, exclude=()):
+    def __init__(self, folder, exclude=(), scan_folder=True):
         self.folder = os.path.realpath(folder)
         self.prefix = self.folder.rstrip(os.sep) + os.sep
         self.exclude = tuple(os.path.realpath(os.fspath(p)).rstrip(os.sep) + os.sep for p in exclude if p)
         self.paths: set = set()
         self.in_place: set = set()
+        self.appended: set = set()
+        self.before = scan(self) if scan_folder else None
+
+    def unheard(self) -> list:
+        """Files changed since :attr:`before` that no event named (native
+        writers, child processes): a hit could not redo them."""
+        after = scan(self) if self.before is not None else None
+        if after is None:
+            return []
+        heard = self.paths | self.in_place | self.appended
+        gone = [h + "/" for h in self.paths if not os.path.lexists(os.path.join(self.folder, *h.split("/")))]
+        changed = {rel for rel in self.before.keys() | after.keys() if self.before.get(rel) != after.get(rel)}
+        return sorted(rel for rel in changed - heard if not any(rel.startswith(g) for g in gone))  # rmtree's
 
     def relative(self, full: str) -> str | None:
         """``full`` (resolved) relative to the folder, or None outside it."""
@@ -62,12 +88,40 @@ class Watch:
         return "/".join(parts)
 
 
-def start(folder, exclude=()) -> Watch:
-    """Watch the runs from now on; returns this run's :class:`Watch`."""
+def scan(watch: Watch) -> dict | None:
+    """``relative path -> (size, mtime, inode)`` of the files in the watch's
+    folder, hidden entries, ``.ipynb`` files and the excluded folders left
+    out; None beyond :data:`MAX_SCAN` entries."""
+    out, todo, seen = {}, [watch.folder], 0
+    while todo:
+        try:
+            entries = list(os.scandir(todo.pop()))
+        except OSError:
+            continue
+        seen += len(entries)
+        if seen > MAX_SCAN:
+            return None
+        for e in entries:
+            if e.name.startswith(".") or e.name.endswith(".ipynb"):
+                continue
+            rel = watch.relative(e.path)
+            if rel is None:
+                continue
+            st = e.stat(follow_symlinks=False)
+            if e.is_dir(follow_symlinks=False):
+                todo.append(e.path)
+            else:
+                out[rel] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    return out
+
+
+def start(folder, exclude=(), scan_folder=True) -> Watch:
+    """Watch the runs from now on; returns this run's :class:`Watch`
+    (``scan_folder``: also :func:`scan` it, see the docstring)."""
     if not _installed:
         sys.addaudithook(_hook)
         _installed.append(True)
-    watch = Watch(folder, exclude)
+    watch = Watch(folder, exclude, scan_folder)
     _active.append(watch)
     return watch
 
@@ -121,10 +175,16 @@ def _note(full, in_place=False):
 
 def _open(args):
     path, _mode, flags = args
-    if not isinstance(flags, int) or not flags & _WRITE or flags & os.O_APPEND:
-        return  # a read, or an append (see the module's docstring)
+    if not isinstance(flags, int) or not flags & _WRITE:
+        return  # a read
     full = _resolve(path, follow=True)
     if full is None:
+        return
+    if flags & os.O_APPEND:  # a log (see the module's docstring): heard, left alone
+        for watch in _active:
+            rel = watch.relative(full)
+            if rel is not None:
+                watch.appended.add(rel)
         return
     keeps = not flags & os.O_TRUNC and (flags & _CREATE_NEW) != _CREATE_NEW
     _note(full, in_place=keeps and os.path.lexists(full))

@@ -252,7 +252,7 @@ def _check(m, key: str) -> None:
           "'requires' must map names to strings")
 
 
-def _relative(path) -> bool:
+def safe_relative_path(path) -> bool:
     """A path a hit may write: relative, ``/``-separated, no ``..``, no empty
     or ``.`` part, no NUL, no backslash or drive (Windows)."""
     return (isinstance(path, str) and 0 < len(path) <= 4096 and "\x00" not in path and "\\" not in path
@@ -266,7 +266,7 @@ def _files(m) -> None:
     files = m.get("files", {})
     _need(isinstance(files, dict), "'files' must be an object")
     for path, state in files.items():
-        _need(_relative(path), f"file path {str(path)[:60]!r} is not inside the working folder")
+        _need(safe_relative_path(path), f"file path {str(path)[:60]!r} is not inside the working folder")
         _need(isinstance(state, dict) and (
             state.get("absent") is True or state.get("dir") is True
             or (isinstance(state.get("blob"), str) and m["blobs"].get(state["blob"], {}).get("codec") == "file")

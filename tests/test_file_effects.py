@@ -171,3 +171,27 @@ def test_too_many_bytes_or_an_update_in_place_are_not_stored(tmp_path):
     assert "not stored: it updates the file data.bin in place" in first["cells"][1]["out"]
     session(tmp_path, [big, in_place], [])
     assert runs_in(tmp_path) == 4
+
+
+def test_a_file_name_the_schema_refuses_is_not_stored_rather_than_damaged_on_every_load(tmp_path):
+    cell = "%%lazycache\n" + RUN + "open('a\\\\b.txt', 'w').write('x')\nq = 1\n"
+    first = session(tmp_path, [cell], ["q"])
+    assert "not stored: it writes 'a\\\\b.txt', a file name a hit cannot write safely" in first["cells"][0]["out"]
+    second = session(tmp_path, [cell], ["q"])
+    assert "damaged" not in second["cells"][0]["out"] and runs_in(tmp_path) == 2
+
+
+def test_a_file_written_without_pythons_open_is_not_stored(tmp_path):
+    """pyarrow writes Parquet natively and ``!cmd`` is a child process: no
+    audit event names the file, the folder's scan sees it changed."""
+    parquet = ("%%lazycache\n" + RUN + "import pandas as pd\npd.DataFrame({'a': [1, 2]}).to_parquet('t.parquet')\n"
+               "n = 2\n")
+    shell = "%%lazycache\n" + RUN + "!echo hello > shell.txt\nm = 1\n"
+    first = session(tmp_path, [parquet, shell], ["n"])
+    for i, name in enumerate(["t.parquet", "shell.txt"]):
+        out = first["cells"][i]["out"]
+        assert f"not stored: it changed the file {name} without Python's open" in out, out
+    os.remove(tmp_path / "t.parquet")
+    second = session(tmp_path, [parquet, shell, "import pandas as pd\nk = len(pd.read_parquet('t.parquet'))"],
+                     ["k"])
+    assert runs_in(tmp_path) == 4 and second["values"]["k"] == "2"

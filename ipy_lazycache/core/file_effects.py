@@ -18,6 +18,7 @@ import shutil
 import stat
 
 from ..hashing_base import digest_chunks
+from ..manifest import safe_relative_path
 from ..reports import human_size
 from .restore import _check
 from .run import NotStored
@@ -36,12 +37,20 @@ def capture(watch) -> tuple[dict, dict]:
     ``states`` maps each relative path to ``{"absent": True}``, ``{"dir": True}``
     or ``{}`` (a file, whose blob :func:`link` names), ``blobs`` are ready for
     the store. Raises :class:`NotStored` where a hit could not redo it."""
-    if watch is None or not (watch.paths or watch.in_place):
+    if watch is None:
+        return {}, {}
+    unheard = watch.unheard()
+    if unheard:
+        raise NotStored(f"it changed the file {unheard[0]} without Python's open (a native writer such as "
+                        "pyarrow's Parquet, or a child process), which a hit cannot redo")
+    if not (watch.paths or watch.in_place):
         return {}, {}
     if watch.in_place:
         raise NotStored(f"it updates the file {sorted(watch.in_place)[0]} in place, which a hit cannot redo")
     states, blobs, total = {}, {}, 0
     for i, rel in enumerate(sorted(watch.paths)):
+        if not safe_relative_path(rel):  # a name the manifest's schema refuses (a backslash): never a damaged entry
+            raise NotStored(f"it writes {rel[:60]!r}, a file name a hit cannot write safely")
         full = os.path.join(watch.folder, *rel.split("/"))
         try:
             st = os.lstat(full)

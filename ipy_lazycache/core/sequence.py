@@ -25,6 +25,7 @@ from ..capture import split_at_result
 from ..hashing import code_hash
 from ..manifest import CorruptEntry
 from ..outcomes import RESTORED, STORED, UNCACHED, Outcome as CellOutcome, Outcomes
+from ..platform import scans_folders
 from ..recursion import bounded
 from ..reports import human_size
 from ..stores.base import StoreUnavailable
@@ -326,7 +327,7 @@ class Sequence:
         running.modules = module_snapshot(plan, ns)
         running.environ = ambient.EnvironReads.start()  # after our own reads
         running.stdin = stdin_watch.start(self.shell.input_server())
-        running.files = file_watch.start(os.getcwd(), exclude=[getattr(local_tier(store), "root", None)])
+        running.files = file_watch.start(os.getcwd(), [getattr(local_tier(store), "root", None)], scans_folders())
         return running
 
     @staticmethod
