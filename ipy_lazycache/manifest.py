@@ -246,9 +246,31 @@ def _check(m, key: str) -> None:
     _need(m.get("created") is None or _is_num(m["created"]), "'created' must be a time")
     for name in ("producer", "signature", "effects", "parts"):
         _need(isinstance(m.get(name, {}), dict), f"{name!r} must be an object")
+    _files(m)
     requires = m.get("requires", {})
     _need(isinstance(requires, dict) and all(isinstance(v, str) for v in requires.values()),
           "'requires' must map names to strings")
+
+
+def safe_relative_path(path) -> bool:
+    """A path a hit may write: relative, ``/``-separated, no ``..``, no empty
+    or ``.`` part, no NUL, no backslash or drive (Windows)."""
+    return (isinstance(path, str) and 0 < len(path) <= 4096 and "\x00" not in path and "\\" not in path
+            and not path.startswith("/") and path[1:2] != ":"
+            and all(p not in ("", ".", "..") for p in path.split("/")))
+
+
+def _files(m) -> None:
+    """The files a hit puts back (:mod:`.core.file_effects`): each a path in
+    the working folder, absent, a folder or a listed blob of codec ``file``."""
+    files = m.get("files", {})
+    _need(isinstance(files, dict), "'files' must be an object")
+    for path, state in files.items():
+        _need(safe_relative_path(path), f"file path {str(path)[:60]!r} is not inside the working folder")
+        _need(isinstance(state, dict) and (
+            state.get("absent") is True or state.get("dir") is True
+            or (isinstance(state.get("blob"), str) and m["blobs"].get(state["blob"], {}).get("codec") == "file")
+        ), f"file {path!r} has no valid state")
 
 
 def validate(manifest, key: str) -> dict:

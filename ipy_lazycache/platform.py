@@ -20,6 +20,13 @@ DEFAULT_DIR = "__lazycache__"
 _stores: dict[str, Store] = {}
 
 
+def scans_folders() -> bool:
+    """Whether a run's folder is scanned for files no audit event named
+    (:mod:`.file_watch`): natively only. A browser has no child processes or
+    native writers, and listing its drive costs a request per entry."""
+    return not IS_WASM
+
+
 def cache_dir(configured: str | None = None) -> str:
     """The cache folder: an explicit choice, else IPY_LAZYCACHE_DIR, else the default."""
     return configured or os.environ.get("IPY_LAZYCACHE_DIR") or DEFAULT_DIR

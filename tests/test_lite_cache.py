@@ -42,6 +42,7 @@ made_on = sys.platform
 total = sum(range(base)) + 1
 info = {"total": total, "made_on": made_on}
 print("computed total", total, "on", made_on)
+open("shipped.txt", "w").write(f"written on {made_on}")  # not shipped as content: the hit puts it back
 from IPython.display import HTML, display
 display(HTML("<b>bold total</b>"))
 total * 2"""
@@ -67,6 +68,7 @@ REPORT = """import builtins
 print("runs:", getattr(builtins, "LC_RUNS", ""))
 print("made_on:", made_on, "total:", total, "info:", info)
 print("n_rows:", n_rows, "frame:", type(frame).__name__, "shout:", shout)
+print("file:", open("shipped.txt").read())
 try:
     from pyodide.ffi import can_run_sync
     print("jspi:", can_run_sync())
@@ -111,6 +113,7 @@ def test_browser_restores_a_native_cache(tmp_path, lite_browser, project_wheel):
     frame_blobs = [p.relative_to(cache).as_posix() for p in cache.glob("*/frame.*")]
     pd_blobs = [p.relative_to(cache).as_posix() for p in cache.glob("*/pd.*")]
     assert frame_blobs and pd_blobs
+    (contents / "demo" / "shipped.txt").unlink()  # the site ships the cache, not the file the cell wrote
     t_native = time.monotonic()
 
     # 2. an offline site with the project wheel in its piplite index
@@ -158,6 +161,7 @@ def test_browser_restores_a_native_cache(tmp_path, lite_browser, project_wheel):
     assert "runs: fresh;\n" in report, detail
     assert "made_on: linux total: 191 info: {'total': 191, 'made_on': 'linux'}" in report
     assert "n_rows: 3 frame: Tripwire shout: EMSCRIPTEN!" in report
+    assert "file: written on linux\n" in report, detail  # the shipped hit wrote the run's file in the browser
     assert "3 hits, 1 miss," in report, detail
 
     # over HTTP from the site; pandas blobs never fetched; nothing left 127.0.0.1

@@ -23,8 +23,9 @@ class Restored:
     """A loaded entry, not yet applied to the namespace."""
 
     def __init__(self, manifest: dict, values: dict, tripwires: list, nbytes: int, result=None,
-                 annotations=None):
+                 annotations=None, signer=None):
         self.manifest = manifest
+        self.signer = signer  # checks the blobs of files a hit puts back (core/file_effects.py)
         self.values = values  # name -> value (tripwires included)
         self.tripwires = tripwires
         self.nbytes = nbytes
@@ -139,7 +140,7 @@ def _restore(store, key: str, ns: dict, m: dict | None = None, signer=None) -> R
         tripwires.remove(ANNOTATIONS)
         annotations = None
     return Restored(manifest=m, values=values, tripwires=tripwires, nbytes=nbytes, result=result,
-                    annotations=annotations)
+                    annotations=annotations, signer=signer)
 
 
 def _skipped_blobs(blobs: dict) -> dict:
@@ -148,6 +149,9 @@ def _skipped_blobs(blobs: dict) -> dict:
     one skipped: their defs become tripwires."""
     skipped = {}
     for name, blob in blobs.items():
+        if blob["codec"] == "file":  # a file's bytes: fetched by the hit only where the file differs
+            skipped[name] = "a file"
+            continue
         missing = codecs.missing_modules(blob.get("modules", ()))
         if missing:
             skipped[name] = f"module {', '.join(missing)} is not available here"

@@ -7,6 +7,7 @@ giving the names the cell defined, changed in place and deleted.
 
 from __future__ import annotations
 
+import ast
 import types
 
 from .. import codecs, relations
@@ -20,11 +21,37 @@ class NotStored(Exception):
     hold live widgets); nothing was written, and the message says why."""
 
 
+#: Line magics that configure the session: a hit runs them again, as the
+#: run did (``%matplotlib inline`` also hooks figure drawing into IPython).
+CONFIG_MAGICS = frozenset({"matplotlib", "config", "load_ext", "reload_ext", "precision", "autoreload", "aimport",
+                           "xmode", "colors", "autocall", "pdb"})
+def config_magics(tree) -> list:
+    """``[name, line]`` of the configuring line magics at the cell's top level,
+    in order (only constant lines: no ``{expr}`` expansion to redo)."""
+    out = []
+    for stmt in tree.body:
+        call = stmt.value if isinstance(stmt, ast.Expr) else None
+        if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "run_line_magic"
+                and len(call.args) >= 2 and all(isinstance(a, ast.Constant) and isinstance(a.value, str)
+                                                for a in call.args[:2])
+                and call.args[0].value in CONFIG_MAGICS and "ipy_lazycache" not in call.args[1].value):
+            out.append([call.args[0].value, call.args[1].value])
+    return out
+
+
+def result_name(tree):
+    """The name the cell's last line shows, if it is a bare name."""
+    last = tree.body[-1] if tree.body else None
+    if isinstance(last, ast.Expr) and isinstance(last.value, ast.Name):
+        return last.value.id
+    return None
+
+
 class Outcome:
     """What a cell run produced, in the namespace and on screen."""
 
     def __init__(self, outputs: list, result: dict | None, result_name: str | None = None, duration: float = 0.0,
-                 value=None, effects: dict | None = None, requires: dict | None = None):
+                 value=None, effects: dict | None = None, requires: dict | None = None, files=None):
         self.outputs = outputs  # nbformat-like output dicts
         self.result = result  # the last expression's mime bundle, or None
         self.result_name = result_name  # when the last expression was a def
@@ -32,6 +59,7 @@ class Outcome:
         self.value = value  # the last expression's value, kept for Out[n] and _
         self.effects = effects or {}  # JSON-able process state the run changed (ambient.py)
         self.requires = requires or {}  # provider -> digest a hit needs (state used but not keyed)
+        self.files = files  # the paths the run wrote in its folder (a file_watch.Watch), or None
 
 
 def module_snapshot(plan: Plan, ns: dict) -> dict:

@@ -11,6 +11,7 @@ from ..hashing import Unhashable, value_hash
 from ..hashing_base import digest_chunks
 from ..reports import human_size
 from ..tripwire import is_closed_file
+from . import file_effects
 from .memo import _IMMUTABLE, Memo
 from .pickles import _encode
 from .plan import ANNOTATIONS, RESULT, Plan, changed_reads
@@ -64,6 +65,7 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
     changed = changed_reads(plan)
     if changed:
         raise NotStored(f"{', '.join(changed)} changed while the cell ran")
+    files, file_blobs = file_effects.capture(getattr(outcome, "files", None))  # refused before anything is written
     values, deleted, mutated, after = changed_names(plan, ns)
     m = _new_manifest(plan, outcome, deleted, mutated)
     m["parts"] = key_parts.parts(plan, ns, {*values, *deleted, *mutated}, getattr(outcome, "cell_id", None))
@@ -81,9 +83,11 @@ def _save(store, plan, ns, outcome, memo, signer, written, progress=None):
     blobs = _encode(values, pids, locate)
     _refuse_lost_changes(blobs, mutated)
     verify(blobs, values, ns, mutated, {n: after[n] for n in values if after.get(n)}, plan.source)
+    blobs.update(file_blobs)
     if progress is not None:
         progress.total(sum(memoryview(p).nbytes for b in blobs.values() for p in b["parts"]))
     total, unstored = _write_blobs(store, plan.key, m, blobs, signer, written, progress)
+    file_effects.link(m, files)
     values.pop(RESULT, None)  # encoded above; not a def (no hash, no name)
     values.pop(ANNOTATIONS, None)
     _describe_defs(m, values, after, unstored)

@@ -16,32 +16,31 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
+import os
 import sys
 import time
 
-from .. import ambient, auto, manage, signing, stdin_watch
+from .. import ambient, auto, file_watch, manage, signing, stdin_watch
 from ..capture import split_at_result
 from ..hashing import code_hash
 from ..manifest import CorruptEntry
 from ..outcomes import RESTORED, STORED, UNCACHED, Outcome as CellOutcome, Outcomes
+from ..platform import scans_folders
 from ..recursion import bounded
 from ..reports import human_size
 from ..stores.base import StoreUnavailable
 from ..tripwire import Tripwire
+from . import file_effects
 from .apply import apply, refused_standins
 from .memo import Memo
 from .plan import OverBudget, Uncacheable, installed_differ, plan as make_plan
 from .restore import restore
-from .run import NotStored, Outcome, changed_modules, module_snapshot, take_before
+from .run import NotStored, Outcome, changed_modules, config_magics, module_snapshot, result_name, take_before
 from .save import evict, save
 from .shell import Shell
 
 PREFIX = "lazycache:"
 
-#: Line magics that configure the session: a hit runs them again, as the
-#: run did (``%matplotlib inline`` also hooks figure drawing into IPython).
-CONFIG_MAGICS = frozenset({"matplotlib", "config", "load_ext", "reload_ext", "precision", "autoreload", "aimport",
-                           "xmode", "colors", "autocall", "pdb"})
 MAGICS = "ipython"  # the effect under which they are stored
 
 #: An entry's requirement on the version of an installed module the cell imports.
@@ -70,28 +69,6 @@ def secs(s: float) -> str:
     return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.1f} s"
 
 
-def config_magics(tree) -> list:
-    """``[name, line]`` of the configuring line magics at the cell's top level,
-    in order (only constant lines: no ``{expr}`` expansion to redo)."""
-    out = []
-    for stmt in tree.body:
-        call = stmt.value if isinstance(stmt, ast.Expr) else None
-        if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "run_line_magic"
-                and len(call.args) >= 2 and all(isinstance(a, ast.Constant) and isinstance(a.value, str)
-                                                for a in call.args[:2])
-                and call.args[0].value in CONFIG_MAGICS and "ipy_lazycache" not in call.args[1].value):
-            out.append([call.args[0].value, call.args[1].value])
-    return out
-
-
-def result_name(tree):
-    """The name the cell's last line shows, if it is a bare name."""
-    last = tree.body[-1] if tree.body else None
-    if isinstance(last, ast.Expr) and isinstance(last.value, ast.Name):
-        return last.value.id
-    return None
-
-
 class Refused(Exception):
     """Strict signing refused the entry: the cell neither restores nor runs."""
 
@@ -111,6 +88,7 @@ class Running:
         self.modules: dict = {}  # attributes of modules before the run (run.module_snapshot)
         self.environ: set | None = None  # variables notebook code read during the run (ambient.EnvironReads)
         self.stdin: list | None = None  # stdin_watch's token: whether the run read standard input
+        self.files = None  # file_watch's Watch: the paths the run writes in its folder
 
 
 class Hit:
@@ -275,6 +253,8 @@ class Sequence:
             self._say(f"{PREFIX} {names_line(refused)} could not be restored "
                       f"({restored.values[refused[0]]._lc_reason}); running the cell.", quiet=quiet)
             return None
+        if m.get("files") and not self._put_files(restored, store):
+            return None
         failed = self._redo_effects(dict(m.get("effects") or {}), ns)
         if failed:
             self._say(f"{PREFIX} could not re-apply the cell's change to {', '.join(failed)}; running the cell.",
@@ -309,6 +289,16 @@ class Sequence:
             self.shell.show_result(m["result"])  # its display, with nothing of ours put in Out or _
         return Hit()
 
+    def _put_files(self, restored, store) -> bool:
+        """Put back the files the run left in the hit's working folder (before
+        a ``%cd`` of the run is redone); False (said why) if the cell must run."""
+        try:
+            file_effects.replay(store, restored.manifest, os.getcwd(), restored.signer)
+            return True
+        except file_effects.NotReplayed as exc:
+            self._say(f"{PREFIX} {exc}; running the cell.", force=True)
+            return False
+
     def _redo_effects(self, effects, ns=None) -> list:
         """Apply the run's changes to process state again; the names that failed."""
         failed = self.ambient.apply({k: v for k, v in effects.items() if k != MAGICS}, ns)
@@ -337,23 +327,28 @@ class Sequence:
         running.modules = module_snapshot(plan, ns)
         running.environ = ambient.EnvironReads.start()  # after our own reads
         running.stdin = stdin_watch.start(self.shell.input_server())
+        running.files = file_watch.start(os.getcwd(), [getattr(local_tier(store), "root", None)], scans_folders())
         return running
+
+    @staticmethod
+    def _unwatch(running) -> bool:
+        """Stop the run's watches (environment reads, stdin, files); whether it read stdin."""
+        if running.environ is not None:
+            ambient.EnvironReads.stop(running.environ)
+        if running.files is not None:
+            file_watch.stop(running.files)
+        return running.stdin is not None and stdin_watch.stop(running.stdin)
 
     def stop(self, running):
         """Stop recording a run (also when the extension unloads mid-cell)."""
-        if running.environ is not None:
-            ambient.EnvironReads.stop(running.environ)
-        if running.stdin is not None:
-            stdin_watch.stop(running.stdin)
+        self._unwatch(running)
         if running.capture is not None:
             running.capture.__exit__(None, None, None)
 
     def end(self, running, value, failed: bool, min_time: float = auto.DEFAULT_MIN_TIME, max_size: str = ""):
         """The body ran (``failed``: it raised): store what it made."""
         self._bar = None
-        if running.environ is not None:
-            ambient.EnvironReads.stop(running.environ)
-        typed = running.stdin is not None and stdin_watch.stop(running.stdin)
+        typed = self._unwatch(running)
         duration = time.perf_counter() - running.started
         if running.capture is not None:
             running.capture.__exit__(None, None, None)
@@ -409,6 +404,7 @@ class Sequence:
         return Outcome(
             running.capture.events, result, running.result_name if value is not None else None, duration,
             value=value, effects={**effects, **({MAGICS: running.magics} if running.magics else {})},
+            files=running.files,
             requires={**self.ambient.requires(running.states, states, plan.ambient),
                       **self.ambient.environ_requires(running.environ or set(), running.states),
                       **{f"{VERSION}{name}": f"{sys.platform}:{v}" for name, v in plan.versions.items()}},
