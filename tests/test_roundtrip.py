@@ -347,3 +347,18 @@ def test_a_notebook_class_with_a_cached_property_is_stored_and_hits_after_a_rest
     expected, first, again = twice(tmp_path, cells, ["v", "w", "vars(a)", "Area.area.attrname"])
     assert first["values"] == again["values"] == expected
     assert again["runs"] == 2, "both cells hit in the new process"
+
+
+@slow
+def test_defs_whose_pickles_need_each_other_only_through_a_group_are_one_blob(tmp_path):
+    """``T``, ``Box(Generic[T])``, ``IntBox = Box[int]``: ``T`` and ``IntBox`` share an object (one group), the
+    group needs ``Box`` and ``Box`` needs ``T``; the cycle shows only once the group is pickled, and was missed,
+    so the entry was "damaged (references itself)" in every new kernel and the cell ran again."""
+    cells = ["%%lazycache\n" + RUN + "from typing import TypeVar, Generic\nT = TypeVar('T')\nclass Box(Generic[T]):\n"
+             "    def __init__(self, v: T):\n        self.v = v\nIntBox = Box[int]\nb = IntBox(3)",
+             "r = (b.v, isinstance(b, Box), IntBox.__args__ == (int,), Box.__parameters__ == (T,),\n"
+             "     IntBox.__origin__ is Box)"]
+    expected, first, again = twice(tmp_path, cells, ["r"])
+    assert expected["r"] == "(3, True, True, True, True)"
+    assert first["values"] == again["values"] == expected
+    assert again["runs"] == 1 and "damaged" not in again["cells"][0]["out"]

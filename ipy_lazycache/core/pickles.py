@@ -174,7 +174,7 @@ class _Pickles:
                 self._link(name, exc.owner)
             except Exception as exc:
                 self._kill([name], exc)
-        for _round in range(len(self.todo) + 1):
+        for _round in range(2 * len(self.todo) + 2):
             live = [n for n in self.todo if n not in self.dead]
             deps = {n: set(self.links[n]) - self.dead for n in live}
             for members, (_, used, *_) in done.items():
@@ -182,17 +182,18 @@ class _Pickles:
                     deps[n] |= {self.first.get(p[1], p[1]) for p in used if p[0] == "def"} & set(live)
             grouped = {frozenset(g) for g in _cycles(deps)}
             wanted = grouped | {frozenset([n]) for n in live if not any(n in g for g in grouped)}
-            retry = False
-            for members in wanted - set(done):
+            # A new group's pickle may need a def outside it (IntBox and T grouped, needing Box, which needs T):
+            # the deps are computed again with it, until every group wanted is pickled already.
+            new = wanted - set(done)
+            retry = bool(new)
+            for members in new:
                 try:
                     done[members] = self._dumps(sorted(members))
                 except codecs.Shared as exc:
                     self._link(min(members), exc.owner)
-                    retry = True
                     break
                 except Exception as exc:
                     self._split(members, exc, done)
-                    retry = True
                     break
             if not retry:
                 return self._bundle_small({m: done[m] for m in wanted})
