@@ -17,7 +17,7 @@ import os
 import shutil
 import stat
 
-from ..hashing_base import digest_chunks
+from ..hashing_base import UnboundedFile, digest_file
 from ..manifest import safe_relative_path
 from ..reports import human_size
 from .restore import _check
@@ -127,8 +127,10 @@ def _same(full: str, state: dict, blobs: dict) -> bool:
     blob = blobs[state["blob"]]
     if not stat.S_ISREG(st.st_mode) or st.st_size != blob["size"]:
         return False
-    with open(full, "rb") as f:
-        return digest_chunks(iter(lambda: f.read(1 << 22), b"")) == blob["digest"]
+    try:
+        return digest_file(full) == blob["digest"]
+    except UnboundedFile:  # grew while read: not the stored bytes
+        return False
 
 
 def _fetch(store, m: dict, names: list, signer) -> dict:

@@ -25,6 +25,8 @@ class NotStored(Exception):
 #: run did (``%matplotlib inline`` also hooks figure drawing into IPython).
 CONFIG_MAGICS = frozenset({"matplotlib", "config", "load_ext", "reload_ext", "precision", "autoreload", "aimport",
                            "xmode", "colors", "autocall", "pdb"})
+
+
 def config_magics(tree) -> list:
     """``[name, line]`` of the configuring line magics at the cell's top level,
     in order (only constant lines: no ``{expr}`` expansion to redo)."""
