@@ -105,14 +105,16 @@ def _target(base: str, rel: str, state: dict) -> str:
     """The path to write, once it is known to lie in ``base``: its folder,
     resolved through any link, must be ``base`` or inside it."""
     full = os.path.join(base, *rel.split("/"))
-    parent = os.path.realpath(os.path.dirname(full))
-    inside = parent == base or parent.startswith(base.rstrip(os.sep) + os.sep)
+    inside = _within(os.path.realpath(os.path.dirname(full)), base)
     if inside and state.get("dir") and os.path.islink(full):  # a folder made through a link: where it leads
-        real = os.path.realpath(full)
-        inside = real == base or real.startswith(base.rstrip(os.sep) + os.sep)
+        inside = _within(os.path.realpath(full), base)
     if not inside:
         raise NotReplayed(f"its file {rel} leads outside the working folder (through a link); nothing was written")
     return full
+
+
+def _within(path: str, base: str) -> bool:
+    return path == base or path.startswith(base.rstrip(os.sep) + os.sep)
 
 
 def _same(full: str, state: dict, blobs: dict) -> bool:
